@@ -1,0 +1,169 @@
+//! `hogsvm extract` and `hogsvm bench-hog`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use hogsvm::data::{self, Dataset};
+use hogsvm::hog::Hog;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array1, Array2};
+
+use super::options::{print_load_report, with_threads, DataArgs, HogArgs};
+
+/// Arguments of `extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Output features file (.npy, float32, shape (n, d)).
+    #[arg(long)]
+    out: PathBuf,
+    /// Output labels file (.npy, int64); default: <out stem>_labels.npy beside --out.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    #[command(flatten)]
+    hog: HogArgs,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn labels_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "features".into());
+    out.with_file_name(format!("{stem}_labels.npy"))
+}
+
+fn load(args: &DataArgs) -> anyhow::Result<Dataset> {
+    let opts = args.load_options()?;
+    let (ds, report) = data::load(&args.data, &opts)?;
+    print_load_report(&report);
+    Ok(ds)
+}
+
+/// Run `extract`.
+pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
+    let params = a.hog.params()?;
+    let hog = Hog::new(params)?;
+    let labels_out = a.labels.clone().unwrap_or_else(|| labels_path(&a.out));
+    let t0 = Instant::now();
+    let ds = load(&a.data)?;
+    let d = hog.feature_len(ds.rows, ds.cols).with_context(|| {
+        format!(
+            "{}: images of {}x{} (rows x cols)",
+            a.data.data.display(),
+            ds.rows,
+            ds.cols
+        )
+    })?;
+    let n = ds.len();
+    let t_load = t0.elapsed().as_secs_f64();
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(n as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} images {per_sec} eta {eta}")
+                .expect("static template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let t1 = Instant::now();
+    let mut feats = Array2::<f32>::zeros((n, d));
+    let per = ds.rows * ds.cols;
+    with_threads(a.threads, || -> anyhow::Result<()> {
+        const CHUNK: usize = 4096;
+        let out = feats.as_slice_mut().expect("contiguous");
+        for (ci, chunk) in out.chunks_mut(CHUNK * d).enumerate() {
+            let k = chunk.len() / d;
+            let px = &ds.pixels[ci * CHUNK * per..(ci * CHUNK + k) * per];
+            hog.compute_batch_u8_into(px, ds.rows, ds.cols, chunk)?;
+            bar.inc(k as u64);
+        }
+        Ok(())
+    })??;
+    bar.finish_and_clear();
+    let t_hog = t1.elapsed().as_secs_f64();
+    hogsvm::io::write_npy_f32(&a.out, &feats)?;
+    let labels: Array1<i64> = ds.labels.iter().map(|&l| l as i64).collect();
+    hogsvm::io::write_npy_i64(&labels_out, &labels)?;
+    let total = t0.elapsed().as_secs_f64();
+    println!(
+        "extracted {n} images ({}x{}), {d} dims, {} classes: load {:.2} s, hog {:.3} s \
+         ({:.0} images/s), total {:.2} s -> {} + {}",
+        ds.rows,
+        ds.cols,
+        ds.class_names.len(),
+        t_load,
+        t_hog,
+        n as f64 / t_hog.max(1e-9),
+        total,
+        a.out.display(),
+        labels_out.display()
+    );
+    Ok(())
+}
+
+/// Arguments of `bench-hog`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    hog: HogArgs,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Use only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+}
+
+/// Run `bench-hog`: time batch extraction, print one JSON line.
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let hog = Hog::new(a.hog.params()?)?;
+    let mut ds = load(&a.data)?;
+    if let Some(k) = a.limit {
+        let idx: Vec<usize> = (0..k.min(ds.len())).collect();
+        ds = ds.subset(&idx);
+    }
+    let repeat = a.repeat.max(1);
+    let times = with_threads(a.threads, || -> anyhow::Result<Vec<f64>> {
+        let mut out = Array2::<f32>::zeros((ds.len(), hog.feature_len(ds.rows, ds.cols)?));
+        let slice = out.as_slice_mut().expect("contiguous");
+        hog.compute_batch_u8_into(&ds.pixels, ds.rows, ds.cols, slice)?; // warm-up
+        let mut t = Vec::with_capacity(repeat);
+        for _ in 0..repeat {
+            let s = Instant::now();
+            hog.compute_batch_u8_into(&ds.pixels, ds.rows, ds.cols, slice)?;
+            t.push(s.elapsed().as_secs_f64());
+        }
+        Ok(t)
+    })??;
+    let mut sorted = times.clone();
+    sorted.sort_by(|x, y| x.total_cmp(y));
+    let median = sorted[sorted.len() / 2];
+    let n = ds.len() as f64;
+    let json = serde_json::json!({
+        "tool": "hogsvm",
+        "images": ds.len(),
+        "rows": ds.rows,
+        "cols": ds.cols,
+        "threads": a.threads.unwrap_or_else(rayon::current_num_threads),
+        "repeat": repeat,
+        "seconds_median": median,
+        "us_per_image_median": median / n * 1e6,
+        "us_per_image_min": sorted[0] / n * 1e6,
+        "images_per_s": n / median,
+    });
+    println!("{json}");
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Argument parsing and the subcommands. Each subcommand only calls the library.
+
+mod extract;
+mod hog_image;
+mod options;
+
+use clap::{Parser, Subcommand};
+
+/// HOG features that match scikit-image, fast (and, later, PCA + linear SVM vs a small CNN).
+#[derive(Debug, Parser)]
+#[command(name = "hogsvm", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Extract HOG features of a dataset to NumPy .npy files (features and labels).
+    Extract(extract::ExtractArgs),
+    /// Draw the HOG visualisation of one image (like scikit-image's visualize=True) as PNG.
+    HogImage(hog_image::HogImageArgs),
+    /// Time HOG extraction on a dataset (used by scripts/peer_hog.py); prints JSON.
+    BenchHog(extract::BenchArgs),
+}
+
+/// Parse the command line and run the subcommand.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Extract(a) => extract::run(a),
+        Command::HogImage(a) => hog_image::run(a),
+        Command::BenchHog(a) => extract::bench(a),
+    }
+}

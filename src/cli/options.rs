@@ -1,0 +1,147 @@
+//! Options shared by several subcommands.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use hogsvm::data::{LoadOptions, Split};
+use hogsvm::hog::{BlockNorm, HogParams};
+
+/// HOG parameters (defaults: scikit-image's).
+#[derive(Debug, Clone, Args)]
+pub struct HogArgs {
+    /// Orientation bins over [0, 180).
+    #[arg(long, default_value_t = 9)]
+    pub orientations: usize,
+    /// Pixels per cell, both directions (overridden by --cell-rows / --cell-cols).
+    #[arg(long, default_value_t = 8)]
+    pub cell: usize,
+    /// Pixels per cell along rows.
+    #[arg(long)]
+    pub cell_rows: Option<usize>,
+    /// Pixels per cell along columns.
+    #[arg(long)]
+    pub cell_cols: Option<usize>,
+    /// Cells per block, both directions (overridden by --block-rows / --block-cols).
+    #[arg(long, default_value_t = 3)]
+    pub block: usize,
+    /// Cells per block along rows.
+    #[arg(long)]
+    pub block_rows: Option<usize>,
+    /// Cells per block along columns.
+    #[arg(long)]
+    pub block_cols: Option<usize>,
+    /// Block normalisation: L1, L1-sqrt, L2 or L2-Hys.
+    #[arg(long, default_value = "L2-Hys")]
+    pub block_norm: String,
+    /// Square root of the image before the gradients (power-law compression).
+    #[arg(long)]
+    pub transform_sqrt: bool,
+}
+
+impl HogArgs {
+    /// The validated parameters.
+    pub fn params(&self) -> anyhow::Result<HogParams> {
+        let norm: BlockNorm = self.block_norm.parse()?;
+        let p = HogParams::default()
+            .orientations(self.orientations)
+            .cell(
+                self.cell_rows.unwrap_or(self.cell),
+                self.cell_cols.unwrap_or(self.cell),
+            )
+            .block(
+                self.block_rows.unwrap_or(self.block),
+                self.block_cols.unwrap_or(self.block),
+            )
+            .block_norm(norm)
+            .transform_sqrt(self.transform_sqrt);
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Dataset: an IDX images file, a folder of IDX files, or an image folder root/<class>/<image>.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Which split of an IDX folder to read: train or test.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Resize every image to WxH (width x height) before anything else.
+    #[arg(long, value_name = "WxH")]
+    pub resize: Option<String>,
+    /// Skip images that fail to decode (one warning line each) instead of stopping.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+impl DataArgs {
+    /// Load options from the arguments.
+    pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        let split = match self.split.to_ascii_lowercase().as_str() {
+            "train" => Split::Train,
+            "test" | "t10k" => Split::Test,
+            other => bail!("invalid --split `{other}`: expected train or test"),
+        };
+        Ok(LoadOptions {
+            resize: self.resize.as_deref().map(parse_size).transpose()?,
+            skip_invalid: self.skip_invalid,
+            split,
+        })
+    }
+}
+
+/// Parse `WxH` into `(width, height)`.
+pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("invalid size `{s}`: expected WxH, e.g. 64x64"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid width in `{s}`"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid height in `{s}`"))?;
+    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+        bail!("invalid size `{s}`: width and height must be in 1..=16384");
+    }
+    Ok((w, h))
+}
+
+/// Run `f` on a rayon pool of `threads` threads (all cores when `None`).
+pub fn with_threads<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> T + Send,
+) -> anyhow::Result<T> {
+    match threads {
+        None => Ok(f()),
+        Some(0) => bail!("invalid --threads 0: must be at least 1"),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .context("cannot start the thread pool")?;
+            Ok(pool.install(f))
+        }
+    }
+}
+
+/// Print the loader's warnings (skipped files, empty classes) to stderr.
+pub fn print_load_report(report: &hogsvm::data::LoadReport) {
+    for (p, why) in &report.skipped {
+        eprintln!("hogsvm: warning: skipped {}: {why}", p.display());
+    }
+    if !report.skipped.is_empty() {
+        eprintln!(
+            "hogsvm: warning: skipped {} file(s) that could not be decoded",
+            report.skipped.len()
+        );
+    }
+    for c in &report.empty_classes {
+        eprintln!("hogsvm: warning: class folder `{c}` holds no images");
+    }
+}

@@ -1,0 +1,191 @@
+//! Image folders: `root/<class>/<image>` (images may sit in nested folders below a class).
+//!
+//! Classes are the sub-folders of `root`, sorted by name; their index is the label. Files whose
+//! extension is not an image format are ignored; hidden files (leading `.`) too. Images are
+//! decoded by the `image` crate with decoding limits (a decompression bomb is an error, not an
+//! allocation), converted to 8-bit grayscale (ITU-R BT.709 luma, as `image` does) and optionally
+//! resized. Without a resize every image must have the first image's size.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use rayon::prelude::*;
+
+use super::{Dataset, LoadOptions, LoadReport};
+use crate::error::{Error, Result};
+
+/// Extensions treated as images (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "pgm", "ppm", "pbm", "pnm", "qoi",
+];
+
+/// Largest width or height accepted when decoding.
+pub const MAX_DIMENSION: u32 = 16_384;
+/// Largest allocation the decoder may make for one image.
+pub const MAX_ALLOC: u64 = 512 << 20;
+
+/// Whether `path` has an image extension.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| {
+            let e = e.to_ascii_lowercase();
+            IMAGE_EXTENSIONS.contains(&e.as_str())
+        })
+        .unwrap_or(false)
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .map(|n| n.to_string_lossy().starts_with('.'))
+        .unwrap_or(false)
+}
+
+/// Entries of a directory, sorted by file name; hidden entries skipped.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let p = e.path();
+        if !is_hidden(&p) {
+            v.push(p);
+        }
+    }
+    v.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(v)
+}
+
+/// All image files below `dir`, recursively, in sorted order.
+fn image_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+    if depth > 32 {
+        return Err(Error::Dataset {
+            path: dir.to_path_buf(),
+            reason: "folders nested more than 32 deep (a symlink loop?)".into(),
+        });
+    }
+    for p in sorted_entries(dir)? {
+        if p.is_dir() {
+            image_files(&p, out, depth + 1)?;
+        } else if p.is_file() && is_image_path(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Decode one image file to 8-bit grayscale, with limits, optionally resized to `(w, h)`.
+pub fn decode_gray(path: &Path, resize: Option<(u32, u32)>) -> Result<image::GrayImage> {
+    let derr = |reason: String| Error::Decode {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_DIMENSION);
+    limits.max_image_height = Some(MAX_DIMENSION);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| derr(e.to_string()))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(derr("image has zero width or height".into()));
+    }
+    let gray = img.to_luma8();
+    Ok(match resize {
+        Some((w, h)) if (w, h) != gray.dimensions() => {
+            image::imageops::resize(&gray, w, h, FilterType::Triangle)
+        }
+        _ => gray,
+    })
+}
+
+/// Load an image folder (see the module docs).
+pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
+    let mut report = LoadReport::default();
+    let mut class_names = Vec::new();
+    let mut files: Vec<(PathBuf, u32)> = Vec::new();
+    for p in sorted_entries(root)? {
+        if !p.is_dir() {
+            continue;
+        }
+        let label = class_names.len() as u32;
+        let before = files.len();
+        let mut v = Vec::new();
+        image_files(&p, &mut v, 0)?;
+        files.extend(v.into_iter().map(|f| (f, label)));
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if files.len() == before {
+            report.empty_classes.push(name.clone());
+        }
+        class_names.push(name);
+    }
+    if class_names.is_empty() {
+        return Err(Error::Dataset {
+            path: root.to_path_buf(),
+            reason: "no class folders (expected root/<class>/<image>)".into(),
+        });
+    }
+    if files.is_empty() {
+        return Err(Error::Dataset {
+            path: root.to_path_buf(),
+            reason: format!(
+                "no images found in {} class folder(s) (extensions: {})",
+                class_names.len(),
+                IMAGE_EXTENSIONS.join(", ")
+            ),
+        });
+    }
+    let decoded: Vec<Result<image::GrayImage>> = files
+        .par_iter()
+        .map(|(p, _)| decode_gray(p, opts.resize))
+        .collect();
+    let mut ds = Dataset {
+        rows: 0,
+        cols: 0,
+        pixels: Vec::new(),
+        labels: Vec::new(),
+        class_names,
+        sources: Vec::new(),
+    };
+    for ((path, label), img) in files.into_iter().zip(decoded) {
+        let img = match img {
+            Ok(i) => i,
+            Err(e) if opts.skip_invalid => {
+                report.skipped.push((path, e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (w, h) = img.dimensions();
+        if ds.sources.is_empty() {
+            ds.rows = h as usize;
+            ds.cols = w as usize;
+        } else if (h as usize, w as usize) != (ds.rows, ds.cols) {
+            return Err(Error::Dataset {
+                path,
+                reason: format!(
+                    "image is {w}x{h} (WxH) but earlier images are {}x{}; pass --resize WxH",
+                    ds.cols, ds.rows
+                ),
+            });
+        }
+        ds.pixels.extend_from_slice(img.as_raw());
+        ds.labels.push(label);
+        ds.sources.push(path.to_string_lossy().into_owned());
+    }
+    if ds.sources.is_empty() {
+        return Err(Error::Dataset {
+            path: root.to_path_buf(),
+            reason: format!(
+                "every image failed to decode ({} skipped)",
+                report.skipped.len()
+            ),
+        });
+    }
+    Ok((ds, report))
+}

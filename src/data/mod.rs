@@ -1,0 +1,312 @@
+//! Datasets: IDX files (MNIST / Fashion-MNIST layout) and image folders, loaded into one
+//! in-memory form, [`Dataset`]: same-size 8-bit grayscale images with their labels.
+//!
+//! [`load`] understands:
+//! * an IDX images file (`*-images-idx3-ubyte[.gz]`): labels are read from the file of the same
+//!   name with `labels-idx1` in place of `images-idx3`;
+//! * a folder holding `train-*` and/or `t10k-*` IDX files: the split chosen in [`LoadOptions`];
+//! * any other folder: an image folder, `root/<class>/<image>` ([`folder`]).
+//!
+//! Class names of IDX data come from a `classes.txt` beside the files (one name per line); else,
+//! when the folder's name contains "fashion", Fashion-MNIST's ten names; else the label numbers.
+
+pub mod folder;
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::hog::ImageRef;
+
+/// Fashion-MNIST's class names, in label order.
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Same-size grayscale images with labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Image rows (height).
+    pub rows: usize,
+    /// Image columns (width).
+    pub cols: usize,
+    /// All pixels, image after image (`len * rows * cols`).
+    pub pixels: Vec<u8>,
+    /// Label of each image, an index into `class_names`.
+    pub labels: Vec<u32>,
+    /// Class names, in label order.
+    pub class_names: Vec<String>,
+    /// Where each image came from (file path, or `file#index` for IDX).
+    pub sources: Vec<String>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// Pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.rows * self.cols;
+        &self.pixels[i * n..(i + 1) * n]
+    }
+    /// Image `i` as a HOG input.
+    pub fn image_ref(&self, i: usize) -> ImageRef<'_> {
+        ImageRef::gray_u8(self.image(i), self.rows, self.cols)
+            .expect("dataset images have rows * cols pixels by construction")
+    }
+    /// The images at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let mut pixels = Vec::with_capacity(indices.len() * self.rows * self.cols);
+        for &i in indices {
+            pixels.extend_from_slice(self.image(i));
+        }
+        Dataset {
+            rows: self.rows,
+            cols: self.cols,
+            pixels,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            class_names: self.class_names.clone(),
+            sources: indices.iter().map(|&i| self.sources[i].clone()).collect(),
+        }
+    }
+    /// Number of images per class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.class_names.len()];
+        for &l in &self.labels {
+            c[l as usize] += 1;
+        }
+        c
+    }
+}
+
+/// Which half of an IDX folder to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Split {
+    /// `train-*` files.
+    #[default]
+    Train,
+    /// `t10k-*` files.
+    Test,
+}
+
+impl Split {
+    fn prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+}
+
+/// How to load a dataset.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Resize every image to `(width, height)`.
+    pub resize: Option<(u32, u32)>,
+    /// Skip image files that fail to decode (each one is listed in the [`LoadReport`]).
+    pub skip_invalid: bool,
+    /// Split to read from an IDX folder.
+    pub split: Split,
+}
+
+/// What loading skipped or found odd, for the caller to report.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Files skipped with `skip_invalid`, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Class folders that held no image.
+    pub empty_classes: Vec<String>,
+}
+
+/// The IDX files of one split inside `dir`, if present (`.gz` or raw).
+pub fn idx_pair(dir: &Path, split: Split) -> Option<(PathBuf, PathBuf)> {
+    let find = |stem: String| {
+        [format!("{stem}.gz"), stem]
+            .into_iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+    };
+    let p = split.prefix();
+    Some((
+        find(format!("{p}-images-idx3-ubyte"))?,
+        find(format!("{p}-labels-idx1-ubyte"))?,
+    ))
+}
+
+/// Whether `dir` holds IDX files for both the train and the test split.
+pub fn is_standard_split(dir: &Path) -> bool {
+    idx_pair(dir, Split::Train).is_some() && idx_pair(dir, Split::Test).is_some()
+}
+
+/// Load a dataset from a file or folder (see the module docs).
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
+    if path.is_dir() {
+        if let Some((images, labels)) = idx_pair(path, opts.split) {
+            return Ok((load_idx(&images, &labels, opts)?, LoadReport::default()));
+        }
+        let other = match opts.split {
+            Split::Train => Split::Test,
+            Split::Test => Split::Train,
+        };
+        if idx_pair(path, other).is_some() {
+            return Err(Error::Dataset {
+                path: path.to_path_buf(),
+                reason: format!("holds no {}-* IDX files", opts.split.prefix()),
+            });
+        }
+        return folder::load_folder(path, opts);
+    }
+    if path.is_file() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.contains("images-idx3") {
+            return Err(Error::Dataset {
+                path: path.to_path_buf(),
+                reason: "a file dataset must be an IDX images file (*-images-idx3-ubyte[.gz]); \
+                         for images pass their folder"
+                    .into(),
+            });
+        }
+        let labels = path.with_file_name(name.replace("images-idx3", "labels-idx1"));
+        if !labels.is_file() {
+            return Err(Error::Dataset {
+                path: path.to_path_buf(),
+                reason: format!("labels file {} not found beside it", labels.display()),
+            });
+        }
+        return Ok((load_idx(path, &labels, opts)?, LoadReport::default()));
+    }
+    Err(Error::io(
+        path,
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+    ))
+}
+
+/// Load an IDX images file and its labels file.
+pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let im = idx::read_idx(images)?;
+    let lb = idx::read_idx(labels)?;
+    if im.dims.len() != 3 {
+        return Err(Error::invalid_file(
+            images,
+            format!(
+                "IDX images must have 3 dimensions (n, rows, cols), got {:?}",
+                im.dims
+            ),
+        ));
+    }
+    if lb.dims.len() != 1 {
+        return Err(Error::invalid_file(
+            labels,
+            format!("IDX labels must have 1 dimension, got {:?}", lb.dims),
+        ));
+    }
+    let (n, rows, cols) = (im.dims[0], im.dims[1], im.dims[2]);
+    if lb.dims[0] != n {
+        return Err(Error::Dataset {
+            path: labels.to_path_buf(),
+            reason: format!(
+                "{} labels for {n} images in {}",
+                lb.dims[0],
+                images.display()
+            ),
+        });
+    }
+    if n == 0 || rows == 0 || cols == 0 {
+        return Err(Error::Dataset {
+            path: images.to_path_buf(),
+            reason: format!("empty IDX images file ({n} x {rows} x {cols})"),
+        });
+    }
+    let labels_u32: Vec<u32> = lb.data.iter().map(|&l| l as u32).collect();
+    let max_label = labels_u32.iter().copied().max().unwrap_or(0) as usize;
+    let dir = images.parent().unwrap_or(Path::new("."));
+    let class_names = class_names_for(dir, max_label + 1)?;
+    if class_names.len() <= max_label {
+        return Err(Error::Dataset {
+            path: labels.to_path_buf(),
+            reason: format!(
+                "label {max_label} has no name: classes.txt lists {} classes",
+                class_names.len()
+            ),
+        });
+    }
+    let stem = images
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sources = (0..n).map(|i| format!("{stem}#{i}")).collect();
+    let mut ds = Dataset {
+        rows,
+        cols,
+        pixels: im.data,
+        labels: labels_u32,
+        class_names,
+        sources,
+    };
+    if let Some((w, h)) = opts.resize {
+        if (w as usize, h as usize) != (cols, rows) {
+            ds = resize_all(&ds, w, h);
+        }
+    }
+    Ok(ds)
+}
+
+fn resize_all(ds: &Dataset, w: u32, h: u32) -> Dataset {
+    use rayon::prelude::*;
+    let resized: Vec<Vec<u8>> = (0..ds.len())
+        .into_par_iter()
+        .map(|i| {
+            let img = image::GrayImage::from_raw(ds.cols as u32, ds.rows as u32, ds.image(i).to_vec())
+                .expect("size checked");
+            image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle).into_raw()
+        })
+        .collect();
+    Dataset {
+        rows: h as usize,
+        cols: w as usize,
+        pixels: resized.concat(),
+        labels: ds.labels.clone(),
+        class_names: ds.class_names.clone(),
+        sources: ds.sources.clone(),
+    }
+}
+
+fn class_names_for(dir: &Path, n_classes: usize) -> Result<Vec<String>> {
+    let f = dir.join("classes.txt");
+    if f.is_file() {
+        let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+        return Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect());
+    }
+    let is_fashion = dir
+        .canonicalize()
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase().contains("fashion"))
+        .unwrap_or(false);
+    if is_fashion && n_classes <= 10 {
+        return Ok(FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect());
+    }
+    Ok((0..n_classes).map(|i| i.to_string()).collect())
+}

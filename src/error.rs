@@ -1,0 +1,116 @@
+//! The one error type of the library.
+//!
+//! Every variant says *what* went wrong and *where* (file, index, parameter name), and, where it
+//! applies, what was expected and what was found. The binary prints an error's `Display` as one
+//! line and exits with code 2.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in hogsvm.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A hyper-parameter is out of its valid range.
+    #[error("invalid parameter `{name}`: {reason} (got {got})")]
+    InvalidParameter {
+        /// Parameter name as the user writes it.
+        name: &'static str,
+        /// What the valid range is.
+        reason: String,
+        /// The value that was given.
+        got: String,
+    },
+
+    /// The image is too small for a single HOG block.
+    #[error(
+        "image of {rows}x{cols} (rows x cols) is too small for one HOG block: \
+         needs at least {min_rows}x{min_cols}"
+    )]
+    ImageTooSmall {
+        /// Image rows.
+        rows: usize,
+        /// Image columns.
+        cols: usize,
+        /// Minimum rows for one block.
+        min_rows: usize,
+        /// Minimum columns for one block.
+        min_cols: usize,
+    },
+
+    /// A buffer does not have the length its declared shape needs.
+    #[error("{what}: expected {expected} values, got {got}")]
+    ShapeMismatch {
+        /// What was being checked.
+        what: String,
+        /// Expected length or shape, in words.
+        expected: String,
+        /// Actual length or shape, in words.
+        got: String,
+    },
+
+    /// An I/O error on a named file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file exists but its content is not what it should be.
+    #[error("{}: {reason}", path.display())]
+    InvalidFile {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An image file could not be decoded.
+    #[error("{}: cannot decode image: {reason}", path.display())]
+    Decode {
+        /// The file involved.
+        path: PathBuf,
+        /// The decoder's message.
+        reason: String,
+    },
+
+    /// A dataset is unusable as a whole (no images, one size mismatch, ...).
+    #[error("{}: {reason}", path.display())]
+    Dataset {
+        /// The dataset root or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wrap an `std::io::Error` with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidParameter`].
+    pub fn param(name: &'static str, reason: impl Into<String>, got: impl ToString) -> Self {
+        Error::InvalidParameter {
+            name,
+            reason: reason.into(),
+            got: got.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidFile`].
+    pub fn invalid_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::InvalidFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

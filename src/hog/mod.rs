@@ -1,0 +1,607 @@
+//! Histogram of Oriented Gradients, numerically the same as scikit-image's
+//! `skimage.feature.hog` (0.26), and fast.
+//!
+//! Why not `imageproc::hog`: it interpolates votes between bins, uses another normalisation and
+//! another output order, so its numbers are not the reference that most published HOG + SVM
+//! results use. This module reproduces scikit-image exactly (see `shared/reference` notes and the
+//! golden tests in `tests/hog_parity.rs`):
+//!
+//! * gradients are centred differences without the 1/2 factor, zero on the border rows/columns;
+//! * unsigned orientation in [0, 180), hard assignment to `[edge[i], edge[i+1])` ([`bins`]);
+//! * cell value = sum of magnitudes in the bin / cell area; partial cells are dropped;
+//! * blocks slide one cell at a time; L1, L1-sqrt, L2, L2-Hys with `eps = 1e-5`;
+//! * output order (block row, block col, cell row, cell col, orientation);
+//! * several channels: per pixel, the channel with the largest gradient magnitude (first wins).
+//!
+//! Speed: for `u8` input without the square-root transform the bin of every possible integer
+//! gradient comes from a 511 x 511 table ([`bins::BinTable`]) and the magnitude from an `f32`
+//! square root of an exact integer, so there is no `atan2` and no allocation per pixel; buffers
+//! live in a reusable [`HogWorkspace`]. Batches run images in parallel with rayon, one workspace
+//! per worker; every image is computed independently, so the output is bit-identical for any
+//! thread count.
+//!
+//! ```
+//! use hogsvm::hog::{Hog, HogParams, ImageRef};
+//! let img = vec![0u8; 28 * 28];
+//! let hog = Hog::new(HogParams::default().cell(4, 4).block(2, 2))?;
+//! let v = hog.compute(ImageRef::gray_u8(&img, 28, 28)?)?;
+//! assert_eq!(v.len(), 1296);
+//! # Ok::<(), hogsvm::Error>(())
+//! ```
+
+pub mod bins;
+pub mod naive;
+mod params;
+pub mod visualize;
+
+use std::sync::Arc;
+
+use ndarray::Array2;
+use rayon::prelude::*;
+
+pub use params::{BlockNorm, HogLayout, HogParams, MAX_ORIENTATIONS};
+
+use crate::error::{Error, Result};
+use bins::{BinTable, FloatBinner};
+
+/// Pixels of an image, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    /// 8-bit values, used as 0..255 (not rescaled), as scikit-image does.
+    U8(&'a [u8]),
+    /// 32-bit float values.
+    F32(&'a [f32]),
+}
+
+/// A borrowed image: row-major, channels interleaved (`rows x cols x channels`).
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRef<'a> {
+    pixels: Pixels<'a>,
+    rows: usize,
+    cols: usize,
+    channels: usize,
+}
+
+impl<'a> ImageRef<'a> {
+    /// A view over `pixels` of shape `rows x cols x channels`; checks the length.
+    pub fn new(pixels: Pixels<'a>, rows: usize, cols: usize, channels: usize) -> Result<Self> {
+        let len = match pixels {
+            Pixels::U8(p) => p.len(),
+            Pixels::F32(p) => p.len(),
+        };
+        if channels == 0 {
+            return Err(Error::param("channels", "must be at least 1", 0));
+        }
+        let want = rows.checked_mul(cols).and_then(|v| v.checked_mul(channels));
+        if want != Some(len) {
+            return Err(Error::ShapeMismatch {
+                what: "image buffer".into(),
+                expected: format!("{rows}x{cols}x{channels}"),
+                got: format!("{len} values"),
+            });
+        }
+        Ok(ImageRef {
+            pixels,
+            rows,
+            cols,
+            channels,
+        })
+    }
+    /// Grayscale `u8`, row-major.
+    pub fn gray_u8(p: &'a [u8], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(Pixels::U8(p), rows, cols, 1)
+    }
+    /// Grayscale `f32`, row-major.
+    pub fn gray_f32(p: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(Pixels::F32(p), rows, cols, 1)
+    }
+    /// RGB `u8`, interleaved (like scikit-image's `channel_axis=-1`).
+    pub fn rgb_u8(p: &'a [u8], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(Pixels::U8(p), rows, cols, 3)
+    }
+    /// RGB `f32`, interleaved.
+    pub fn rgb_f32(p: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(Pixels::F32(p), rows, cols, 3)
+    }
+    /// Rows (height).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Columns (width).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Channels per pixel.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+}
+
+/// Reusable per-thread buffers, so that computing many images allocates nothing per image.
+#[derive(Debug, Default, Clone)]
+pub struct HogWorkspace {
+    /// Cell histograms, `(n_cells_row * n_cells_col) x (orientations + 1)`; the extra slot per
+    /// cell receives pixels that fall in no bin.
+    hist: Vec<f32>,
+    /// Per-row scratch: histogram slot of each pixel.
+    slots: Vec<u32>,
+    /// Per-row scratch: gradient magnitude of each pixel.
+    mags: Vec<f32>,
+    /// Float path: the image converted to f64 (after the optional square root).
+    fimg: Vec<f64>,
+    /// Histogram offset of each column's cell (fast path).
+    col_base: Vec<u32>,
+    /// Per-row scratch: bin-table index of each pixel (fast path).
+    gidx: Vec<u32>,
+    /// Per-row scratch: column gradient of each pixel (fast path).
+    gcol: Vec<i32>,
+}
+
+impl HogWorkspace {
+    /// An empty workspace; it grows to the sizes it meets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// A validated HOG extractor. Cheap to clone; construct once and reuse.
+#[derive(Debug, Clone)]
+pub struct Hog {
+    params: HogParams,
+    table: Arc<BinTable>,
+    binner: FloatBinner,
+}
+
+impl Hog {
+    /// Validate `params` and prepare the lookup tables.
+    pub fn new(params: HogParams) -> Result<Self> {
+        params.validate()?;
+        Ok(Hog {
+            params,
+            table: BinTable::get(params.orientations),
+            binner: FloatBinner::new(params.orientations),
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &HogParams {
+        &self.params
+    }
+
+    /// Layout (cells, blocks, length) for an image size.
+    pub fn layout(&self, rows: usize, cols: usize) -> Result<HogLayout> {
+        self.params.layout(rows, cols)
+    }
+
+    /// Feature length for an image size.
+    pub fn feature_len(&self, rows: usize, cols: usize) -> Result<usize> {
+        self.params.feature_len(rows, cols)
+    }
+
+    /// HOG of one image as a new vector.
+    pub fn compute(&self, img: ImageRef<'_>) -> Result<Vec<f32>> {
+        let layout = self.layout(img.rows, img.cols)?;
+        let mut out = vec![0f32; layout.len];
+        self.compute_into(img, &mut HogWorkspace::new(), &mut out)?;
+        Ok(out)
+    }
+
+    /// HOG of one image into `out` (length [`Hog::feature_len`]), reusing `ws`.
+    pub fn compute_into(
+        &self,
+        img: ImageRef<'_>,
+        ws: &mut HogWorkspace,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let layout = self.layout(img.rows, img.cols)?;
+        if out.len() != layout.len {
+            return Err(Error::ShapeMismatch {
+                what: "HOG output buffer".into(),
+                expected: layout.len.to_string(),
+                got: out.len().to_string(),
+            });
+        }
+        self.cell_histograms_into(img, &layout, ws);
+        self.normalise_blocks(&layout, &ws.hist, out);
+        Ok(())
+    }
+
+    /// Un-normalised cell histograms, `n_cells_row x n_cells_col x orientations` (what
+    /// scikit-image draws with `visualize=True`).
+    pub fn cell_histograms(&self, img: ImageRef<'_>) -> Result<(HogLayout, Vec<f32>)> {
+        let layout = self.layout(img.rows, img.cols)?;
+        let mut ws = HogWorkspace::new();
+        self.cell_histograms_into(img, &layout, &mut ws);
+        let n = self.params.orientations;
+        let cells = layout.n_cells_row * layout.n_cells_col;
+        let mut h = Vec::with_capacity(cells * n);
+        for c in 0..cells {
+            h.extend_from_slice(&ws.hist[c * (n + 1)..c * (n + 1) + n]);
+        }
+        Ok((layout, h))
+    }
+
+    /// HOG of a batch of same-size images, one row per image, computed in parallel on the
+    /// current rayon pool. The result does not depend on the number of threads.
+    pub fn compute_batch(&self, images: &[ImageRef<'_>]) -> Result<Array2<f32>> {
+        let (rows, cols) = match images.first() {
+            Some(i) => (i.rows, i.cols),
+            None => return Err(Error::param("images", "batch is empty", 0)),
+        };
+        for (idx, im) in images.iter().enumerate() {
+            if (im.rows, im.cols) != (rows, cols) {
+                return Err(Error::ShapeMismatch {
+                    what: format!("image {idx} of the batch"),
+                    expected: format!("{rows}x{cols} like image 0"),
+                    got: format!("{}x{}", im.rows, im.cols),
+                });
+            }
+        }
+        self.batch_with(images.len(), rows, cols, |i| images[i])
+    }
+
+    /// HOG of `n` grayscale `u8` images stored back to back (`n x rows x cols`).
+    pub fn compute_batch_u8(&self, pixels: &[u8], rows: usize, cols: usize) -> Result<Array2<f32>> {
+        let per = rows.checked_mul(cols).unwrap_or(0);
+        if per == 0 || pixels.len() % per != 0 {
+            return Err(Error::ShapeMismatch {
+                what: "batch buffer".into(),
+                expected: format!("a multiple of {rows}x{cols}"),
+                got: format!("{} values", pixels.len()),
+            });
+        }
+        let n = pixels.len() / per;
+        self.batch_with(n, rows, cols, |i| ImageRef {
+            pixels: Pixels::U8(&pixels[i * per..(i + 1) * per]),
+            rows,
+            cols,
+            channels: 1,
+        })
+    }
+
+    /// Like [`Hog::compute_batch_u8`], into `out` (`n x feature_len`, row-major), so that a
+    /// caller can process a large dataset in chunks (e.g. to drive a progress bar).
+    pub fn compute_batch_u8_into(
+        &self,
+        pixels: &[u8],
+        rows: usize,
+        cols: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let layout = self.layout(rows, cols)?;
+        let per = rows * cols;
+        let n = pixels.len() / per;
+        if pixels.len() != n * per || out.len() != n * layout.len {
+            return Err(Error::ShapeMismatch {
+                what: "batch buffers".into(),
+                expected: format!(
+                    "{n} images of {rows}x{cols} and {} output values",
+                    n * layout.len
+                ),
+                got: format!("{} pixels, {} output values", pixels.len(), out.len()),
+            });
+        }
+        self.batch_into(&layout, out, |i| ImageRef {
+            pixels: Pixels::U8(&pixels[i * per..(i + 1) * per]),
+            rows,
+            cols,
+            channels: 1,
+        });
+        Ok(())
+    }
+
+    fn batch_with<'a, F>(&self, n: usize, rows: usize, cols: usize, get: F) -> Result<Array2<f32>>
+    where
+        F: Fn(usize) -> ImageRef<'a> + Sync,
+    {
+        let layout = self.layout(rows, cols)?;
+        let mut out = Array2::<f32>::zeros((n, layout.len));
+        let flat = out
+            .as_slice_mut()
+            .expect("a freshly allocated Array2 is contiguous");
+        self.batch_into(&layout, flat, get);
+        Ok(out)
+    }
+
+    /// Parallel core of the batch functions: image `i` goes to `out[i * len..(i + 1) * len]`.
+    fn batch_into<'a, F>(&self, layout: &HogLayout, out: &mut [f32], get: F)
+    where
+        F: Fn(usize) -> ImageRef<'a> + Sync,
+    {
+        if out.is_empty() {
+            return;
+        }
+        out.par_chunks_mut(layout.len)
+            .enumerate()
+            .for_each_init(HogWorkspace::new, |ws, (i, row)| {
+                self.cell_histograms_into(get(i), layout, ws);
+                self.normalise_blocks(layout, &ws.hist, row);
+            });
+    }
+
+    /// Fill `ws.hist` with the cell histograms (already divided by the cell area).
+    fn cell_histograms_into(&self, img: ImageRef<'_>, layout: &HogLayout, ws: &mut HogWorkspace) {
+        let n = self.params.orientations;
+        let cells = layout.n_cells_row * layout.n_cells_col;
+        ws.hist.clear();
+        ws.hist.resize(cells * (n + 1), 0.0);
+        let used_cols = layout.n_cells_col * self.params.cell_cols;
+        ws.slots.resize(used_cols, 0);
+        ws.mags.resize(used_cols, 0.0);
+        ws.gidx.resize(used_cols, 0);
+        ws.gcol.resize(used_cols, 0);
+        match img.pixels {
+            Pixels::U8(p) if !self.params.transform_sqrt && img.channels == 1 => {
+                self.hist_gray_u8(p, img.rows, img.cols, layout, ws)
+            }
+            Pixels::U8(p) if !self.params.transform_sqrt => self.hist_multi_u8(p, img, layout, ws),
+            Pixels::U8(p) => {
+                // scikit-image: u8 -> float64, then sqrt.
+                ws.fimg.clear();
+                ws.fimg.extend(p.iter().map(|&v| (v as f64).sqrt()));
+                self.hist_float(img, layout, ws)
+            }
+            Pixels::F32(p) => {
+                ws.fimg.clear();
+                if self.params.transform_sqrt {
+                    // float32 stays float32 in scikit-image: sqrt in f32.
+                    ws.fimg.extend(p.iter().map(|&v| v.sqrt() as f64));
+                } else {
+                    ws.fimg.extend(p.iter().map(|&v| v as f64));
+                }
+                self.hist_float(img, layout, ws)
+            }
+        }
+        let area = (self.params.cell_rows * self.params.cell_cols) as f32;
+        for v in ws.hist.iter_mut() {
+            *v /= area;
+        }
+    }
+
+    /// Add one row of (slot, magnitude) pairs into the histograms.
+    #[inline]
+    fn accumulate_row(hist: &mut [f32], slots: &[u32], mags: &[f32]) {
+        for (&s, &m) in slots.iter().zip(mags) {
+            hist[s as usize] += m;
+        }
+    }
+
+    /// Fast path: grayscale u8, integer gradients, table bins.
+    fn hist_gray_u8(
+        &self,
+        p: &[u8],
+        rows: usize,
+        cols: usize,
+        layout: &HogLayout,
+        ws: &mut HogWorkspace,
+    ) {
+        let n = self.params.orientations;
+        let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
+        let used_rows = layout.n_cells_row * cr;
+        let used_cols = layout.n_cells_col * cc;
+        let table = self.table.as_slice();
+        let stride = n + 1;
+        // Histogram offset of each column's cell within a cell row: no division per pixel.
+        ws.col_base.clear();
+        ws.col_base
+            .extend((0..used_cols).map(|c| ((c / cc) * stride) as u32));
+        for r in 0..used_rows {
+            let row = &p[r * cols..(r + 1) * cols];
+            // Border rows have no row gradient: compare a row with itself.
+            let (above, below) = if r > 0 && r + 1 < rows {
+                (&p[(r - 1) * cols..r * cols], &p[(r + 1) * cols..(r + 2) * cols])
+            } else {
+                (row, row)
+            };
+            let row_base = ((r / cr) * layout.n_cells_col * stride) as u32;
+            let slots = &mut ws.slots[..used_cols];
+            let mags = &mut ws.mags[..used_cols];
+            let gidx = &mut ws.gidx[..used_cols];
+            // Pass 1 (vectorises): gradients, magnitudes and table indices. Border columns
+            // have no column gradient.
+            let gcs = &mut ws.gcol[..used_cols];
+            let inner_end = used_cols.min(cols - 1);
+            gcs.fill(0);
+            if inner_end > 1 {
+                for ((g, &a), &b) in gcs[1..inner_end]
+                    .iter_mut()
+                    .zip(&row[2..inner_end + 1])
+                    .zip(&row[..inner_end - 1])
+                {
+                    *g = a as i32 - b as i32;
+                }
+            }
+            for ((((m, gi), &gc), &a), &b) in mags
+                .iter_mut()
+                .zip(gidx.iter_mut())
+                .zip(gcs.iter())
+                .zip(&below[..used_cols])
+                .zip(&above[..used_cols])
+            {
+                let gr = a as i32 - b as i32;
+                *m = ((gr * gr + gc * gc) as f32).sqrt();
+                *gi = ((gr + 255) * bins::TABLE_SIDE as i32 + (gc + 255)) as u32;
+            }
+            // Pass 2: table look-ups (|gr|, |gc| <= 255, so every index is in the table).
+            let col_base = &ws.col_base[..used_cols];
+            for c in 0..used_cols {
+                slots[c] = row_base + col_base[c] + table[gidx[c] as usize] as u32;
+            }
+            Self::accumulate_row(&mut ws.hist, slots, mags);
+        }
+    }
+
+    /// Several u8 channels: integer gradients, the channel with the largest magnitude wins.
+    fn hist_multi_u8(
+        &self,
+        p: &[u8],
+        img: ImageRef<'_>,
+        layout: &HogLayout,
+        ws: &mut HogWorkspace,
+    ) {
+        let n = self.params.orientations;
+        let (rows, cols, ch) = (img.rows, img.cols, img.channels);
+        let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
+        let used_rows = layout.n_cells_row * cr;
+        let used_cols = layout.n_cells_col * cc;
+        let stride = n + 1;
+        let px = |r: usize, c: usize, k: usize| p[(r * cols + c) * ch + k] as i32;
+        for r in 0..used_rows {
+            let cell_base = (r / cr) * layout.n_cells_col;
+            let vertical = r > 0 && r + 1 < rows;
+            for c in 0..used_cols {
+                let horizontal = c > 0 && c + 1 < cols;
+                let (mut best_gr, mut best_gc, mut best_m2) = (0i32, 0i32, -1i32);
+                for k in 0..ch {
+                    let gr = if vertical {
+                        px(r + 1, c, k) - px(r - 1, c, k)
+                    } else {
+                        0
+                    };
+                    let gc = if horizontal {
+                        px(r, c + 1, k) - px(r, c - 1, k)
+                    } else {
+                        0
+                    };
+                    let m2 = gr * gr + gc * gc;
+                    if m2 > best_m2 {
+                        (best_gr, best_gc, best_m2) = (gr, gc, m2);
+                    }
+                }
+                let bin = self.table.bin(best_gr, best_gc);
+                ws.slots[c] = ((cell_base + c / cc) * stride + bin) as u32;
+                ws.mags[c] = (best_m2 as f32).sqrt();
+            }
+            Self::accumulate_row(&mut ws.hist, &ws.slots[..used_cols], &ws.mags[..used_cols]);
+        }
+    }
+
+    /// Float path (f32 input, or any input with the square-root transform): gradients in f64
+    /// from `ws.fimg`, compare-based bins.
+    fn hist_float(&self, img: ImageRef<'_>, layout: &HogLayout, ws: &mut HogWorkspace) {
+        let n = self.params.orientations;
+        let (rows, cols, ch) = (img.rows, img.cols, img.channels);
+        let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
+        let used_rows = layout.n_cells_row * cr;
+        let used_cols = layout.n_cells_col * cc;
+        let stride = n + 1;
+        // Gradients are differences in the input's precision: f32 inputs subtract in f32.
+        let f32_input = matches!(img.pixels, Pixels::F32(_));
+        let f = &ws.fimg;
+        let diff = |a: f64, b: f64| -> f64 {
+            if f32_input {
+                (a as f32 - b as f32) as f64
+            } else {
+                a - b
+            }
+        };
+        let px = |r: usize, c: usize, k: usize| f[(r * cols + c) * ch + k];
+        for r in 0..used_rows {
+            let cell_base = (r / cr) * layout.n_cells_col;
+            let vertical = r > 0 && r + 1 < rows;
+            for c in 0..used_cols {
+                let horizontal = c > 0 && c + 1 < cols;
+                let (mut best_gr, mut best_gc, mut best_m) = (0f64, 0f64, f64::NEG_INFINITY);
+                for k in 0..ch {
+                    let gr = if vertical {
+                        diff(px(r + 1, c, k), px(r - 1, c, k))
+                    } else {
+                        0.0
+                    };
+                    let gc = if horizontal {
+                        diff(px(r, c + 1, k), px(r, c - 1, k))
+                    } else {
+                        0.0
+                    };
+                    let m = if ch == 1 {
+                        0.0
+                    } else if f32_input {
+                        (gr as f32).hypot(gc as f32) as f64
+                    } else {
+                        gr.hypot(gc)
+                    };
+                    if m > best_m {
+                        (best_gr, best_gc, best_m) = (gr, gc, m);
+                    }
+                }
+                let bin = self.binner.bin(best_gr, best_gc);
+                ws.slots[c] = ((cell_base + c / cc) * stride + bin) as u32;
+                ws.mags[c] = best_gr.hypot(best_gc) as f32;
+            }
+            Self::accumulate_row(&mut ws.hist, &ws.slots[..used_cols], &ws.mags[..used_cols]);
+        }
+    }
+
+    /// Normalise every block of `hist` into `out`, in scikit-image's output order.
+    fn normalise_blocks(&self, layout: &HogLayout, hist: &[f32], out: &mut [f32]) {
+        let n = self.params.orientations;
+        let (br, bc) = (self.params.block_rows, self.params.block_cols);
+        let block_len = br * bc * n;
+        let stride = n + 1;
+        let mut o = 0;
+        for r in 0..layout.n_blocks_row {
+            for c in 0..layout.n_blocks_col {
+                let block = &mut out[o..o + block_len];
+                let mut k = 0;
+                for i in 0..br {
+                    let first = (r + i) * layout.n_cells_col + c;
+                    for j in 0..bc {
+                        let cell = (first + j) * stride;
+                        block[k..k + n].copy_from_slice(&hist[cell..cell + n]);
+                        k += n;
+                    }
+                }
+                normalise(block, self.params.block_norm);
+                o += block_len;
+            }
+        }
+    }
+}
+
+/// scikit-image's block normalisation, in place, `eps = 1e-5`.
+///
+/// Sums use eight independent lanes so that they vectorise; scaling multiplies by the
+/// reciprocal. Both change only the last bits of an `f32` compared with a sequential sum and
+/// a division (scikit-image itself works in `f64`; the golden tests bound the difference).
+pub(crate) fn normalise(block: &mut [f32], norm: BlockNorm) {
+    const EPS: f32 = 1e-5;
+    match norm {
+        BlockNorm::L1 => {
+            let s = 1.0 / (lane_sum(block, |v| v.abs()) + EPS);
+            block.iter_mut().for_each(|v| *v *= s);
+        }
+        BlockNorm::L1Sqrt => {
+            let s = 1.0 / (lane_sum(block, |v| v.abs()) + EPS);
+            block.iter_mut().for_each(|v| *v = (*v * s).sqrt());
+        }
+        BlockNorm::L2 => l2(block, EPS),
+        BlockNorm::L2Hys => {
+            let s = 1.0 / (lane_sum(block, |v| v * v) + EPS * EPS).sqrt();
+            block.iter_mut().for_each(|v| *v = (*v * s).min(0.2));
+            l2(block, EPS);
+        }
+    }
+}
+
+/// Sum of `f(v)` over `v`, accumulated in eight lanes.
+#[inline]
+fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = v.chunks_exact(8);
+    for ch in &mut chunks {
+        for k in 0..8 {
+            acc[k] += f(ch[k]);
+        }
+    }
+    let mut s = 0f32;
+    for &x in chunks.remainder() {
+        s += f(x);
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+}
+
+#[inline]
+fn l2(block: &mut [f32], eps: f32) {
+    let s = 1.0 / (lane_sum(block, |v| v * v) + eps * eps).sqrt();
+    block.iter_mut().for_each(|v| *v *= s);
+}

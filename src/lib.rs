@@ -1,0 +1,27 @@
+//! # hogsvm
+//!
+//! Classical image classification done carefully — HOG features that give scikit-image's
+//! numbers, fast — and, in later stages, PCA, a linear SVM and a small CNN to compare against.
+//!
+//! Data flows one way through the stages:
+//! [`data`] (IDX files, image folders) → [`hog`] (features) → [`io`] (`.npy` out).
+//!
+//! ```
+//! use hogsvm::data::{load, LoadOptions};
+//! use hogsvm::hog::{Hog, HogParams};
+//!
+//! let (train, _report) = load("fixtures/fashion-mnist".as_ref(), &LoadOptions::default())?;
+//! let hog = Hog::new(HogParams::default().cell(4, 4).block(2, 2))?;
+//! let features = hog.compute_batch_u8(&train.pixels, train.rows, train.cols)?;
+//! assert_eq!(features.nrows(), train.len());
+//! assert_eq!(features.ncols(), 1296);
+//! # Ok::<(), hogsvm::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod data;
+pub mod error;
+pub mod hog;
+pub mod io;
+
+pub use error::{Error, Result};
