@@ -61,7 +61,9 @@ pub fn parse(path: &Path, mut r: impl Read) -> Result<IdxArray> {
     }
     let ndim = magic[3] as usize;
     if ndim == 0 || ndim > 4 {
-        return Err(bad(format!("IDX file declares {ndim} dimensions, expected 1 to 4")));
+        return Err(bad(format!(
+            "IDX file declares {ndim} dimensions, expected 1 to 4"
+        )));
     }
     let mut dims = Vec::with_capacity(ndim);
     for i in 0..ndim {
@@ -151,8 +153,13 @@ mod tests {
     fn header_larger_than_data_is_an_error() {
         let mut b = bytes(&[3, 2, 2], &[0; 12]);
         b.truncate(b.len() - 1);
-        let e = parse(Path::new("imgs.idx"), &b[..]).unwrap_err().to_string();
-        assert!(e.contains("imgs.idx") && e.contains("holds only 11 bytes"), "{e}");
+        let e = parse(Path::new("imgs.idx"), &b[..])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("imgs.idx") && e.contains("holds only 11 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

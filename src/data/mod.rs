@@ -273,8 +273,9 @@ fn resize_all(ds: &Dataset, w: u32, h: u32) -> Dataset {
     let resized: Vec<Vec<u8>> = (0..ds.len())
         .into_par_iter()
         .map(|i| {
-            let img = image::GrayImage::from_raw(ds.cols as u32, ds.rows as u32, ds.image(i).to_vec())
-                .expect("size checked");
+            let img =
+                image::GrayImage::from_raw(ds.cols as u32, ds.rows as u32, ds.image(i).to_vec())
+                    .expect("size checked");
             image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle).into_raw()
         })
         .collect();
@@ -306,7 +307,10 @@ fn class_names_for(dir: &Path, n_classes: usize) -> Result<Vec<String>> {
         .map(|n| n.to_string_lossy().to_ascii_lowercase().contains("fashion"))
         .unwrap_or(false);
     if is_fashion && n_classes <= 10 {
-        return Ok(FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect());
+        return Ok(FASHION_MNIST_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect());
     }
     Ok((0..n_classes).map(|i| i.to_string()).collect())
 }

@@ -147,7 +147,11 @@ impl FloatBinner {
     pub(crate) fn bin(&self, g_row: f64, g_col: f64) -> usize {
         if g_row == 0.0 {
             // theta is +0 for any g_col (atan2 of a signed zero is 0 or +-pi; both map to 0).
-            return if g_col.is_nan() { self.exact(g_row, g_col) } else { 0 };
+            return if g_col.is_nan() {
+                self.exact(g_row, g_col)
+            } else {
+                0
+            };
         }
         if g_col == 0.0 {
             return if g_row > 0.0 {
@@ -241,15 +245,12 @@ mod tests {
         use proptest::prelude::*;
         let mut runner = proptest::test_runner::TestRunner::deterministic();
         runner
-            .run(
-                &(1usize..40, -1e3f64..1e3, -1e3f64..1e3),
-                |(n, gr, gc)| {
-                    let fb = FloatBinner::new(n);
-                    let e = edges(n);
-                    prop_assert_eq!(fb.bin(gr, gc), bin_of_theta(skimage_theta(gr, gc), &e));
-                    Ok(())
-                },
-            )
+            .run(&(1usize..40, -1e3f64..1e3, -1e3f64..1e3), |(n, gr, gc)| {
+                let fb = FloatBinner::new(n);
+                let e = edges(n);
+                prop_assert_eq!(fb.bin(gr, gc), bin_of_theta(skimage_theta(gr, gc), &e));
+                Ok(())
+            })
             .unwrap();
     }
 }

@@ -120,8 +120,9 @@ impl<'a> ImageRef<'a> {
 /// Reusable per-thread buffers, so that computing many images allocates nothing per image.
 #[derive(Debug, Default, Clone)]
 pub struct HogWorkspace {
-    /// Cell histograms, `(n_cells_row * n_cells_col) x (orientations + 1)`; the extra slot per
-    /// cell receives pixels that fall in no bin.
+    /// Cell histograms, `(n_cells_row * n_cells_col) x orientations`, twice: even and odd
+    /// columns accumulate into separate copies (two independent dependency chains), summed at
+    /// the end into the first copy.
     hist: Vec<f32>,
     /// Per-row scratch: histogram slot of each pixel.
     slots: Vec<u32>,
@@ -135,6 +136,8 @@ pub struct HogWorkspace {
     gidx: Vec<u32>,
     /// Per-row scratch: column gradient of each pixel (fast path).
     gcol: Vec<i32>,
+    /// One normalisation factor per block.
+    scales: Vec<f32>,
 }
 
 impl HogWorkspace {
@@ -202,7 +205,7 @@ impl Hog {
             });
         }
         self.cell_histograms_into(img, &layout, ws);
-        self.normalise_blocks(&layout, &ws.hist, out);
+        self.normalise_blocks(&layout, &ws.hist, &mut ws.scales, out);
         Ok(())
     }
 
@@ -215,9 +218,7 @@ impl Hog {
         let n = self.params.orientations;
         let cells = layout.n_cells_row * layout.n_cells_col;
         let mut h = Vec::with_capacity(cells * n);
-        for c in 0..cells {
-            h.extend_from_slice(&ws.hist[c * (n + 1)..c * (n + 1) + n]);
-        }
+        h.extend_from_slice(&ws.hist[..cells * n]);
         Ok((layout, h))
     }
 
@@ -311,12 +312,13 @@ impl Hog {
         if out.is_empty() {
             return;
         }
-        out.par_chunks_mut(layout.len)
-            .enumerate()
-            .for_each_init(HogWorkspace::new, |ws, (i, row)| {
+        out.par_chunks_mut(layout.len).enumerate().for_each_init(
+            HogWorkspace::new,
+            |ws, (i, row)| {
                 self.cell_histograms_into(get(i), layout, ws);
-                self.normalise_blocks(layout, &ws.hist, row);
-            });
+                self.normalise_blocks(layout, &ws.hist, &mut ws.scales, row);
+            },
+        );
     }
 
     /// Fill `ws.hist` with the cell histograms (already divided by the cell area).
@@ -324,7 +326,7 @@ impl Hog {
         let n = self.params.orientations;
         let cells = layout.n_cells_row * layout.n_cells_col;
         ws.hist.clear();
-        ws.hist.resize(cells * (n + 1), 0.0);
+        ws.hist.resize(2 * cells * n, 0.0);
         let used_cols = layout.n_cells_col * self.params.cell_cols;
         ws.slots.resize(used_cols, 0);
         ws.mags.resize(used_cols, 0.0);
@@ -353,16 +355,25 @@ impl Hog {
             }
         }
         let area = (self.params.cell_rows * self.params.cell_cols) as f32;
-        for v in ws.hist.iter_mut() {
-            *v /= area;
+        let (even, odd) = ws.hist.split_at_mut(cells * n);
+        for (v, &o) in even.iter_mut().zip(odd.iter()) {
+            *v = (*v + o) / area;
         }
     }
 
-    /// Add one row of (slot, magnitude) pairs into the histograms.
+    /// Add one row of (slot, magnitude) pairs into the histograms: even columns into the first
+    /// copy, odd columns into the second.
     #[inline]
     fn accumulate_row(hist: &mut [f32], slots: &[u32], mags: &[f32]) {
-        for (&s, &m) in slots.iter().zip(mags) {
-            hist[s as usize] += m;
+        let (even, odd) = hist.split_at_mut(hist.len() / 2);
+        let mut s = slots.chunks_exact(2);
+        let mut m = mags.chunks_exact(2);
+        for (sp, mp) in (&mut s).zip(&mut m) {
+            even[sp[0] as usize] += mp[0];
+            odd[sp[1] as usize] += mp[1];
+        }
+        for (&sl, &mg) in s.remainder().iter().zip(m.remainder()) {
+            even[sl as usize] += mg;
         }
     }
 
@@ -380,20 +391,22 @@ impl Hog {
         let used_rows = layout.n_cells_row * cr;
         let used_cols = layout.n_cells_col * cc;
         let table = self.table.as_slice();
-        let stride = n + 1;
         // Histogram offset of each column's cell within a cell row: no division per pixel.
         ws.col_base.clear();
         ws.col_base
-            .extend((0..used_cols).map(|c| ((c / cc) * stride) as u32));
+            .extend((0..used_cols).map(|c| ((c / cc) * n) as u32));
         for r in 0..used_rows {
             let row = &p[r * cols..(r + 1) * cols];
             // Border rows have no row gradient: compare a row with itself.
             let (above, below) = if r > 0 && r + 1 < rows {
-                (&p[(r - 1) * cols..r * cols], &p[(r + 1) * cols..(r + 2) * cols])
+                (
+                    &p[(r - 1) * cols..r * cols],
+                    &p[(r + 1) * cols..(r + 2) * cols],
+                )
             } else {
                 (row, row)
             };
-            let row_base = ((r / cr) * layout.n_cells_col * stride) as u32;
+            let row_base = ((r / cr) * layout.n_cells_col * n) as u32;
             let slots = &mut ws.slots[..used_cols];
             let mags = &mut ws.mags[..used_cols];
             let gidx = &mut ws.gidx[..used_cols];
@@ -425,7 +438,13 @@ impl Hog {
             // Pass 2: table look-ups (|gr|, |gc| <= 255, so every index is in the table).
             let col_base = &ws.col_base[..used_cols];
             for c in 0..used_cols {
-                slots[c] = row_base + col_base[c] + table[gidx[c] as usize] as u32;
+                let b = table[gidx[c] as usize] as u32;
+                // A pixel in no bin adds 0 to bin 0 instead.
+                let in_bin = b < n as u32;
+                slots[c] = row_base + col_base[c] + if in_bin { b } else { 0 };
+                if !in_bin {
+                    mags[c] = 0.0;
+                }
             }
             Self::accumulate_row(&mut ws.hist, slots, mags);
         }
@@ -444,7 +463,6 @@ impl Hog {
         let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
         let used_rows = layout.n_cells_row * cr;
         let used_cols = layout.n_cells_col * cc;
-        let stride = n + 1;
         let px = |r: usize, c: usize, k: usize| p[(r * cols + c) * ch + k] as i32;
         for r in 0..used_rows {
             let cell_base = (r / cr) * layout.n_cells_col;
@@ -469,8 +487,13 @@ impl Hog {
                     }
                 }
                 let bin = self.table.bin(best_gr, best_gc);
-                ws.slots[c] = ((cell_base + c / cc) * stride + bin) as u32;
-                ws.mags[c] = (best_m2 as f32).sqrt();
+                let (bin, m) = if bin < n {
+                    (bin, (best_m2 as f32).sqrt())
+                } else {
+                    (0, 0.0)
+                };
+                ws.slots[c] = ((cell_base + c / cc) * n + bin) as u32;
+                ws.mags[c] = m;
             }
             Self::accumulate_row(&mut ws.hist, &ws.slots[..used_cols], &ws.mags[..used_cols]);
         }
@@ -484,7 +507,6 @@ impl Hog {
         let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
         let used_rows = layout.n_cells_row * cr;
         let used_cols = layout.n_cells_col * cc;
-        let stride = n + 1;
         // Gradients are differences in the input's precision: f32 inputs subtract in f32.
         let f32_input = matches!(img.pixels, Pixels::F32(_));
         let f = &ws.fimg;
@@ -525,60 +547,81 @@ impl Hog {
                     }
                 }
                 let bin = self.binner.bin(best_gr, best_gc);
-                ws.slots[c] = ((cell_base + c / cc) * stride + bin) as u32;
-                ws.mags[c] = best_gr.hypot(best_gc) as f32;
+                let (bin, m) = if bin < n {
+                    (bin, best_gr.hypot(best_gc) as f32)
+                } else {
+                    (0, 0.0)
+                };
+                ws.slots[c] = ((cell_base + c / cc) * n + bin) as u32;
+                ws.mags[c] = m;
             }
             Self::accumulate_row(&mut ws.hist, &ws.slots[..used_cols], &ws.mags[..used_cols]);
         }
     }
 
     /// Normalise every block of `hist` into `out`, in scikit-image's output order.
-    fn normalise_blocks(&self, layout: &HogLayout, hist: &[f32], out: &mut [f32]) {
+    ///
+    /// Works stage by stage over all blocks (copy, sums, scales, ...) rather than block after
+    /// block: each block's chain sum -> sqrt -> divide is long, and doing one stage for every
+    /// block at a time lets the sums overlap and the square roots vectorise.
+    fn normalise_blocks(
+        &self,
+        layout: &HogLayout,
+        hist: &[f32],
+        scales: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
         let n = self.params.orientations;
         let (br, bc) = (self.params.block_rows, self.params.block_cols);
         let block_len = br * bc * n;
-        let stride = n + 1;
+        let row_len = bc * n;
         let mut o = 0;
         for r in 0..layout.n_blocks_row {
             for c in 0..layout.n_blocks_col {
                 let block = &mut out[o..o + block_len];
-                let mut k = 0;
-                for i in 0..br {
-                    let first = (r + i) * layout.n_cells_col + c;
-                    for j in 0..bc {
-                        let cell = (first + j) * stride;
-                        block[k..k + n].copy_from_slice(&hist[cell..cell + n]);
-                        k += n;
-                    }
+                // The block's cells along a row are contiguous in `hist`.
+                for (i, dst) in block.chunks_exact_mut(row_len).enumerate() {
+                    let first = ((r + i) * layout.n_cells_col + c) * n;
+                    dst.copy_from_slice(&hist[first..first + row_len]);
                 }
-                normalise(block, self.params.block_norm);
                 o += block_len;
             }
         }
-    }
-}
-
-/// scikit-image's block normalisation, in place, `eps = 1e-5`.
-///
-/// Sums use eight independent lanes so that they vectorise; scaling multiplies by the
-/// reciprocal. Both change only the last bits of an `f32` compared with a sequential sum and
-/// a division (scikit-image itself works in `f64`; the golden tests bound the difference).
-pub(crate) fn normalise(block: &mut [f32], norm: BlockNorm) {
-    const EPS: f32 = 1e-5;
-    match norm {
-        BlockNorm::L1 => {
-            let s = 1.0 / (lane_sum(block, |v| v.abs()) + EPS);
-            block.iter_mut().for_each(|v| *v *= s);
-        }
-        BlockNorm::L1Sqrt => {
-            let s = 1.0 / (lane_sum(block, |v| v.abs()) + EPS);
-            block.iter_mut().for_each(|v| *v = (*v * s).sqrt());
-        }
-        BlockNorm::L2 => l2(block, EPS),
-        BlockNorm::L2Hys => {
-            let s = 1.0 / (lane_sum(block, |v| v * v) + EPS * EPS).sqrt();
-            block.iter_mut().for_each(|v| *v = (*v * s).min(0.2));
-            l2(block, EPS);
+        let blocks = || out.chunks_exact(block_len);
+        const EPS: f32 = 1e-5;
+        scales.clear();
+        match self.params.block_norm {
+            BlockNorm::L1 | BlockNorm::L1Sqrt => {
+                scales.extend(blocks().map(|b| lane_sum(b, f32::abs)));
+                scales.iter_mut().for_each(|s| *s = 1.0 / (*s + EPS));
+                let sqrt = self.params.block_norm == BlockNorm::L1Sqrt;
+                for (b, &s) in out.chunks_exact_mut(block_len).zip(scales.iter()) {
+                    if sqrt {
+                        b.iter_mut().for_each(|v| *v = (*v * s).sqrt());
+                    } else {
+                        b.iter_mut().for_each(|v| *v *= s);
+                    }
+                }
+            }
+            BlockNorm::L2 | BlockNorm::L2Hys => {
+                scales.extend(blocks().map(|b| lane_sum(b, |v| v * v)));
+                scales
+                    .iter_mut()
+                    .for_each(|s| *s = 1.0 / (*s + EPS * EPS).sqrt());
+                if self.params.block_norm == BlockNorm::L2Hys {
+                    for (b, s) in out.chunks_exact_mut(block_len).zip(scales.iter_mut()) {
+                        let k = *s;
+                        b.iter_mut().for_each(|v| *v = (*v * k).min(0.2));
+                        *s = lane_sum(b, |v| v * v);
+                    }
+                    scales
+                        .iter_mut()
+                        .for_each(|s| *s = 1.0 / (*s + EPS * EPS).sqrt());
+                }
+                for (b, &s) in out.chunks_exact_mut(block_len).zip(scales.iter()) {
+                    b.iter_mut().for_each(|v| *v *= s);
+                }
+            }
         }
     }
 }
@@ -598,10 +641,4 @@ fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
         s += f(x);
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
-}
-
-#[inline]
-fn l2(block: &mut [f32], eps: f32) {
-    let s = 1.0 / (lane_sum(block, |v| v * v) + eps * eps).sqrt();
-    block.iter_mut().for_each(|v| *v *= s);
 }

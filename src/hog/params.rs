@@ -216,7 +216,13 @@ mod tests {
     fn defaults_are_skimage() {
         let p = HogParams::default();
         assert_eq!(
-            (p.orientations, p.cell_rows, p.cell_cols, p.block_rows, p.block_cols),
+            (
+                p.orientations,
+                p.cell_rows,
+                p.cell_cols,
+                p.block_rows,
+                p.block_cols
+            ),
             (9, 8, 8, 3, 3)
         );
         assert_eq!(p.block_norm, BlockNorm::L2Hys);
@@ -226,23 +232,52 @@ mod tests {
     #[test]
     fn invalid_parameters_are_typed_errors() {
         let e = HogParams::default().orientations(0).validate().unwrap_err();
-        assert!(matches!(e, Error::InvalidParameter { name: "orientations", .. }));
+        assert!(matches!(
+            e,
+            Error::InvalidParameter {
+                name: "orientations",
+                ..
+            }
+        ));
         let e = HogParams::default().cell(0, 4).validate().unwrap_err();
-        assert!(matches!(e, Error::InvalidParameter { name: "cell_rows", .. }));
+        assert!(matches!(
+            e,
+            Error::InvalidParameter {
+                name: "cell_rows",
+                ..
+            }
+        ));
         let e = HogParams::default().block(2, 0).validate().unwrap_err();
-        assert!(matches!(e, Error::InvalidParameter { name: "block_cols", .. }));
+        assert!(matches!(
+            e,
+            Error::InvalidParameter {
+                name: "block_cols",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn too_small_image_is_an_error() {
         let e = HogParams::default().layout(23, 100).unwrap_err();
-        assert!(matches!(e, Error::ImageTooSmall { min_rows: 24, min_cols: 24, .. }));
+        assert!(matches!(
+            e,
+            Error::ImageTooSmall {
+                min_rows: 24,
+                min_cols: 24,
+                ..
+            }
+        ));
         assert!(HogParams::default().layout(24, 24).is_ok());
     }
 
     #[test]
     fn layout_floors_cells() {
-        let l = HogParams::default().cell(5, 3).block(2, 3).layout(23, 17).unwrap();
+        let l = HogParams::default()
+            .cell(5, 3)
+            .block(2, 3)
+            .layout(23, 17)
+            .unwrap();
         assert_eq!((l.n_cells_row, l.n_cells_col), (4, 5));
         assert_eq!((l.n_blocks_row, l.n_blocks_col), (3, 3));
         assert_eq!(l.len, 3 * 3 * 2 * 3 * 9);
@@ -250,7 +285,12 @@ mod tests {
 
     #[test]
     fn block_norm_parses_skimage_names() {
-        for n in [BlockNorm::L1, BlockNorm::L1Sqrt, BlockNorm::L2, BlockNorm::L2Hys] {
+        for n in [
+            BlockNorm::L1,
+            BlockNorm::L1Sqrt,
+            BlockNorm::L2,
+            BlockNorm::L2Hys,
+        ] {
             assert_eq!(n.skimage_name().parse::<BlockNorm>().unwrap(), n);
         }
         assert!("L3".parse::<BlockNorm>().is_err());

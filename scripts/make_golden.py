@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Write HOG golden files computed by scikit-image to FIXTURES/hog-golden/.
+
+Run through scripts/golden.sh (which makes the venv). Never edit the outputs by hand.
+
+Outputs:
+  manifest.json           one entry per case: input kind, HOG parameters, file names
+  <case>.input.npy        the images, (n, rows, cols) or (n, rows, cols, 3), uint8 or float32
+  <case>.hog.npy          skimage.feature.hog(..., feature_vector=True) per image, (n, d) float64
+  <case>.vis.npy          the visualize=True image per image, (n, rows, cols) float64 (some cases)
+  bins-<n>.npy.gz         scikit-image's orientation bin for every integer gradient pair
+                          (g_row, g_col) in [-255, 255]^2, uint8, value n = no bin; gzip-compressed
+"""
+import gzip
+import io
+import json
+import os
+import sys
+
+import numpy as np
+import skimage
+from skimage.feature import hog
+
+FIXTURES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "fixtures")
+OUT = os.path.join(FIXTURES, "hog-golden")
+NORMS = ["L1", "L1-sqrt", "L2", "L2-Hys"]
+
+
+def read_idx_images(path, n):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    rows, cols = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
+    return np.frombuffer(data, np.uint8, offset=16).reshape(-1, rows, cols)[:n].copy()
+
+
+def synthetic(rows, cols, seed):
+    """Structured images that hit exact ties: flat areas, ramps, diagonals, a checkerboard."""
+    rng = np.random.default_rng(seed)
+    r, c = np.mgrid[0:rows, 0:cols]
+    imgs = [
+        (r * 7 + c * 7) % 256,  # 45-degree ramp: g_row == g_col everywhere
+        (r * 5 - c * 5) % 256,  # 135 degrees
+        np.where((r // 3 + c // 3) % 2 == 0, 200, 30),  # checkerboard: pure row/col gradients
+        (c * 9) % 256,  # pure column gradient (0 degrees)
+        (r * 11) % 256,  # pure row gradient (90 degrees)
+        rng.integers(0, 256, (rows, cols)),  # noise
+        np.zeros((rows, cols)),  # flat
+        np.full((rows, cols), 255),
+    ]
+    return np.stack(imgs).astype(np.uint8)
+
+
+def run_case(manifest, name, images, kind, orientations=9, ppc=(8, 8), cpb=(3, 3), norm="L2-Hys",
+             sqrt=False, vis=False):
+    multichannel = kind.startswith("rgb")
+    feats, viss = [], []
+    for im in images:
+        out = hog(im, orientations=orientations, pixels_per_cell=ppc, cells_per_block=cpb,
+                  block_norm=norm, transform_sqrt=sqrt, visualize=vis, feature_vector=True,
+                  channel_axis=-1 if multichannel else None)
+        if vis:
+            f, v = out
+            viss.append(np.asarray(v, np.float64))
+        else:
+            f = out
+        feats.append(np.asarray(f, np.float64))
+    entry = {
+        "name": name,
+        "kind": kind,
+        "orientations": orientations,
+        "cell_rows": ppc[0],
+        "cell_cols": ppc[1],
+        "block_rows": cpb[0],
+        "block_cols": cpb[1],
+        "block_norm": norm,
+        "transform_sqrt": sqrt,
+        "input": f"{name}.input.npy",
+        "hog": f"{name}.hog.npy",
+    }
+    np.save(os.path.join(OUT, entry["input"]), images)
+    np.save(os.path.join(OUT, entry["hog"]), np.stack(feats))
+    if vis:
+        entry["vis"] = f"{name}.vis.npy"
+        np.save(os.path.join(OUT, entry["vis"]), np.stack(viss))
+    manifest.append(entry)
+
+
+def bin_table(n):
+    """Bins exactly as skimage/feature/_hoghistogram.pyx assigns them."""
+    g = np.arange(-255, 256, dtype=np.float64)
+    gr, gc = np.meshgrid(g, g, indexing="ij")
+    theta = np.arctan2(gr, gc) * (180 / np.pi) % 180
+    out = np.full(theta.shape, n, np.uint8)
+    for i in range(n):
+        start = np.float32(180.0 / n * (i + 1))  # C float in the Cython code
+        end = np.float32(180.0 / n * i)
+        out[(theta < start) & (theta >= end)] = i
+    return out
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for f in os.listdir(OUT):
+        os.remove(os.path.join(OUT, f))
+    fm = read_idx_images(os.path.join(FIXTURES, "fashion-mnist", "t10k-images-idx3-ubyte.gz"), 24)
+    rng = np.random.default_rng(20261128)
+    m = []
+    # Real Fashion-MNIST images.
+    run_case(m, "fmnist_c4b2_l2hys", fm, "gray_u8", ppc=(4, 4), cpb=(2, 2), vis=True)
+    run_case(m, "fmnist_default", fm, "gray_u8")
+    run_case(m, "fmnist_c7b2", fm[:8], "gray_u8", ppc=(7, 7), cpb=(2, 2))
+    run_case(m, "fmnist_c4b3_o12_l1", fm[:8], "gray_u8", orientations=12, ppc=(4, 4), cpb=(3, 3), norm="L1")
+    for norm in NORMS:
+        tag = norm.lower().replace("-", "")
+        run_case(m, f"fmnist_c4b2_{tag}", fm[:8], "gray_u8", ppc=(4, 4), cpb=(2, 2), norm=norm)
+        run_case(m, f"fmnist_c4b2_{tag}_sqrt", fm[:8], "gray_u8", ppc=(4, 4), cpb=(2, 2), norm=norm, sqrt=True)
+    # Hard cases: non-square, sizes not divisible by the cell, rectangular cells, odd orientation
+    # counts (float32 edges differ from float64 ones), ties.
+    syn = synthetic(37, 53, 1)
+    run_case(m, "syn_37x53_c5x7_b2x3_o7_l1", syn, "gray_u8", orientations=7, ppc=(5, 7), cpb=(2, 3), norm="L1", vis=True)
+    run_case(m, "syn_37x53_c6x4_b3x3_o4_l2", syn, "gray_u8", orientations=4, ppc=(6, 4), cpb=(3, 3), norm="L2", vis=True)
+    run_case(m, "syn_37x53_c3x3_b1x1_o8_l1sqrt", syn, "gray_u8", orientations=8, ppc=(3, 3), cpb=(1, 1), norm="L1-sqrt")
+    run_case(m, "syn_37x53_c8x8_b3x3_o6_sqrt", syn, "gray_u8", orientations=6, sqrt=True)
+    run_case(m, "syn_37x53_c4x4_b2x2_o18", syn, "gray_u8", orientations=18, ppc=(4, 4), cpb=(2, 2))
+    run_case(m, "syn_37x53_c5x5_b2x2_o1", syn, "gray_u8", orientations=1, ppc=(5, 5), cpb=(2, 2))
+    # float32 input (stays float32 in scikit-image)
+    f32 = np.concatenate([syn.astype(np.float32) / 255.0,
+                          rng.random((4, 37, 53), dtype=np.float32)]).astype(np.float32)
+    run_case(m, "f32_37x53_c6x4_b2x2_o9", f32, "gray_f32", ppc=(6, 4), cpb=(2, 2))
+    run_case(m, "f32_37x53_c5x5_b3x2_o8_sqrt_l1", f32, "gray_f32", orientations=8, ppc=(5, 5), cpb=(3, 2), norm="L1", sqrt=True)
+    # RGB: the channel with the largest gradient per pixel; gray replicated gives exact ties.
+    rgb = np.stack([rng.integers(0, 256, (30, 41, 3)) for _ in range(4)]
+                   + [np.repeat(syn[k][:30, :41, None], 3, axis=2) for k in range(4)]).astype(np.uint8)
+    run_case(m, "rgb_u8_30x41_c5x5_b2x2", rgb, "rgb_u8", ppc=(5, 5), cpb=(2, 2))
+    run_case(m, "rgb_u8_30x41_c4x6_b2x2_sqrt_l2", rgb, "rgb_u8", ppc=(4, 6), cpb=(2, 2), norm="L2", sqrt=True)
+    run_case(m, "rgb_f32_30x41_c5x5_b2x2_o7", (rgb.astype(np.float32) / 255.0).astype(np.float32), "rgb_f32",
+             orientations=7, ppc=(5, 5), cpb=(2, 2))
+    with open(os.path.join(OUT, "manifest.json"), "w") as f:
+        json.dump({"skimage_version": skimage.__version__, "numpy_version": np.__version__,
+                   "cases": m}, f, indent=1)
+    for n in (1, 4, 6, 7, 8, 9, 12, 18):
+        buf = io.BytesIO()
+        np.save(buf, bin_table(n))
+        with open(os.path.join(OUT, f"bins-{n}.npy.gz"), "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as g:
+                g.write(buf.getvalue())
+    print(f"wrote {len(m)} cases to {os.path.normpath(OUT)} (scikit-image {skimage.__version__})")
+
+
+if __name__ == "__main__":
+    main()
