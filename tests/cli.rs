@@ -63,7 +63,10 @@ fn extract_idx_fixtures_writes_npy_files() {
     assert_eq!(y.len(), 2000);
     assert!(y.iter().all(|&l| (0..10).contains(&l)));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("extracted 2000 images") && stdout.contains("1296 dims"), "{stdout}");
+    assert!(
+        stdout.contains("extracted 2000 images") && stdout.contains("1296 dims"),
+        "{stdout}"
+    );
     assert!(stdout.contains("images/s"), "{stdout}");
     // No progress bar when stderr is not a terminal.
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
@@ -163,7 +166,10 @@ fn corrupt_image_is_an_error_naming_it_or_skipped_with_warning() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("warning: skipped") && e.contains("broken.png"), "{e}");
+    assert!(
+        e.contains("warning: skipped") && e.contains("broken.png"),
+        "{e}"
+    );
     assert!(e.contains("skipped 1 file(s)"), "{e}");
     let x: Array2<f32> = read_npy(&out).unwrap();
     assert_eq!(x.nrows(), 2);
@@ -208,7 +214,13 @@ fn bad_arguments_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.npy");
     let f = fixtures();
-    let o = run(&["extract", "--data", "/no/such/place", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "extract",
+        "--data",
+        "/no/such/place",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, "/no/such/place");
     let o = run(&[
         "extract",

@@ -119,7 +119,9 @@ fn batch_is_bit_identical_for_one_and_many_threads() {
     for t in [2, 3, 8] {
         let many = run(t);
         assert!(
-            one.iter().zip(many.iter()).all(|(a, b)| a.to_bits() == b.to_bits()),
+            one.iter()
+                .zip(many.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "{t} threads differ from 1"
         );
     }
