@@ -130,14 +130,15 @@ pub struct HogWorkspace {
     mags: Vec<f32>,
     /// Float path: the image converted to f64 (after the optional square root).
     fimg: Vec<f64>,
-    /// Histogram offset of each column's cell (fast path).
-    col_base: Vec<u32>,
     /// Per-row scratch: bin-table index of each pixel (fast path).
     gidx: Vec<u32>,
     /// Per-row scratch: column gradient of each pixel (fast path).
     gcol: Vec<i32>,
-    /// One normalisation factor per block.
-    scales: Vec<f32>,
+    /// Block normalisation scratch.
+    norm: NormScratch,
+    /// Fast path: histogram offset of each pixel's cell, and the layout it was built for.
+    cell_off: Vec<u32>,
+    cell_off_key: Option<(usize, usize, usize, usize, usize)>,
 }
 
 impl HogWorkspace {
@@ -205,7 +206,7 @@ impl Hog {
             });
         }
         self.cell_histograms_into(img, &layout, ws);
-        self.normalise_blocks(&layout, &ws.hist, &mut ws.scales, out);
+        self.normalise_blocks(&layout, &ws.hist, &mut ws.norm, out);
         Ok(())
     }
 
@@ -316,7 +317,7 @@ impl Hog {
             HogWorkspace::new,
             |ws, (i, row)| {
                 self.cell_histograms_into(get(i), layout, ws);
-                self.normalise_blocks(layout, &ws.hist, &mut ws.scales, row);
+                self.normalise_blocks(layout, &ws.hist, &mut ws.norm, row);
             },
         );
     }
@@ -378,6 +379,10 @@ impl Hog {
     }
 
     /// Fast path: grayscale u8, integer gradients, table bins.
+    ///
+    /// Whole-image passes rather than row by row (a 28-pixel row is too short to amortise a
+    /// loop): (1) gradients, magnitudes and table indices over the flat image, vectorised;
+    /// (2) table look-ups into histogram slots; (3) accumulation.
     fn hist_gray_u8(
         &self,
         p: &[u8],
@@ -387,67 +392,102 @@ impl Hog {
         ws: &mut HogWorkspace,
     ) {
         let n = self.params.orientations;
-        let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
-        let used_rows = layout.n_cells_row * cr;
-        let used_cols = layout.n_cells_col * cc;
+        let npx = rows * cols;
         let table = self.table.as_slice();
-        // Histogram offset of each column's cell within a cell row: no division per pixel.
-        ws.col_base.clear();
-        ws.col_base
-            .extend((0..used_cols).map(|c| ((c / cc) * n) as u32));
-        for r in 0..used_rows {
-            let row = &p[r * cols..(r + 1) * cols];
-            // Border rows have no row gradient: compare a row with itself.
-            let (above, below) = if r > 0 && r + 1 < rows {
-                (
-                    &p[(r - 1) * cols..r * cols],
-                    &p[(r + 1) * cols..(r + 2) * cols],
-                )
-            } else {
-                (row, row)
-            };
-            let row_base = ((r / cr) * layout.n_cells_col * n) as u32;
-            let slots = &mut ws.slots[..used_cols];
-            let mags = &mut ws.mags[..used_cols];
-            let gidx = &mut ws.gidx[..used_cols];
-            // Pass 1 (vectorises): gradients, magnitudes and table indices. Border columns
-            // have no column gradient.
-            let gcs = &mut ws.gcol[..used_cols];
-            let inner_end = used_cols.min(cols - 1);
-            gcs.fill(0);
-            if inner_end > 1 {
-                for ((g, &a), &b) in gcs[1..inner_end]
-                    .iter_mut()
-                    .zip(&row[2..inner_end + 1])
-                    .zip(&row[..inner_end - 1])
-                {
-                    *g = a as i32 - b as i32;
-                }
-            }
-            for ((((m, gi), &gc), &a), &b) in mags
-                .iter_mut()
-                .zip(gidx.iter_mut())
-                .zip(gcs.iter())
-                .zip(&below[..used_cols])
-                .zip(&above[..used_cols])
-            {
-                let gr = a as i32 - b as i32;
-                *m = ((gr * gr + gc * gc) as f32).sqrt();
-                *gi = ((gr + 255) * bins::TABLE_SIDE as i32 + (gc + 255)) as u32;
-            }
-            // Pass 2: table look-ups (|gr|, |gc| <= 255, so every index is in the table).
-            let col_base = &ws.col_base[..used_cols];
-            for c in 0..used_cols {
-                let b = table[gidx[c] as usize] as u32;
-                // A pixel in no bin adds 0 to bin 0 instead.
-                let in_bin = b < n as u32;
-                slots[c] = row_base + col_base[c] + if in_bin { b } else { 0 };
-                if !in_bin {
-                    mags[c] = 0.0;
-                }
-            }
-            Self::accumulate_row(&mut ws.hist, slots, mags);
+        self.prepare_cell_offsets(layout, ws);
+        ws.mags.resize(npx, 0.0);
+        ws.gidx.resize(npx, 0);
+        ws.slots.resize(npx, 0);
+        let (mags, gidx) = (&mut ws.mags[..npx], &mut ws.gidx[..npx]);
+        let side = bins::TABLE_SIDE as i32;
+        #[inline(always)]
+        fn put(m: &mut f32, gi: &mut u32, gr: i32, gc: i32, side: i32) {
+            *m = ((gr * gr + gc * gc) as f32).sqrt();
+            *gi = ((gr + 255) * side + (gc + 255)) as u32;
         }
+        // (1) Interior rows, every column; the two border columns are redone below.
+        if rows > 2 {
+            let body = cols..npx - cols;
+            for (i, (m, gi)) in mags[body.clone()]
+                .iter_mut()
+                .zip(gidx[body.clone()].iter_mut())
+                .enumerate()
+            {
+                let k = i + cols;
+                let gr = p[k + cols] as i32 - p[k - cols] as i32;
+                let gc = p[k + 1] as i32 - p[k - 1] as i32;
+                put(m, gi, gr, gc, side);
+            }
+        }
+        // Border rows (no row gradient) and border columns (no column gradient).
+        for r in 0..rows {
+            let vertical = r > 0 && r + 1 < rows;
+            let gr_at = |c: usize| {
+                if vertical {
+                    p[(r + 1) * cols + c] as i32 - p[(r - 1) * cols + c] as i32
+                } else {
+                    0
+                }
+            };
+            if !vertical {
+                for c in 1..cols.saturating_sub(1) {
+                    let k = r * cols + c;
+                    let gc = p[k + 1] as i32 - p[k - 1] as i32;
+                    put(&mut mags[k], &mut gidx[k], 0, gc, side);
+                }
+            }
+            let k = r * cols;
+            put(&mut mags[k], &mut gidx[k], gr_at(0), 0, side);
+            let k = r * cols + cols - 1;
+            put(&mut mags[k], &mut gidx[k], gr_at(cols - 1), 0, side);
+        }
+        // (2) Histogram slots; pixels outside every cell, or in no bin, add 0 to slot 0.
+        let slots = &mut ws.slots[..npx];
+        for (((s, m), &gi), &off) in slots
+            .iter_mut()
+            .zip(mags.iter_mut())
+            .zip(gidx.iter())
+            .zip(&ws.cell_off[..npx])
+        {
+            let b = table[gi as usize] as u32;
+            let keep = b < n as u32 && off != u32::MAX;
+            *s = if keep { off + b } else { 0 };
+            if !keep {
+                *m = 0.0;
+            }
+        }
+        // (3) Accumulate.
+        Self::accumulate_row(&mut ws.hist, slots, mags);
+    }
+
+    /// Per-pixel histogram offset of the pixel's cell (`u32::MAX` outside every cell), cached
+    /// in the workspace for the current layout.
+    fn prepare_cell_offsets(&self, layout: &HogLayout, ws: &mut HogWorkspace) {
+        let key = (
+            layout.rows,
+            layout.cols,
+            self.params.cell_rows,
+            self.params.cell_cols,
+            self.params.orientations,
+        );
+        if ws.cell_off_key == Some(key) {
+            return;
+        }
+        let n = self.params.orientations;
+        let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
+        ws.cell_off.clear();
+        for r in 0..layout.rows {
+            for c in 0..layout.cols {
+                let (yi, xi) = (r / cr, c / cc);
+                ws.cell_off
+                    .push(if yi < layout.n_cells_row && xi < layout.n_cells_col {
+                        ((yi * layout.n_cells_col + xi) * n) as u32
+                    } else {
+                        u32::MAX
+                    });
+            }
+        }
+        ws.cell_off_key = Some(key);
     }
 
     /// Several u8 channels: integer gradients, the channel with the largest magnitude wins.
@@ -561,69 +601,135 @@ impl Hog {
 
     /// Normalise every block of `hist` into `out`, in scikit-image's output order.
     ///
-    /// Works stage by stage over all blocks (copy, sums, scales, ...) rather than block after
-    /// block: each block's chain sum -> sqrt -> divide is long, and doing one stage for every
-    /// block at a time lets the sums overlap and the square roots vectorise.
+    /// A block's norm is the sum of its cells' norms, so per-cell sums are computed once
+    /// (`cells` values instead of `blocks x cells per block`); the factors of all blocks are then
+    /// computed together (their square roots vectorise), and the copy out of `hist` is fused
+    /// with the scaling (and, for L2-Hys, with the clip and the second sum).
     fn normalise_blocks(
         &self,
         layout: &HogLayout,
         hist: &[f32],
-        scales: &mut Vec<f32>,
+        scratch: &mut NormScratch,
         out: &mut [f32],
     ) {
+        const EPS: f32 = 1e-5;
         let n = self.params.orientations;
+        let norm = self.params.block_norm;
         let (br, bc) = (self.params.block_rows, self.params.block_cols);
         let block_len = br * bc * n;
         let row_len = bc * n;
-        let mut o = 0;
+        let cells = layout.n_cells_row * layout.n_cells_col;
+        // Per-cell sums (L1: sum of |v|; L2: sum of v^2).
+        let l1 = matches!(norm, BlockNorm::L1 | BlockNorm::L1Sqrt);
+        scratch.cell.clear();
+        scratch.cell.extend(hist[..cells * n].chunks_exact(n).map(|h| {
+            if l1 {
+                lane_sum(h, f32::abs)
+            } else {
+                lane_sum(h, |v| v * v)
+            }
+        }));
+        // Per-block factors.
+        scratch.block.clear();
         for r in 0..layout.n_blocks_row {
             for c in 0..layout.n_blocks_col {
-                let block = &mut out[o..o + block_len];
-                // The block's cells along a row are contiguous in `hist`.
-                for (i, dst) in block.chunks_exact_mut(row_len).enumerate() {
-                    let first = ((r + i) * layout.n_cells_col + c) * n;
-                    dst.copy_from_slice(&hist[first..first + row_len]);
+                let mut s = 0f32;
+                for i in 0..br {
+                    let first = (r + i) * layout.n_cells_col + c;
+                    for &v in &scratch.cell[first..first + bc] {
+                        s += v;
+                    }
                 }
-                o += block_len;
+                scratch.block.push(s);
             }
         }
-        let blocks = || out.chunks_exact(block_len);
-        const EPS: f32 = 1e-5;
-        scales.clear();
-        match self.params.block_norm {
-            BlockNorm::L1 | BlockNorm::L1Sqrt => {
-                scales.extend(blocks().map(|b| lane_sum(b, f32::abs)));
-                scales.iter_mut().for_each(|s| *s = 1.0 / (*s + EPS));
-                let sqrt = self.params.block_norm == BlockNorm::L1Sqrt;
-                for (b, &s) in out.chunks_exact_mut(block_len).zip(scales.iter()) {
-                    if sqrt {
-                        b.iter_mut().for_each(|v| *v = (*v * s).sqrt());
-                    } else {
-                        b.iter_mut().for_each(|v| *v *= s);
+        if l1 {
+            scratch.block.iter_mut().for_each(|s| *s = 1.0 / (*s + EPS));
+        } else {
+            scratch
+                .block
+                .iter_mut()
+                .for_each(|s| *s = 1.0 / (*s + EPS * EPS).sqrt());
+        }
+        // Copy out of `hist`, scaled.
+        let mut b = 0;
+        for r in 0..layout.n_blocks_row {
+            for c in 0..layout.n_blocks_col {
+                let block = &mut out[b * block_len..(b + 1) * block_len];
+                let k = scratch.block[b];
+                let mut acc = [0f32; 4];
+                for (i, dst) in block.chunks_exact_mut(row_len).enumerate() {
+                    let first = ((r + i) * layout.n_cells_col + c) * n;
+                    let src = &hist[first..first + row_len];
+                    match norm {
+                        BlockNorm::L1 | BlockNorm::L2 => {
+                            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * k)
+                        }
+                        BlockNorm::L1Sqrt => dst
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, &v)| *d = (v * k).sqrt()),
+                        BlockNorm::L2Hys => clip_row(dst, src, k, &mut acc),
                     }
                 }
+                if norm == BlockNorm::L2Hys {
+                    scratch.block[b] = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+                }
+                b += 1;
             }
-            BlockNorm::L2 | BlockNorm::L2Hys => {
-                scales.extend(blocks().map(|b| lane_sum(b, |v| v * v)));
-                scales
-                    .iter_mut()
-                    .for_each(|s| *s = 1.0 / (*s + EPS * EPS).sqrt());
-                if self.params.block_norm == BlockNorm::L2Hys {
-                    for (b, s) in out.chunks_exact_mut(block_len).zip(scales.iter_mut()) {
-                        let k = *s;
-                        b.iter_mut().for_each(|v| *v = (*v * k).min(0.2));
-                        *s = lane_sum(b, |v| v * v);
-                    }
-                    scales
-                        .iter_mut()
-                        .for_each(|s| *s = 1.0 / (*s + EPS * EPS).sqrt());
-                }
-                for (b, &s) in out.chunks_exact_mut(block_len).zip(scales.iter()) {
-                    b.iter_mut().for_each(|v| *v *= s);
-                }
+        }
+        // L2-Hys: second normalisation of the clipped values.
+        if norm == BlockNorm::L2Hys {
+            scratch
+                .block
+                .iter_mut()
+                .for_each(|s| *s = 1.0 / (*s + EPS * EPS).sqrt());
+            for (blk, &k) in out.chunks_exact_mut(block_len).zip(scratch.block.iter()) {
+                blk.iter_mut().for_each(|v| *v *= k);
             }
         }
     }
+}
+
+/// L2-Hys first stage for one row of a block: `dst = min(src * k, 0.2)`, adding the squares
+/// to `acc`. Common row lengths get a fixed-size copy so the loop unrolls completely.
+#[inline]
+fn clip_row(dst: &mut [f32], src: &[f32], k: f32, acc: &mut [f32; 4]) {
+    #[inline(always)]
+    fn fixed<const L: usize>(dst: &mut [f32], src: &[f32], k: f32, acc: &mut [f32; 4]) {
+        let d: &mut [f32; L] = dst.try_into().expect("row length checked by the caller");
+        let s: &[f32; L] = src.try_into().expect("row length checked by the caller");
+        for j in 0..L {
+            let w = s[j] * k;
+            // `if` rather than f32::min: NaN stays NaN, as with numpy's minimum.
+            let w = if w > 0.2 { 0.2 } else { w };
+            d[j] = w;
+            acc[j % 4] += w * w;
+        }
+    }
+    match dst.len() {
+        18 => fixed::<18>(dst, src, k, acc),
+        27 => fixed::<27>(dst, src, k, acc),
+        36 => fixed::<36>(dst, src, k, acc),
+        9 => fixed::<9>(dst, src, k, acc),
+        _ => {
+            for (j, (d, &v)) in dst.iter_mut().zip(src).enumerate() {
+                let w = v * k;
+                let w = if w > 0.2 { 0.2 } else { w };
+                *d = w;
+                acc[j % 4] += w * w;
+            }
+        }
+    }
+}
+
+/// Scratch space of the block normalisation.
+#[derive(Debug, Default, Clone)]
+struct NormScratch {
+    /// Per-cell sums.
+    cell: Vec<f32>,
+    /// Per-block sums, then factors.
+    block: Vec<f32>,
 }
 
 /// Sum of `f(v)` over `v`, accumulated in eight lanes.
