@@ -56,26 +56,49 @@ pub(crate) fn bin_of_theta(theta: f64, edges: &[f64]) -> usize {
 }
 
 /// Exact bins for every integer gradient pair in `[-255, 255]^2`.
+///
+/// Stored with a row stride of 512 (a power of two) so that an index masked to 18 bits is
+/// always in bounds: the hot loop needs no bounds check.
 #[derive(Debug)]
 pub struct BinTable {
     orientations: usize,
-    bins: Vec<u8>,
+    bins: Box<[u8; TABLE_LEN]>,
+    /// Whether some gradient falls in no bin (possible when the last f32 edge is below 180).
+    has_no_bin: bool,
 }
 
-/// Side of the table: gradients run from -255 to 255.
-pub(crate) const TABLE_SIDE: usize = 511;
+/// Row stride of the table (gradients run from -255 to 255, 511 values).
+pub(crate) const TABLE_SIDE: usize = 512;
+/// Table length, a power of two.
+pub(crate) const TABLE_LEN: usize = TABLE_SIDE * TABLE_SIDE;
+
+/// Index of gradient `(g_row, g_col)` in the table.
+#[inline(always)]
+pub(crate) fn table_index(g_row: i32, g_col: i32) -> u32 {
+    ((g_row + 255) as u32) * TABLE_SIDE as u32 + (g_col + 255) as u32
+}
 
 impl BinTable {
     fn build(orientations: usize) -> Self {
         let e = edges(orientations);
-        let mut bins = vec![0u8; TABLE_SIDE * TABLE_SIDE];
+        // Built on the heap (a 256 KiB array literal would pass through the stack).
+        let mut bins: Box<[u8; TABLE_LEN]> = vec![0u8; TABLE_LEN]
+            .into_boxed_slice()
+            .try_into()
+            .expect("length is TABLE_LEN");
+        let mut has_no_bin = false;
         for gr in -255i32..=255 {
             for gc in -255i32..=255 {
-                let idx = (gr + 255) as usize * TABLE_SIDE + (gc + 255) as usize;
-                bins[idx] = bin_of_theta(skimage_theta(gr as f64, gc as f64), &e) as u8;
+                let b = bin_of_theta(skimage_theta(gr as f64, gc as f64), &e);
+                has_no_bin |= b == orientations;
+                bins[table_index(gr, gc) as usize] = b as u8;
             }
         }
-        BinTable { orientations, bins }
+        BinTable {
+            orientations,
+            bins,
+            has_no_bin,
+        }
     }
 
     /// The shared table for `orientations` bins (built once per process, then cached).
@@ -95,15 +118,21 @@ impl BinTable {
         self.orientations
     }
 
-    /// All bins, row-major over `g_row` then `g_col`, each from -255 to 255.
-    pub fn as_slice(&self) -> &[u8] {
+    /// The raw table, indexed by [`table_index`].
+    pub(crate) fn raw(&self) -> &[u8; TABLE_LEN] {
         &self.bins
     }
 
-    /// Bin of the integer gradient `(g_row, g_col)`; both must be in `[-255, 255]`.
+    /// Whether some integer gradient falls in no bin.
+    pub(crate) fn has_no_bin(&self) -> bool {
+        self.has_no_bin
+    }
+
+    /// Bin of the integer gradient `(g_row, g_col)` (`orientations` = no bin); both must be in
+    /// `[-255, 255]`.
     #[inline]
     pub fn bin(&self, g_row: i32, g_col: i32) -> usize {
-        self.bins[(g_row + 255) as usize * TABLE_SIDE + (g_col + 255) as usize] as usize
+        self.bins[table_index(g_row, g_col) as usize] as usize
     }
 }
 

@@ -206,7 +206,7 @@ impl Hog {
             });
         }
         self.cell_histograms_into(img, &layout, ws);
-        self.normalise_blocks(&layout, &ws.hist, &mut ws.norm, out);
+        normalise_blocks_dispatch(self, &layout, &ws.hist, &mut ws.norm, out);
         Ok(())
     }
 
@@ -317,7 +317,7 @@ impl Hog {
             HogWorkspace::new,
             |ws, (i, row)| {
                 self.cell_histograms_into(get(i), layout, ws);
-                self.normalise_blocks(layout, &ws.hist, &mut ws.norm, row);
+                normalise_blocks_dispatch(self, layout, &ws.hist, &mut ws.norm, row);
             },
         );
     }
@@ -335,7 +335,7 @@ impl Hog {
         ws.gcol.resize(used_cols, 0);
         match img.pixels {
             Pixels::U8(p) if !self.params.transform_sqrt && img.channels == 1 => {
-                self.hist_gray_u8(p, img.rows, img.cols, layout, ws)
+                hist_gray_u8_dispatch(self, p, img.rows, img.cols, layout, ws)
             }
             Pixels::U8(p) if !self.params.transform_sqrt => self.hist_multi_u8(p, img, layout, ws),
             Pixels::U8(p) => {
@@ -383,6 +383,7 @@ impl Hog {
     /// Whole-image passes rather than row by row (a 28-pixel row is too short to amortise a
     /// loop): (1) gradients, magnitudes and table indices over the flat image, vectorised;
     /// (2) table look-ups into histogram slots; (3) accumulation.
+    #[inline(always)]
     fn hist_gray_u8(
         &self,
         p: &[u8],
@@ -393,17 +394,16 @@ impl Hog {
     ) {
         let n = self.params.orientations;
         let npx = rows * cols;
-        let table = self.table.as_slice();
+        let table = self.table.raw();
         self.prepare_cell_offsets(layout, ws);
         ws.mags.resize(npx, 0.0);
         ws.gidx.resize(npx, 0);
         ws.slots.resize(npx, 0);
         let (mags, gidx) = (&mut ws.mags[..npx], &mut ws.gidx[..npx]);
-        let side = bins::TABLE_SIDE as i32;
         #[inline(always)]
-        fn put(m: &mut f32, gi: &mut u32, gr: i32, gc: i32, side: i32) {
+        fn put(m: &mut f32, gi: &mut u32, gr: i32, gc: i32) {
             *m = ((gr * gr + gc * gc) as f32).sqrt();
-            *gi = ((gr + 255) * side + (gc + 255)) as u32;
+            *gi = bins::table_index(gr, gc);
         }
         // (1) Interior rows, every column; the two border columns are redone below.
         if rows > 2 {
@@ -416,7 +416,7 @@ impl Hog {
                 let k = i + cols;
                 let gr = p[k + cols] as i32 - p[k - cols] as i32;
                 let gc = p[k + 1] as i32 - p[k - 1] as i32;
-                put(m, gi, gr, gc, side);
+                put(m, gi, gr, gc);
             }
         }
         // Border rows (no row gradient) and border columns (no column gradient).
@@ -433,27 +433,38 @@ impl Hog {
                 for c in 1..cols.saturating_sub(1) {
                     let k = r * cols + c;
                     let gc = p[k + 1] as i32 - p[k - 1] as i32;
-                    put(&mut mags[k], &mut gidx[k], 0, gc, side);
+                    put(&mut mags[k], &mut gidx[k], 0, gc);
                 }
             }
             let k = r * cols;
-            put(&mut mags[k], &mut gidx[k], gr_at(0), 0, side);
+            put(&mut mags[k], &mut gidx[k], gr_at(0), 0);
             let k = r * cols + cols - 1;
-            put(&mut mags[k], &mut gidx[k], gr_at(cols - 1), 0, side);
+            put(&mut mags[k], &mut gidx[k], gr_at(cols - 1), 0);
         }
-        // (2) Histogram slots; pixels outside every cell, or in no bin, add 0 to slot 0.
+        // (2) Histogram slots. Masking the index to the table's power-of-two length removes
+        // the bounds check (indices are already in range).
         let slots = &mut ws.slots[..npx];
-        for (((s, m), &gi), &off) in slots
-            .iter_mut()
-            .zip(mags.iter_mut())
-            .zip(gidx.iter())
-            .zip(&ws.cell_off[..npx])
-        {
-            let b = table[gi as usize] as u32;
-            let keep = b < n as u32 && off != u32::MAX;
-            *s = if keep { off + b } else { 0 };
-            if !keep {
-                *m = 0.0;
+        let offs = &ws.cell_off[..npx];
+        let covers_image = layout.n_cells_row * self.params.cell_rows == rows
+            && layout.n_cells_col * self.params.cell_cols == cols;
+        if covers_image && !self.table.has_no_bin() {
+            for ((s, &gi), &off) in slots.iter_mut().zip(gidx.iter()).zip(offs) {
+                *s = off + table[gi as usize & (bins::TABLE_LEN - 1)] as u32;
+            }
+        } else {
+            // Pixels outside every cell, or in no bin, add 0 to slot 0.
+            for (((s, m), &gi), &off) in slots
+                .iter_mut()
+                .zip(mags.iter_mut())
+                .zip(gidx.iter())
+                .zip(offs)
+            {
+                let b = table[gi as usize & (bins::TABLE_LEN - 1)] as u32;
+                let keep = b < n as u32 && off != u32::MAX;
+                *s = if keep { off + b } else { 0 };
+                if !keep {
+                    *m = 0.0;
+                }
             }
         }
         // (3) Accumulate.
@@ -605,6 +616,7 @@ impl Hog {
     /// (`cells` values instead of `blocks x cells per block`); the factors of all blocks are then
     /// computed together (their square roots vectorise), and the copy out of `hist` is fused
     /// with the scaling (and, for L2-Hys, with the clip and the second sum).
+    #[inline(always)]
     fn normalise_blocks(
         &self,
         layout: &HogLayout,
@@ -622,13 +634,15 @@ impl Hog {
         // Per-cell sums (L1: sum of |v|; L2: sum of v^2).
         let l1 = matches!(norm, BlockNorm::L1 | BlockNorm::L1Sqrt);
         scratch.cell.clear();
-        scratch.cell.extend(hist[..cells * n].chunks_exact(n).map(|h| {
-            if l1 {
-                lane_sum(h, f32::abs)
-            } else {
-                lane_sum(h, |v| v * v)
-            }
-        }));
+        scratch
+            .cell
+            .extend(hist[..cells * n].chunks_exact(n).map(|h| {
+                if l1 {
+                    lane_sum(h, f32::abs)
+                } else {
+                    lane_sum(h, |v| v * v)
+                }
+            }));
         // Per-block factors.
         scratch.block.clear();
         for r in 0..layout.n_blocks_row {
@@ -693,7 +707,7 @@ impl Hog {
 
 /// L2-Hys first stage for one row of a block: `dst = min(src * k, 0.2)`, adding the squares
 /// to `acc`. Common row lengths get a fixed-size copy so the loop unrolls completely.
-#[inline]
+#[inline(always)]
 fn clip_row(dst: &mut [f32], src: &[f32], k: f32, acc: &mut [f32; 4]) {
     #[inline(always)]
     fn fixed<const L: usize>(dst: &mut [f32], src: &[f32], k: f32, acc: &mut [f32; 4]) {
@@ -723,6 +737,34 @@ fn clip_row(dst: &mut [f32], src: &[f32], k: f32, acc: &mut [f32; 4]) {
     }
 }
 
+// Runtime dispatch: the two hot kernels are compiled twice, for the baseline target and for
+// AVX2 + FMA, and the best one the CPU supports is picked at run time (no `target-cpu=native`
+// needed). Rust never contracts `a * b + c` into an FMA on its own and every reduction here has
+// an explicit order, so both versions give bit-identical results.
+
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn hist_gray_u8_dispatch(
+    hog: &Hog,
+    p: &[u8],
+    rows: usize,
+    cols: usize,
+    layout: &HogLayout,
+    ws: &mut HogWorkspace,
+) {
+    hog.hist_gray_u8(p, rows, cols, layout, ws)
+}
+
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn normalise_blocks_dispatch(
+    hog: &Hog,
+    layout: &HogLayout,
+    hist: &[f32],
+    scratch: &mut NormScratch,
+    out: &mut [f32],
+) {
+    hog.normalise_blocks(layout, hist, scratch, out)
+}
+
 /// Scratch space of the block normalisation.
 #[derive(Debug, Default, Clone)]
 struct NormScratch {
@@ -733,7 +775,7 @@ struct NormScratch {
 }
 
 /// Sum of `f(v)` over `v`, accumulated in eight lanes.
-#[inline]
+#[inline(always)]
 fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let mut chunks = v.chunks_exact(8);
