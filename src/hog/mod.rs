@@ -306,6 +306,10 @@ impl Hog {
     }
 
     /// Parallel core of the batch functions: image `i` goes to `out[i * len..(i + 1) * len]`.
+    ///
+    /// Each worker starts from a clone of one prepared workspace (so per-layout tables are
+    /// built once per batch, not once per rayon split), and splits are at least a few images
+    /// long so that the per-split cost stays negligible.
     fn batch_into<'a, F>(&self, layout: &HogLayout, out: &mut [f32], get: F)
     where
         F: Fn(usize) -> ImageRef<'a> + Sync,
@@ -313,13 +317,18 @@ impl Hog {
         if out.is_empty() {
             return;
         }
-        out.par_chunks_mut(layout.len).enumerate().for_each_init(
-            HogWorkspace::new,
-            |ws, (i, row)| {
-                self.cell_histograms_into(get(i), layout, ws);
-                normalise_blocks_dispatch(self, layout, &ws.hist, &mut ws.norm, row);
-            },
-        );
+        let mut template = HogWorkspace::new();
+        self.prepare_cell_offsets(layout, &mut template);
+        out.par_chunks_mut(layout.len)
+            .with_min_len(16)
+            .enumerate()
+            .for_each_init(
+                || template.clone(),
+                |ws, (i, row)| {
+                    self.cell_histograms_into(get(i), layout, ws);
+                    normalise_blocks_dispatch(self, layout, &ws.hist, &mut ws.norm, row);
+                },
+            );
     }
 
     /// Fill `ws.hist` with the cell histograms (already divided by the cell area).
@@ -487,15 +496,14 @@ impl Hog {
         let n = self.params.orientations;
         let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
         ws.cell_off.clear();
-        for r in 0..layout.rows {
-            for c in 0..layout.cols {
-                let (yi, xi) = (r / cr, c / cc);
-                ws.cell_off
-                    .push(if yi < layout.n_cells_row && xi < layout.n_cells_col {
-                        ((yi * layout.n_cells_col + xi) * n) as u32
-                    } else {
-                        u32::MAX
-                    });
+        ws.cell_off.resize(layout.rows * layout.cols, u32::MAX);
+        for yi in 0..layout.n_cells_row {
+            for r in yi * cr..(yi + 1) * cr {
+                let row = &mut ws.cell_off[r * layout.cols..(r + 1) * layout.cols];
+                for xi in 0..layout.n_cells_col {
+                    let off = ((yi * layout.n_cells_col + xi) * n) as u32;
+                    row[xi * cc..(xi + 1) * cc].fill(off);
+                }
             }
         }
         ws.cell_off_key = Some(key);
