@@ -314,3 +314,124 @@ fn class_names_for(dir: &Path, n_classes: usize) -> Result<Vec<String>> {
     }
     Ok((0..n_classes).map(|i| i.to_string()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_raw_idx(dir: &Path, prefix: &str, n: usize, gz: bool) {
+        let images = idx::IdxArray {
+            dims: vec![n, 4, 5],
+            data: (0..n * 20).map(|v| v as u8).collect(),
+        };
+        let labels = idx::IdxArray {
+            dims: vec![n],
+            data: (0..n).map(|v| (v % 3) as u8).collect(),
+        };
+        for (name, arr) in [
+            (format!("{prefix}-images-idx3-ubyte"), images),
+            (format!("{prefix}-labels-idx1-ubyte"), labels),
+        ] {
+            let mut bytes = Vec::new();
+            idx::write_idx(&mut bytes, &arr).unwrap();
+            if gz {
+                use std::io::Write;
+                let f = std::fs::File::create(dir.join(format!("{name}.gz"))).unwrap();
+                let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+                e.write_all(&bytes).unwrap();
+                e.finish().unwrap();
+            } else {
+                std::fs::write(dir.join(name), bytes).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn raw_and_gzip_idx_folders_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write_raw_idx(dir.path(), "train", 6, false);
+        write_raw_idx(dir.path(), "t10k", 3, true);
+        assert!(is_standard_split(dir.path()));
+        let (train, _) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!((train.len(), train.rows, train.cols), (6, 4, 5));
+        assert_eq!(train.labels, vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(train.class_names, vec!["0", "1", "2"]);
+        assert_eq!(train.image(1), &(20..40).map(|v| v as u8).collect::<Vec<_>>()[..]);
+        let test_opts = LoadOptions {
+            split: Split::Test,
+            ..Default::default()
+        };
+        let (test, _) = load(dir.path(), &test_opts).unwrap();
+        assert_eq!(test.len(), 3);
+        // An images file given directly finds its labels beside it.
+        let (direct, _) = load(
+            &dir.path().join("train-images-idx3-ubyte"),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(direct, train);
+        // classes.txt names the classes.
+        std::fs::write(dir.path().join("classes.txt"), "zero\none\ntwo\n").unwrap();
+        let (named, _) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(named.class_names, vec!["zero", "one", "two"]);
+        // Resize.
+        let opts = LoadOptions {
+            resize: Some((8, 6)),
+            ..Default::default()
+        };
+        let (big, _) = load(dir.path(), &opts).unwrap();
+        assert_eq!((big.rows, big.cols, big.pixels.len()), (6, 8, 6 * 48));
+    }
+
+    #[test]
+    fn label_count_mismatch_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_raw_idx(dir.path(), "train", 4, false);
+        let labels = idx::IdxArray {
+            dims: vec![3],
+            data: vec![0, 1, 2],
+        };
+        let mut bytes = Vec::new();
+        idx::write_idx(&mut bytes, &labels).unwrap();
+        std::fs::write(dir.path().join("train-labels-idx1-ubyte"), bytes).unwrap();
+        let e = load(dir.path(), &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("3 labels for 4 images"), "{e}");
+    }
+
+    #[test]
+    fn rgb_and_16_bit_images_become_8_bit_gray() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::create_dir_all(&a).unwrap();
+        image::RgbImage::from_pixel(10, 8, image::Rgb([255, 0, 0]))
+            .save(a.join("red.png"))
+            .unwrap();
+        image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(10, 8, image::Luma([65535]))
+            .save(a.join("white16.png"))
+            .unwrap();
+        let (ds, report) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert!(report.skipped.is_empty());
+        assert_eq!((ds.len(), ds.rows, ds.cols), (2, 8, 10));
+        assert!(ds.image(0).iter().all(|&v| v > 40 && v < 80), "BT.709 red luma");
+        assert!(ds.image(1).iter().all(|&v| v == 255));
+    }
+
+    #[test]
+    fn empty_class_folders_are_reported_and_no_images_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        let e = load(dir.path(), &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no images found"), "{e}");
+        let b = dir.path().join("b");
+        std::fs::create_dir_all(&b).unwrap();
+        image::GrayImage::new(4, 4).save(b.join("x.png")).unwrap();
+        let (ds, report) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.class_names, vec!["b", "empty"]);
+        assert_eq!(ds.labels, vec![0]);
+        assert_eq!(report.empty_classes, vec!["empty"]);
+    }
+}
