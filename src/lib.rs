@@ -21,8 +21,12 @@
 
 pub mod data;
 pub mod error;
+pub mod featmap;
 pub mod hog;
 pub mod io;
+pub mod metrics;
+pub mod reduce;
+pub mod svm;
 
 pub use error::{Error, Result};
 

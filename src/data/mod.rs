@@ -356,7 +356,10 @@ mod tests {
         assert_eq!((train.len(), train.rows, train.cols), (6, 4, 5));
         assert_eq!(train.labels, vec![0, 1, 2, 0, 1, 2]);
         assert_eq!(train.class_names, vec!["0", "1", "2"]);
-        assert_eq!(train.image(1), &(20..40).map(|v| v as u8).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            train.image(1),
+            &(20..40).map(|v| v as u8).collect::<Vec<_>>()[..]
+        );
         let test_opts = LoadOptions {
             split: Split::Test,
             ..Default::default()
@@ -414,7 +417,10 @@ mod tests {
         let (ds, report) = load(dir.path(), &LoadOptions::default()).unwrap();
         assert!(report.skipped.is_empty());
         assert_eq!((ds.len(), ds.rows, ds.cols), (2, 8, 10));
-        assert!(ds.image(0).iter().all(|&v| v > 40 && v < 80), "BT.709 red luma");
+        assert!(
+            ds.image(0).iter().all(|&v| v > 40 && v < 80),
+            "BT.709 red luma"
+        );
         assert!(ds.image(1).iter().all(|&v| v == 255));
     }
 
