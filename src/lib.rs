@@ -25,6 +25,8 @@ pub mod featmap;
 pub mod hog;
 pub mod io;
 pub mod metrics;
+pub mod model;
+pub mod pipeline;
 pub mod reduce;
 pub mod svm;
 

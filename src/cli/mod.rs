@@ -3,6 +3,7 @@
 mod extract;
 mod hog_image;
 mod options;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,12 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// Draw the HOG visualisation of one image (like scikit-image's visualize=True) as PNG.
     HogImage(hog_image::HogImageArgs),
+    /// Train the classical pipeline (HOG, feature map, PCA, linear SVM) and save the model.
+    Train(train::TrainArgs),
+    /// Evaluate a model on labelled data: classification report and confusion matrix.
+    Eval(train::EvalArgs),
+    /// Predict the class of image files or folders (CSV or JSON).
+    Predict(train::PredictArgs),
     /// Time HOG extraction on a dataset (used by scripts/peer_hog.py); prints JSON.
     BenchHog(extract::BenchArgs),
 }
@@ -30,6 +37,9 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Extract(a) => extract::run(a),
         Command::HogImage(a) => hog_image::run(a),
+        Command::Train(a) => train::train(a),
+        Command::Eval(a) => train::eval(a),
+        Command::Predict(a) => train::predict(a),
         Command::BenchHog(a) => extract::bench(a),
     }
 }

@@ -7,56 +7,71 @@ use clap::Args;
 use hogsvm::data::{LoadOptions, Split};
 use hogsvm::hog::{BlockNorm, HogParams};
 
-/// HOG parameters (defaults: scikit-image's).
+/// HOG parameters. Defaults depend on the command: scikit-image's for `extract` and
+/// `hog-image`, the best measured configuration for `train`.
 #[derive(Debug, Clone, Args)]
 pub struct HogArgs {
-    /// Orientation bins over [0, 180).
-    #[arg(long, default_value_t = 9)]
-    pub orientations: usize,
-    /// Pixels per cell, both directions (overridden by --cell-rows / --cell-cols).
-    #[arg(long, default_value_t = 8)]
-    pub cell: usize,
+    /// Orientation bins over [0, 180) [default: 9].
+    #[arg(long)]
+    pub orientations: Option<usize>,
+    /// Pixels per cell, both directions (overridden by --cell-rows / --cell-cols)
+    /// [default: 8; train: 4].
+    #[arg(long)]
+    pub cell: Option<usize>,
     /// Pixels per cell along rows.
     #[arg(long)]
     pub cell_rows: Option<usize>,
     /// Pixels per cell along columns.
     #[arg(long)]
     pub cell_cols: Option<usize>,
-    /// Cells per block, both directions (overridden by --block-rows / --block-cols).
-    #[arg(long, default_value_t = 3)]
-    pub block: usize,
+    /// Cells per block, both directions (overridden by --block-rows / --block-cols)
+    /// [default: 3; train: 2].
+    #[arg(long)]
+    pub block: Option<usize>,
     /// Cells per block along rows.
     #[arg(long)]
     pub block_rows: Option<usize>,
     /// Cells per block along columns.
     #[arg(long)]
     pub block_cols: Option<usize>,
-    /// Block normalisation: L1, L1-sqrt, L2 or L2-Hys.
-    #[arg(long, default_value = "L2-Hys")]
-    pub block_norm: String,
+    /// Block normalisation: L1, L1-sqrt, L2 or L2-Hys [default: L2-Hys].
+    #[arg(long)]
+    pub block_norm: Option<String>,
     /// Square root of the image before the gradients (power-law compression).
     #[arg(long)]
     pub transform_sqrt: bool,
 }
 
 impl HogArgs {
-    /// The validated parameters.
-    pub fn params(&self) -> anyhow::Result<HogParams> {
-        let norm: BlockNorm = self.block_norm.parse()?;
+    /// The validated parameters: what was given, else `defaults`.
+    pub fn params_with(&self, defaults: HogParams) -> anyhow::Result<HogParams> {
+        let norm: BlockNorm = match &self.block_norm {
+            Some(s) => s.parse()?,
+            None => defaults.block_norm,
+        };
+        let cell_r = self.cell.unwrap_or(defaults.cell_rows);
+        let cell_c = self.cell.unwrap_or(defaults.cell_cols);
+        let block_r = self.block.unwrap_or(defaults.block_rows);
+        let block_c = self.block.unwrap_or(defaults.block_cols);
         let p = HogParams::default()
-            .orientations(self.orientations)
+            .orientations(self.orientations.unwrap_or(defaults.orientations))
             .cell(
-                self.cell_rows.unwrap_or(self.cell),
-                self.cell_cols.unwrap_or(self.cell),
+                self.cell_rows.unwrap_or(cell_r),
+                self.cell_cols.unwrap_or(cell_c),
             )
             .block(
-                self.block_rows.unwrap_or(self.block),
-                self.block_cols.unwrap_or(self.block),
+                self.block_rows.unwrap_or(block_r),
+                self.block_cols.unwrap_or(block_c),
             )
             .block_norm(norm)
-            .transform_sqrt(self.transform_sqrt);
+            .transform_sqrt(self.transform_sqrt || defaults.transform_sqrt);
         p.validate()?;
         Ok(p)
+    }
+
+    /// The validated parameters with scikit-image's defaults.
+    pub fn params(&self) -> anyhow::Result<HogParams> {
+        self.params_with(HogParams::default())
     }
 }
 
@@ -66,9 +81,9 @@ pub struct DataArgs {
     /// Dataset: an IDX images file, a folder of IDX files, or an image folder root/<class>/<image>.
     #[arg(long)]
     pub data: PathBuf,
-    /// Which split of an IDX folder to read: train or test.
-    #[arg(long, default_value = "train")]
-    pub split: String,
+    /// Which split of an IDX folder to read: train or test [default: train; eval: test].
+    #[arg(long)]
+    pub split: Option<String>,
     /// Resize every image to WxH (width x height) before anything else.
     #[arg(long, value_name = "WxH")]
     pub resize: Option<String>,
@@ -78,12 +93,23 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// Load options from the arguments.
+    /// Load options from the arguments (train split unless --split says otherwise).
     pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
-        let split = match self.split.to_ascii_lowercase().as_str() {
-            "train" => Split::Train,
-            "test" | "t10k" => Split::Test,
-            other => bail!("invalid --split `{other}`: expected train or test"),
+        self.load_options_with(Split::Train)
+    }
+
+    /// Load options, with `default_split` when --split is not given.
+    pub fn load_options_with(&self, default_split: Split) -> anyhow::Result<LoadOptions> {
+        let split = match self
+            .split
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => default_split,
+            Some("train") => Split::Train,
+            Some("test") | Some("t10k") => Split::Test,
+            Some(other) => bail!("invalid --split `{other}`: expected train or test"),
         };
         Ok(LoadOptions {
             resize: self.resize.as_deref().map(parse_size).transpose()?,

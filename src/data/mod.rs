@@ -83,6 +83,50 @@ impl Dataset {
             sources: indices.iter().map(|&i| self.sources[i].clone()).collect(),
         }
     }
+    /// Split into (train, test) with `test_fraction` of each class in the test part (at least
+    /// one image of a class with two or more), shuffled by a seeded generator. Order inside each
+    /// part follows the original order.
+    pub fn stratified_split(
+        &self,
+        test_fraction: f64,
+        seed: u64,
+    ) -> crate::Result<(Dataset, Dataset)> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        if !(test_fraction > 0.0 && test_fraction < 1.0) {
+            return Err(Error::param(
+                "test_split",
+                "must be a fraction strictly between 0 and 1",
+                test_fraction,
+            ));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut test_mask = vec![false; self.len()];
+        for class in 0..self.class_names.len() as u32 {
+            let mut idx: Vec<usize> = (0..self.len())
+                .filter(|&i| self.labels[i] == class)
+                .collect();
+            if idx.len() < 2 {
+                continue;
+            }
+            idx.shuffle(&mut rng);
+            let k = ((idx.len() as f64 * test_fraction).round() as usize).clamp(1, idx.len() - 1);
+            for &i in &idx[..k] {
+                test_mask[i] = true;
+            }
+        }
+        let train: Vec<usize> = (0..self.len()).filter(|&i| !test_mask[i]).collect();
+        let test: Vec<usize> = (0..self.len()).filter(|&i| test_mask[i]).collect();
+        if test.is_empty() {
+            return Err(Error::param(
+                "test_split",
+                "leaves no test images",
+                test_fraction,
+            ));
+        }
+        Ok((self.subset(&train), self.subset(&test)))
+    }
+
     /// Number of images per class.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut c = vec![0; self.class_names.len()];
@@ -384,6 +428,19 @@ mod tests {
         };
         let (big, _) = load(dir.path(), &opts).unwrap();
         assert_eq!((big.rows, big.cols, big.pixels.len()), (6, 8, 6 * 48));
+    }
+
+    #[test]
+    fn stratified_split_keeps_class_proportions() {
+        let dir = tempfile::tempdir().unwrap();
+        write_raw_idx(dir.path(), "train", 30, false);
+        let (ds, _) = load(dir.path(), &LoadOptions::default()).unwrap();
+        let (tr, te) = ds.stratified_split(0.2, 1).unwrap();
+        assert_eq!(tr.len() + te.len(), 30);
+        assert_eq!(te.class_counts(), vec![2, 2, 2]);
+        let (tr2, te2) = ds.stratified_split(0.2, 1).unwrap();
+        assert_eq!((tr, te), (tr2, te2));
+        assert!(ds.stratified_split(1.0, 1).is_err());
     }
 
     #[test]

@@ -1,0 +1,437 @@
+//! `hogsvm train`, `hogsvm eval` and `hogsvm predict`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use hogsvm::data::{self, folder, Dataset, LoadOptions, Split};
+use hogsvm::featmap::FeatureMap;
+use hogsvm::metrics::Report;
+use hogsvm::model;
+use hogsvm::pipeline::{ClassicalConfig, ClassicalModel};
+use hogsvm::reduce::{Components, PcaParams};
+use hogsvm::svm::{ClassWeight, LinearSvm, Loss};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::options::{parse_size, print_load_report, with_threads, HogArgs};
+
+/// Arguments of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data: an IDX file or folder, or an image folder root/<class>/<image>. A folder
+    /// holding both train-* and t10k-* IDX files is the standard split (t10k is the test set).
+    #[arg(long)]
+    data: PathBuf,
+    /// Separate test data (same forms as --data).
+    #[arg(long, conflicts_with = "test_split")]
+    test: Option<PathBuf>,
+    /// Hold out this fraction of --data, stratified by class, as the test set.
+    #[arg(long)]
+    test_split: Option<f64>,
+    /// Output model file (safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed for the split, PCA and the SVM's visiting order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Resize every image to WxH first.
+    #[arg(long, value_name = "WxH")]
+    resize: Option<String>,
+    /// Skip images that fail to decode.
+    #[arg(long)]
+    skip_invalid: bool,
+    #[command(flatten)]
+    hog: HogArgs,
+    /// Feature map after HOG: none, hellinger, chi2, chi2:STEPS or chi2:STEPS:INTERVAL
+    /// [default: the best measured configuration's].
+    #[arg(long)]
+    feature_map: Option<String>,
+    /// Standardise features (zero mean, unit variance) before PCA / SVM.
+    #[arg(long)]
+    standardize: bool,
+    /// PCA components: a count (128), a variance fraction (0.95) or none.
+    #[arg(long)]
+    pca: Option<String>,
+    /// Whiten the PCA output.
+    #[arg(long)]
+    whiten: bool,
+    /// SVM regularisation C.
+    #[arg(long)]
+    c: Option<f64>,
+    /// SVM loss: squared-hinge or hinge.
+    #[arg(long)]
+    loss: Option<String>,
+    /// SVM stopping tolerance.
+    #[arg(long)]
+    tol: Option<f64>,
+    /// SVM maximum passes over the data.
+    #[arg(long)]
+    max_iter: Option<usize>,
+    /// Class weights: none, balanced, or one comma-separated weight per class.
+    #[arg(long)]
+    class_weight: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also write the test report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new_spinner();
+        b.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static"));
+        b.set_message(msg.to_string());
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    let (ds, report) = data::load(path, opts)?;
+    print_load_report(&report);
+    Ok(ds)
+}
+
+/// The configuration from the arguments; what is not given comes from
+/// [`ClassicalConfig::default`], the best measured configuration.
+fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
+    let best = ClassicalConfig::default();
+    let mut c = best.clone();
+    c.hog = a.hog.params_with(best.hog)?;
+    c.resize = a.resize.as_deref().map(parse_size).transpose()?;
+    if let Some(m) = &a.feature_map {
+        c.feature_map = m.parse::<FeatureMap>()?;
+    }
+    c.standardize = a.standardize || best.standardize;
+    match a.pca.as_deref() {
+        None => {}
+        Some("none") | Some("off") => c.pca = None,
+        Some(s) => {
+            c.pca = Some(PcaParams {
+                components: s.parse::<Components>()?,
+                whiten: a.whiten,
+                seed: a.seed,
+                ..Default::default()
+            })
+        }
+    }
+    if let Some(p) = c.pca.as_mut() {
+        p.seed = a.seed;
+        p.whiten |= a.whiten;
+    }
+    if let Some(v) = a.c {
+        c.svm.c = v;
+    }
+    if let Some(l) = &a.loss {
+        c.svm.loss = l.parse::<Loss>()?;
+    }
+    if let Some(t) = a.tol {
+        c.svm.tol = t;
+    }
+    if let Some(m) = a.max_iter {
+        c.svm.max_iter = m;
+    }
+    c.svm.seed = a.seed;
+    c.svm.class_weight = match a.class_weight.as_deref() {
+        None | Some("none") => ClassWeight::None,
+        Some("balanced") => ClassWeight::Balanced,
+        Some(list) => ClassWeight::Explicit(
+            list.split(',')
+                .map(|w| w.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("invalid --class-weight `{list}`"))?,
+        ),
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+/// Train and test sets from the arguments.
+fn datasets(a: &TrainArgs, resize: Option<(u32, u32)>) -> anyhow::Result<(Dataset, Dataset)> {
+    let opts = LoadOptions {
+        resize,
+        skip_invalid: a.skip_invalid,
+        split: Split::Train,
+    };
+    let train = load_with(&a.data, &opts)?;
+    if let Some(t) = &a.test {
+        let test = load_with(
+            t,
+            &LoadOptions {
+                split: if data::is_standard_split(t) {
+                    Split::Test
+                } else {
+                    Split::Train
+                },
+                ..opts
+            },
+        )?;
+        return Ok((train, test));
+    }
+    if let Some(f) = a.test_split {
+        return Ok(train.stratified_split(f, a.seed)?);
+    }
+    if a.data.is_dir() && data::is_standard_split(&a.data) {
+        let test = load_with(
+            &a.data,
+            &LoadOptions {
+                split: Split::Test,
+                ..opts
+            },
+        )?;
+        return Ok((train, test));
+    }
+    bail!(
+        "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with train-* and \
+         t10k-* IDX files)",
+        a.data.display()
+    )
+}
+
+/// Run `train`.
+pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let cfg = config(&a)?;
+    let t0 = Instant::now();
+    let (train, test) = datasets(&a, cfg.resize)?;
+    let t_load = t0.elapsed().as_secs_f64();
+    hogsvm::pipeline::check_classes(&train.class_names, &test.class_names)
+        .context("train and test sets differ")?;
+    let bar = spinner("training (HOG, feature map, PCA, SVM)");
+    let (model, times) = with_threads(a.threads, || cfg.fit(&train))??;
+    bar.finish_and_clear();
+    let t_eval = Instant::now();
+    let report = with_threads(a.threads, || model.evaluate(&test))??;
+    let t_eval = t_eval.elapsed().as_secs_f64();
+    model::save(&model, &a.out)?;
+    print!("{}", report.classification_report());
+    if let Some(p) = &a.json {
+        write_report_json(p, &report)?;
+    }
+    println!(
+        "accuracy {:.4} on {} test images | train {} images, {} features -> {} dims | load {:.2} s, \
+         hog {:.2} s, map {:.2} s, scaler {:.2} s, pca {:.2} s, svm {:.2} s, eval {:.2} s | model {}",
+        report.accuracy,
+        test.len(),
+        train.len(),
+        cfg.hog.feature_len(train.rows, train.cols)?,
+        model.feature_dim(),
+        t_load,
+        times.hog,
+        times.feature_map,
+        times.scaler,
+        times.pca,
+        times.svm,
+        t_eval,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn write_report_json(path: &Path, report: &Report) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    hogsvm::io::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
+    Ok(())
+}
+
+/// Arguments of `eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file written by `train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled data (IDX file or folder, or image folder with the model's classes).
+    #[arg(long)]
+    data: PathBuf,
+    /// Split of an IDX folder: train or test [default: test].
+    #[arg(long)]
+    split: Option<String>,
+    /// Skip images that fail to decode.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Run `eval`.
+pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let m = model::load(&a.model)?;
+    let split = match a.split.as_deref() {
+        None => {
+            if data::idx_pair(&a.data, Split::Test).is_some() {
+                Split::Test
+            } else {
+                Split::Train
+            }
+        }
+        Some("train") => Split::Train,
+        Some("test") | Some("t10k") => Split::Test,
+        Some(o) => bail!("invalid --split `{o}`: expected train or test"),
+    };
+    let ds = load_with(
+        &a.data,
+        &LoadOptions {
+            resize: model_resize(&m),
+            skip_invalid: a.skip_invalid,
+            split,
+        },
+    )?;
+    let t = Instant::now();
+    let report = with_threads(a.threads, || m.evaluate(&ds))??;
+    let secs = t.elapsed().as_secs_f64();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.classification_report());
+        println!("\nconfusion matrix (rows: true, columns: predicted)");
+        for (name, row) in m.class_names.iter().zip(&report.confusion) {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
+            println!("{:>14} {}", name, cells.join(""));
+        }
+        println!(
+            "accuracy {:.4} on {} images in {:.2} s ({:.0} images/s)",
+            report.accuracy,
+            ds.len(),
+            secs,
+            ds.len() as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// Resize images to the model's input size, unless the model was trained on a fixed-size set
+/// without resizing (then images of another size are an error naming the file).
+fn model_resize(m: &ClassicalModel) -> Option<(u32, u32)> {
+    m.config.resize
+}
+
+/// Arguments of `predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Model file written by `train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Image files and/or folders (searched recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output format: csv or json.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// Skip images that fail to decode.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn collect_images(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| dir.display().to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                !p.file_name()
+                    .map(|n| n.to_string_lossy().starts_with('.'))
+                    .unwrap_or(false)
+            })
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if folder::is_image_path(&p) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such file or folder", p.display());
+        }
+    }
+    if out.is_empty() {
+        bail!("no image files among the inputs");
+    }
+    Ok(out)
+}
+
+/// Run `predict`.
+pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
+    let m = model::load(&a.model)?;
+    let json = match a.format.as_str() {
+        "csv" => false,
+        "json" => true,
+        o => bail!("invalid --format `{o}`: expected csv or json"),
+    };
+    let files = collect_images(&a.inputs)?;
+    let size = Some((m.cols as u32, m.rows as u32));
+    let mut ds = Dataset {
+        rows: m.rows,
+        cols: m.cols,
+        pixels: Vec::with_capacity(files.len() * m.rows * m.cols),
+        labels: Vec::new(),
+        class_names: m.class_names.clone(),
+        sources: Vec::new(),
+    };
+    for f in &files {
+        // Images are brought to the model's input size (a no-op when they already have it).
+        match folder::decode_gray(f, size) {
+            Ok(img) => {
+                ds.pixels.extend_from_slice(img.as_raw());
+                ds.labels.push(0);
+                ds.sources.push(f.to_string_lossy().into_owned());
+            }
+            Err(e) if a.skip_invalid => eprintln!("hogsvm: warning: skipped {e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let scores = with_threads(a.threads, || m.decision_function(&ds))??;
+    let labels = LinearSvm::labels_from_scores(scores.view(), m.svm.n_classes);
+    let mut rows = Vec::new();
+    for (i, src) in ds.sources.iter().enumerate() {
+        let l = labels[i] as usize;
+        let score = if m.svm.n_classes == 2 {
+            scores[[i, 0]]
+        } else {
+            scores[[i, l]]
+        };
+        rows.push((src.clone(), m.class_names[l].clone(), score));
+    }
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(f, l, s)| serde_json::json!({"file": f, "label": l, "score": s}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("file,label,score");
+        for (f, l, s) in rows {
+            println!("{},{},{}", csv_field(&f), csv_field(&l), s);
+        }
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

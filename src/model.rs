@@ -1,0 +1,319 @@
+//! The model file: one safetensors file holding everything needed to predict from a raw image.
+//!
+//! Format (version [`FORMAT_VERSION`]):
+//! * tensors (little-endian): `svm.weights` (f32, models x d), `svm.intercepts` (f32, models);
+//!   when present `scaler.mean`, `scaler.scale` (f32, d0); `pca.mean` (f32, d1),
+//!   `pca.components` (f32, k x d1), `pca.explained_variance` and
+//!   `pca.explained_variance_ratio` (f64, k);
+//! * metadata (string → string): `format` = `hogsvm-model`, `format_version`, `kind` =
+//!   `classical`, `hogsvm_version`, `config` (JSON of [`ClassicalConfig`]), `class_names` (JSON
+//!   list), `input` (JSON `{"rows": R, "cols": C}`), `svm_iterations` (JSON list) and `crc32`
+//!   (hex CRC-32 of every tensor's bytes, in name order).
+//!
+//! Loading checks the header, format name and version (a newer file is refused with a clear
+//! message), the checksum, and that every shape agrees with the configuration, so a truncated,
+//! corrupt or foreign file is an error, never a panic or a silently wrong model. Files are
+//! written atomically (temporary file + rename).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use ndarray::{Array1, Array2};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::hog::Hog;
+use crate::pipeline::{ClassicalConfig, ClassicalModel};
+use crate::reduce::{Pca, StandardScaler};
+use crate::svm::LinearSvm;
+
+/// Version written by this build; files with a larger version are refused.
+pub const FORMAT_VERSION: u32 = 1;
+/// Value of the `format` metadata key.
+pub const FORMAT_NAME: &str = "hogsvm-model";
+/// Largest model file accepted.
+pub const MAX_MODEL_BYTES: u64 = 4 << 30;
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn f64_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Serialise a model to bytes.
+pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
+    let mut tensors: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    let mut put32 = |name: &str, shape: Vec<usize>, v: Vec<f32>| {
+        tensors.insert(name.to_string(), (Dtype::F32, shape, f32_bytes(&v)));
+    };
+    put32(
+        "svm.weights",
+        m.svm.weights.shape().to_vec(),
+        m.svm.weights.iter().copied().collect(),
+    );
+    put32(
+        "svm.intercepts",
+        vec![m.svm.intercepts.len()],
+        m.svm.intercepts.to_vec(),
+    );
+    if let Some(s) = &m.scaler {
+        put32("scaler.mean", vec![s.mean.len()], s.mean.to_vec());
+        put32("scaler.scale", vec![s.scale.len()], s.scale.to_vec());
+    }
+    if let Some(p) = &m.pca {
+        put32("pca.mean", vec![p.mean.len()], p.mean.to_vec());
+        put32(
+            "pca.components",
+            p.components.shape().to_vec(),
+            p.components.iter().copied().collect(),
+        );
+        for (name, v) in [
+            ("pca.explained_variance", &p.explained_variance),
+            ("pca.explained_variance_ratio", &p.explained_variance_ratio),
+        ] {
+            tensors.insert(
+                name.to_string(),
+                (
+                    Dtype::F64,
+                    vec![v.len()],
+                    f64_bytes(v.as_slice().unwrap_or(&v.to_vec())),
+                ),
+            );
+        }
+    }
+    let mut crc = crc32fast::Hasher::new();
+    for (_, _, bytes) in tensors.values() {
+        crc.update(bytes);
+    }
+    let json = |v: serde_json::Result<String>| {
+        v.map_err(|e| Error::param("model", format!("cannot serialise: {e}"), ""))
+    };
+    let mut meta = HashMap::new();
+    meta.insert("format".into(), FORMAT_NAME.to_string());
+    meta.insert("format_version".into(), FORMAT_VERSION.to_string());
+    meta.insert("kind".into(), "classical".to_string());
+    meta.insert(
+        "hogsvm_version".into(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    meta.insert("config".into(), json(serde_json::to_string(&m.config))?);
+    meta.insert(
+        "class_names".into(),
+        json(serde_json::to_string(&m.class_names))?,
+    );
+    meta.insert(
+        "input".into(),
+        format!("{{\"rows\": {}, \"cols\": {}}}", m.rows, m.cols),
+    );
+    meta.insert(
+        "svm_iterations".into(),
+        json(serde_json::to_string(&m.svm.iterations))?,
+    );
+    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, (dt, shape, bytes))| {
+            TensorView::new(*dt, shape.clone(), bytes)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| Error::param("model", format!("bad tensor {k}: {e}"), ""))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, &Some(meta))
+        .map_err(|e| Error::param("model", format!("cannot serialise: {e}"), ""))
+}
+
+/// Save a model atomically.
+pub fn save(m: &ClassicalModel, path: &Path) -> Result<()> {
+    let bytes = to_bytes(m)?;
+    crate::io::write_atomic(path, |w| w.write_all(&bytes))
+}
+
+/// Load and verify a model file.
+pub fn load(path: &Path) -> Result<ClassicalModel> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(Error::invalid_file(
+            path,
+            format!("{} bytes is larger than any hogsvm model", meta.len()),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes).map_err(|reason| Error::invalid_file(path, reason))
+}
+
+/// Parse and verify model bytes; the error is a reason in words.
+pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a hogsvm model (not a valid safetensors file: {e:?})"))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("not a hogsvm model (unreadable header: {e:?})"))?;
+    let meta = header
+        .metadata()
+        .clone()
+        .ok_or("not a hogsvm model (no metadata)")?;
+    let get = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .ok_or_else(|| format!("model metadata lacks `{k}`"))
+    };
+    if meta.get("format").map(String::as_str) != Some(FORMAT_NAME) {
+        return Err("not a hogsvm model (metadata `format` is not hogsvm-model)".into());
+    }
+    let version: u32 = get("format_version")?
+        .parse()
+        .map_err(|_| "model metadata `format_version` is not a number".to_string())?;
+    if version > FORMAT_VERSION {
+        return Err(format!(
+            "model format version {version} is newer than this hogsvm {} supports ({FORMAT_VERSION}); \
+             upgrade hogsvm",
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    let kind = get("kind")?;
+    if kind != "classical" {
+        return Err(format!(
+            "model kind `{kind}` is not supported by this build"
+        ));
+    }
+    // Checksum over every tensor, in name order.
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort();
+    let mut crc = crc32fast::Hasher::new();
+    for n in &names {
+        let t = st.tensor(n).map_err(|e| format!("tensor {n}: {e:?}"))?;
+        crc.update(t.data());
+    }
+    if format!("{:08x}", crc.finalize()) != get("crc32")? {
+        return Err("model checksum mismatch: the file is corrupted".into());
+    }
+    let parse = |k: &str| -> std::result::Result<serde_json::Value, String> {
+        serde_json::from_str(&get(k)?).map_err(|e| format!("model metadata `{k}`: {e}"))
+    };
+    let config: ClassicalConfig = serde_json::from_value(parse("config")?)
+        .map_err(|e| format!("model metadata `config`: {e}"))?;
+    let class_names: Vec<String> = serde_json::from_value(parse("class_names")?)
+        .map_err(|e| format!("model metadata `class_names`: {e}"))?;
+    let input = parse("input")?;
+    let rows = input["rows"].as_u64().ok_or("model `input` lacks rows")? as usize;
+    let cols = input["cols"].as_u64().ok_or("model `input` lacks cols")? as usize;
+    let iterations: Vec<usize> = serde_json::from_value(parse("svm_iterations")?)
+        .map_err(|e| format!("model metadata `svm_iterations`: {e}"))?;
+
+    let tensor = |n: &str, dt: Dtype| -> std::result::Result<(Vec<usize>, Vec<u8>), String> {
+        let t = st
+            .tensor(n)
+            .map_err(|_| format!("model lacks tensor `{n}`"))?;
+        if t.dtype() != dt {
+            return Err(format!(
+                "tensor `{n}` has dtype {:?}, expected {dt:?}",
+                t.dtype()
+            ));
+        }
+        Ok((t.shape().to_vec(), t.data().to_vec()))
+    };
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let f64s = |b: &[u8]| -> Vec<f64> {
+        b.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    };
+    let vec32 = |n: &str, len: usize| -> std::result::Result<Array1<f32>, String> {
+        let (shape, b) = tensor(n, Dtype::F32)?;
+        if shape != [len] {
+            return Err(format!(
+                "tensor `{n}` has shape {shape:?}, expected [{len}]"
+            ));
+        }
+        Ok(Array1::from(f32s(&b)))
+    };
+
+    // Expected dimensions, stage by stage, from the configuration.
+    let hog = Hog::new(config.hog).map_err(|e| format!("model config: {e}"))?;
+    let d_hog = hog
+        .feature_len(rows, cols)
+        .map_err(|e| format!("model config: {e}"))?;
+    config
+        .feature_map
+        .validate()
+        .map_err(|e| format!("model config: {e}"))?;
+    let d_map = config.feature_map.output_dim(d_hog);
+    let scaler = if config.standardize {
+        Some(StandardScaler {
+            mean: vec32("scaler.mean", d_map)?,
+            scale: vec32("scaler.scale", d_map)?,
+        })
+    } else {
+        None
+    };
+    let (pca, d_svm) = match &config.pca {
+        Some(p) => {
+            let (shape, b) = tensor("pca.components", Dtype::F32)?;
+            if shape.len() != 2 || shape[1] != d_map || shape[0] == 0 {
+                return Err(format!(
+                    "tensor `pca.components` has shape {shape:?}, expected [k, {d_map}]"
+                ));
+            }
+            let k = shape[0];
+            let components = Array2::from_shape_vec((k, d_map), f32s(&b))
+                .map_err(|e| format!("pca.components: {e}"))?;
+            let ev = |n: &str| -> std::result::Result<Array1<f64>, String> {
+                let (shape, b) = tensor(n, Dtype::F64)?;
+                if shape != [k] {
+                    return Err(format!("tensor `{n}` has shape {shape:?}, expected [{k}]"));
+                }
+                Ok(Array1::from(f64s(&b)))
+            };
+            (
+                Some(Pca {
+                    mean: vec32("pca.mean", d_map)?,
+                    components,
+                    explained_variance: ev("pca.explained_variance")?,
+                    explained_variance_ratio: ev("pca.explained_variance_ratio")?,
+                    whiten: p.whiten,
+                }),
+                k,
+            )
+        }
+        None => (None, d_map),
+    };
+    let models = if class_names.len() == 2 {
+        1
+    } else {
+        class_names.len()
+    };
+    if class_names.len() < 2 {
+        return Err(format!(
+            "model has {} classes; at least 2 needed",
+            class_names.len()
+        ));
+    }
+    let (shape, b) = tensor("svm.weights", Dtype::F32)?;
+    if shape != [models, d_svm] {
+        return Err(format!(
+            "tensor `svm.weights` has shape {shape:?}, expected [{models}, {d_svm}]"
+        ));
+    }
+    let weights = Array2::from_shape_vec((models, d_svm), f32s(&b))
+        .map_err(|e| format!("svm.weights: {e}"))?;
+    let intercepts = vec32("svm.intercepts", models)?;
+    Ok(ClassicalModel {
+        config,
+        class_names: class_names.clone(),
+        rows,
+        cols,
+        scaler,
+        pca,
+        svm: LinearSvm {
+            weights,
+            intercepts,
+            n_classes: class_names.len(),
+            iterations,
+        },
+    })
+}

@@ -1,0 +1,215 @@
+//! The classical pipeline: HOG → (feature map) → (standard scaler) → (PCA) → linear SVM.
+//!
+//! Data flows one way; each stage is fitted on the training set only and timed. The feature
+//! map comes right after HOG because the Hellinger and chi-squared maps need non-negative
+//! inputs (HOG is; PCA outputs are not).
+
+use std::time::Instant;
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::featmap::FeatureMap;
+use crate::hog::{Hog, HogParams};
+use crate::metrics::Report;
+use crate::reduce::{Pca, PcaParams, StandardScaler};
+use crate::svm::{LinearSvm, SvmParams};
+
+/// Everything that defines a classical model before training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassicalConfig {
+    /// HOG parameters.
+    pub hog: HogParams,
+    /// Resize images to `(width, height)` before HOG.
+    pub resize: Option<(u32, u32)>,
+    /// Feature map applied to the HOG features.
+    pub feature_map: FeatureMap,
+    /// Standardise features before PCA / SVM.
+    pub standardize: bool,
+    /// PCA, if any.
+    pub pca: Option<PcaParams>,
+    /// The SVM.
+    pub svm: SvmParams,
+}
+
+impl Default for ClassicalConfig {
+    /// The best linear configuration measured on Fashion-MNIST (see docs/BENCHMARKS.md).
+    fn default() -> Self {
+        ClassicalConfig {
+            hog: HogParams::default().cell(4, 4).block(2, 2),
+            resize: None,
+            feature_map: FeatureMap::Hellinger,
+            standardize: false,
+            pca: None,
+            svm: SvmParams::default().c(1.0),
+        }
+    }
+}
+
+/// Seconds spent in each stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// HOG extraction.
+    pub hog: f64,
+    /// Feature map.
+    pub feature_map: f64,
+    /// Standard scaler (fit + transform).
+    pub scaler: f64,
+    /// PCA (fit + transform).
+    pub pca: f64,
+    /// SVM training.
+    pub svm: f64,
+}
+
+impl StageTimes {
+    /// Sum of all stages.
+    pub fn total(&self) -> f64 {
+        self.hog + self.feature_map + self.scaler + self.pca + self.svm
+    }
+}
+
+/// A trained classical model: everything needed to predict from a raw image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassicalModel {
+    /// The configuration it was trained with.
+    pub config: ClassicalConfig,
+    /// Class names, in label order.
+    pub class_names: Vec<String>,
+    /// Image rows the model expects (after any resize).
+    pub rows: usize,
+    /// Image columns the model expects (after any resize).
+    pub cols: usize,
+    /// Fitted scaler.
+    pub scaler: Option<StandardScaler>,
+    /// Fitted PCA.
+    pub pca: Option<Pca>,
+    /// Trained SVM.
+    pub svm: LinearSvm,
+}
+
+impl ClassicalConfig {
+    /// Validate every stage's parameters.
+    pub fn validate(&self) -> Result<()> {
+        self.hog.validate()?;
+        self.feature_map.validate()?;
+        Ok(())
+    }
+
+    /// Train on `train` (images already resized as `self.resize` says).
+    pub fn fit(&self, train: &Dataset) -> Result<(ClassicalModel, StageTimes)> {
+        self.validate()?;
+        self.svm.validate(train.class_names.len())?;
+        if train.is_empty() {
+            return Err(Error::param("train", "training set is empty", 0));
+        }
+        let mut times = StageTimes::default();
+        let hog = Hog::new(self.hog)?;
+        let t = Instant::now();
+        let x = hog.compute_batch_u8(&train.pixels, train.rows, train.cols)?;
+        times.hog = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut x = match self.feature_map {
+            FeatureMap::None => x,
+            m => m.transform(x.view())?,
+        };
+        times.feature_map = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let scaler = if self.standardize {
+            let s = StandardScaler::fit(x.view())?;
+            s.transform_inplace(&mut x)?;
+            Some(s)
+        } else {
+            None
+        };
+        times.scaler = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let pca = match &self.pca {
+            Some(p) => {
+                let fitted = p.fit(x.view())?;
+                x = fitted.transform(x.view())?;
+                Some(fitted)
+            }
+            None => None,
+        };
+        times.pca = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let svm = self
+            .svm
+            .fit(x.view(), &train.labels, train.class_names.len())?;
+        times.svm = t.elapsed().as_secs_f64();
+        Ok((
+            ClassicalModel {
+                config: self.clone(),
+                class_names: train.class_names.clone(),
+                rows: train.rows,
+                cols: train.cols,
+                scaler,
+                pca,
+                svm,
+            },
+            times,
+        ))
+    }
+}
+
+impl ClassicalModel {
+    /// Features as the SVM sees them, for images of the model's size.
+    pub fn features(&self, ds: &Dataset) -> Result<Array2<f32>> {
+        if (ds.rows, ds.cols) != (self.rows, self.cols) {
+            return Err(Error::ShapeMismatch {
+                what: "images for this model".into(),
+                expected: format!("{}x{} (rows x cols)", self.rows, self.cols),
+                got: format!("{}x{}", ds.rows, ds.cols),
+            });
+        }
+        let hog = Hog::new(self.config.hog)?;
+        let mut x = hog.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
+        if self.config.feature_map != FeatureMap::None {
+            x = self.config.feature_map.transform(x.view())?;
+        }
+        if let Some(s) = &self.scaler {
+            s.transform_inplace(&mut x)?;
+        }
+        if let Some(p) = &self.pca {
+            x = p.transform(x.view())?;
+        }
+        Ok(x)
+    }
+
+    /// Decision scores, `n x models`.
+    pub fn decision_function(&self, ds: &Dataset) -> Result<Array2<f32>> {
+        self.svm.decision_function(self.features(ds)?.view())
+    }
+
+    /// Predicted labels.
+    pub fn predict(&self, ds: &Dataset) -> Result<Vec<u32>> {
+        let s = self.decision_function(ds)?;
+        Ok(LinearSvm::labels_from_scores(s.view(), self.svm.n_classes))
+    }
+
+    /// Evaluate on a labelled dataset whose classes are the model's.
+    pub fn evaluate(&self, ds: &Dataset) -> Result<Report> {
+        check_classes(&self.class_names, &ds.class_names)?;
+        let p = self.predict(ds)?;
+        Report::new(&ds.labels, &p, &self.class_names)
+    }
+
+    /// Dimension of the features the SVM sees.
+    pub fn feature_dim(&self) -> usize {
+        self.svm.weights.ncols()
+    }
+}
+
+/// A test set must name the model's classes in the model's order.
+pub fn check_classes(model: &[String], data: &[String]) -> Result<()> {
+    if model != data {
+        return Err(Error::ShapeMismatch {
+            what: "class names of the data".into(),
+            expected: format!("{model:?} (the model's)"),
+            got: format!("{data:?}"),
+        });
+    }
+    Ok(())
+}
