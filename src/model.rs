@@ -5,10 +5,12 @@
 //!   when present `scaler.mean`, `scaler.scale` (f32, d0); `pca.mean` (f32, d1),
 //!   `pca.components` (f32, k x d1), `pca.explained_variance` and
 //!   `pca.explained_variance_ratio` (f64, k);
-//! * metadata (string → string): `format` = `hogsvm-model`, `format_version`, `kind` =
-//!   `classical`, `hogsvm_version`, `config` (JSON of [`ClassicalConfig`]), `class_names` (JSON
-//!   list), `input` (JSON `{"rows": R, "cols": C}`), `svm_iterations` (JSON list) and `crc32`
-//!   (hex CRC-32 of every tensor's bytes, in name order).
+//! * metadata: one key, `hogsvm`, whose value is a JSON object ([`ModelMeta`]): `format` =
+//!   `hogsvm-model`, `format_version`, `kind` = `classical`, `hogsvm_version`, `config` (the
+//!   [`ClassicalConfig`]), `class_names`, `input` (`{"rows": R, "cols": C}`), `svm_iterations`
+//!   and `crc32` (hex CRC-32 of every tensor's bytes, in name order). One key because
+//!   safetensors stores metadata in a hash map whose order varies from run to run: a single
+//!   key keeps the file byte-for-byte reproducible.
 //!
 //! Loading checks the header, format name and version (a newer file is refused with a clear
 //! message), the checksum, and that every shape agrees with the configuration, so a truncated,
@@ -20,6 +22,7 @@ use std::path::Path;
 
 use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hog::Hog;
@@ -40,6 +43,41 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 
 fn f64_bytes(v: &[f64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The metadata key holding [`ModelMeta`].
+pub const META_KEY: &str = "hogsvm";
+
+/// Image size a model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSize {
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// Everything in a model file besides the tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// `classical`.
+    pub kind: String,
+    /// Version of hogsvm that wrote the file.
+    pub hogsvm_version: String,
+    /// Pipeline configuration.
+    pub config: ClassicalConfig,
+    /// Class names in label order.
+    pub class_names: Vec<String>,
+    /// Image size the model expects.
+    pub input: InputSize,
+    /// Passes each SVM problem took.
+    pub svm_iterations: Vec<usize>,
+    /// CRC-32 of the tensors' bytes, in name order, as 8 hex digits.
+    pub crc32: String,
 }
 
 /// Serialise a model to bytes.
@@ -87,31 +125,23 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
     for (_, _, bytes) in tensors.values() {
         crc.update(bytes);
     }
-    let json = |v: serde_json::Result<String>| {
-        v.map_err(|e| Error::param("model", format!("cannot serialise: {e}"), ""))
+    let meta_obj = ModelMeta {
+        format: FORMAT_NAME.to_string(),
+        format_version: FORMAT_VERSION,
+        kind: "classical".into(),
+        hogsvm_version: env!("CARGO_PKG_VERSION").into(),
+        config: m.config.clone(),
+        class_names: m.class_names.clone(),
+        input: InputSize {
+            rows: m.rows,
+            cols: m.cols,
+        },
+        svm_iterations: m.svm.iterations.clone(),
+        crc32: format!("{:08x}", crc.finalize()),
     };
-    let mut meta = HashMap::new();
-    meta.insert("format".into(), FORMAT_NAME.to_string());
-    meta.insert("format_version".into(), FORMAT_VERSION.to_string());
-    meta.insert("kind".into(), "classical".to_string());
-    meta.insert(
-        "hogsvm_version".into(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    );
-    meta.insert("config".into(), json(serde_json::to_string(&m.config))?);
-    meta.insert(
-        "class_names".into(),
-        json(serde_json::to_string(&m.class_names))?,
-    );
-    meta.insert(
-        "input".into(),
-        format!("{{\"rows\": {}, \"cols\": {}}}", m.rows, m.cols),
-    );
-    meta.insert(
-        "svm_iterations".into(),
-        json(serde_json::to_string(&m.svm.iterations))?,
-    );
-    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
+    let text = serde_json::to_string(&meta_obj)
+        .map_err(|e| Error::param("model", format!("cannot serialise: {e}"), ""))?;
+    let meta = HashMap::from([(META_KEY.to_string(), text)]);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(k, (dt, shape, bytes))| {
@@ -149,34 +179,36 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         .map_err(|e| format!("not a hogsvm model (not a valid safetensors file: {e:?})"))?;
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| format!("not a hogsvm model (unreadable header: {e:?})"))?;
-    let meta = header
+    let text = header
         .metadata()
-        .clone()
-        .ok_or("not a hogsvm model (no metadata)")?;
-    let get = |k: &str| {
-        meta.get(k)
-            .cloned()
-            .ok_or_else(|| format!("model metadata lacks `{k}`"))
-    };
-    if meta.get("format").map(String::as_str) != Some(FORMAT_NAME) {
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or("not a hogsvm model (no `hogsvm` metadata)")?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("not a hogsvm model (metadata is not JSON: {e})"))?;
+    if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
         return Err("not a hogsvm model (metadata `format` is not hogsvm-model)".into());
     }
-    let version: u32 = get("format_version")?
-        .parse()
-        .map_err(|_| "model metadata `format_version` is not a number".to_string())?;
-    if version > FORMAT_VERSION {
+    let version = value
+        .get("format_version")
+        .and_then(|v| v.as_u64())
+        .ok_or("model metadata lacks a numeric `format_version`")?;
+    if version > FORMAT_VERSION as u64 {
         return Err(format!(
             "model format version {version} is newer than this hogsvm {} supports ({FORMAT_VERSION}); \
              upgrade hogsvm",
             env!("CARGO_PKG_VERSION")
         ));
     }
-    let kind = get("kind")?;
-    if kind != "classical" {
-        return Err(format!(
-            "model kind `{kind}` is not supported by this build"
-        ));
+    if let Some(kind) = value.get("kind").and_then(|v| v.as_str()) {
+        if kind != "classical" {
+            return Err(format!(
+                "model kind `{kind}` is not supported by this build"
+            ));
+        }
     }
+    let meta: ModelMeta =
+        serde_json::from_value(value).map_err(|e| format!("model metadata: {e}"))?;
     // Checksum over every tensor, in name order.
     let mut names: Vec<String> = st.names().into_iter().cloned().collect();
     names.sort();
@@ -185,21 +217,16 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         let t = st.tensor(n).map_err(|e| format!("tensor {n}: {e:?}"))?;
         crc.update(t.data());
     }
-    if format!("{:08x}", crc.finalize()) != get("crc32")? {
+    if format!("{:08x}", crc.finalize()) != meta.crc32 {
         return Err("model checksum mismatch: the file is corrupted".into());
     }
-    let parse = |k: &str| -> std::result::Result<serde_json::Value, String> {
-        serde_json::from_str(&get(k)?).map_err(|e| format!("model metadata `{k}`: {e}"))
-    };
-    let config: ClassicalConfig = serde_json::from_value(parse("config")?)
-        .map_err(|e| format!("model metadata `config`: {e}"))?;
-    let class_names: Vec<String> = serde_json::from_value(parse("class_names")?)
-        .map_err(|e| format!("model metadata `class_names`: {e}"))?;
-    let input = parse("input")?;
-    let rows = input["rows"].as_u64().ok_or("model `input` lacks rows")? as usize;
-    let cols = input["cols"].as_u64().ok_or("model `input` lacks cols")? as usize;
-    let iterations: Vec<usize> = serde_json::from_value(parse("svm_iterations")?)
-        .map_err(|e| format!("model metadata `svm_iterations`: {e}"))?;
+    let ModelMeta {
+        config,
+        class_names,
+        input: InputSize { rows, cols },
+        svm_iterations: iterations,
+        ..
+    } = meta;
 
     let tensor = |n: &str, dt: Dtype| -> std::result::Result<(Vec<usize>, Vec<u8>), String> {
         let t = st

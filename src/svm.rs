@@ -374,7 +374,7 @@ struct BinaryModel {
 }
 
 /// `sum a[j] * b[j]` with `a` in f32 and `b` in f64, in four lanes (vectorises).
-#[inline]
+#[inline(always)]
 fn dot_f32_f64(a: &[f32], b: &[f64]) -> f64 {
     let mut acc = [0f64; 4];
     let mut ca = a.chunks_exact(4);
@@ -392,8 +392,12 @@ fn dot_f32_f64(a: &[f32], b: &[f64]) -> f64 {
 }
 
 /// liblinear's `solve_l2r_l1l2_svc` for one binary problem (`y` in {-1, +1}).
-fn solve_dcd(
-    x: ArrayView2<'_, f32>,
+///
+/// Compiled for the baseline target and for AVX2+FMA, chosen at run time; the arithmetic is the
+/// same (explicit summation order, no FMA contraction), so the model is identical either way.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn solve_dcd<'a>(
+    x: ArrayView2<'a, f32>,
     y: &[f64],
     cp: f64,
     cn: f64,

@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""The whole classical pipeline, end to end, side by side: scikit-image HOG + scikit-learn
+(optional PCA, LinearSVC) against `hogsvm train`, on the same IDX files, with the same
+configuration, in the same run.
+
+Both sides start from the IDX files and end with the test accuracy:
+  load    read the IDX files (gzip or raw), train and test; with --resize, also the resize
+  hog     HOG of the training images (scikit-image: one process, one image at a time)
+  map     feature map (hellinger: element-wise square root)
+  scaler  (not used: both sides run without standardisation)
+  pca     PCA fit + transform of the training features (optional)
+  svm     linear SVM training (scikit-learn: LinearSVC, liblinear, dual=True)
+  eval    HOG + map + PCA of the test images, prediction, accuracy
+'total' is the wall time of each side's process (interpreter start and imports included for
+Python; model saving included for hogsvm). Peak memory is each process's own peak RSS: the
+scikit-learn pipeline runs in a child process of this script.
+
+hogsvm runs first (scikit-learn second), so that the IDX files are in the page cache for both
+after the first read; the first read of small files is not a measurable part either way.
+"""
+import argparse
+import glob
+import gzip
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+STAGES = ["load", "hog", "map", "scaler", "pca", "svm", "eval"]
+
+
+def find_idx(folder, prefix):
+    hits = sorted(glob.glob(os.path.join(folder, prefix + "-*")))
+    if not hits:
+        sys.exit(f"{folder}: no {prefix}-* IDX file")
+    return hits[0]
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def write_idx(path, arr):
+    arr = np.ascontiguousarray(arr, np.uint8)
+    magic = bytes([0, 0, 8, arr.ndim])
+    with open(path, "wb") as f:
+        f.write(magic + b"".join(int(d).to_bytes(4, "big") for d in arr.shape))
+        f.write(arr.tobytes())
+
+
+def parse_pca(s):
+    if s is None or s.lower() == "none":
+        return None
+    return float(s) if "." in s else int(s)
+
+
+def parse_size(s):
+    w, h = s.lower().split("x")
+    return int(w), int(h)
+
+
+# ---------------------------------------------------------------- scikit-learn side (child)
+
+def sklearn_child(a):
+    """Run the scikit-image + scikit-learn pipeline; print one JSON line with the results."""
+    t_start = time.perf_counter()
+    import warnings
+
+    import skimage
+    import sklearn
+    from skimage.feature import hog
+    from skimage.transform import resize
+    from sklearn.decomposition import PCA
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
+    t_imports = time.perf_counter() - t_start
+    times = {}
+    size = parse_size(a.resize) if a.resize else None
+
+    def prep(images):
+        if size is None:
+            return images
+        w, h = size
+        out = np.empty((len(images), h, w), np.uint8)
+        for i, im in enumerate(images):
+            r = resize(im, (h, w), anti_aliasing=True, preserve_range=True)
+            out[i] = np.clip(np.rint(r), 0, 255).astype(np.uint8)
+        return out
+
+    def feats(images):
+        return np.stack([hog(im, orientations=a.orientations, pixels_per_cell=(a.cell, a.cell),
+                             cells_per_block=(a.block, a.block), block_norm="L2-Hys",
+                             feature_vector=True) for im in images])
+
+    def fmap(x):
+        return np.sqrt(x) if a.feature_map == "hellinger" else x
+
+    t = time.perf_counter()
+    xtr = read_idx(find_idx(a.data, "train-images"))
+    ytr = read_idx(find_idx(a.data, "train-labels"))
+    xte = read_idx(find_idx(a.data, "t10k-images"))
+    yte = read_idx(find_idx(a.data, "t10k-labels"))
+    t_resize = time.perf_counter()
+    xtr, xte = prep(xtr), prep(xte)
+    times["load"] = time.perf_counter() - t
+    t_resize = time.perf_counter() - t_resize
+
+    t = time.perf_counter()
+    ftr = feats(xtr)
+    times["hog"] = time.perf_counter() - t
+    n_features = ftr.shape[1]
+
+    t = time.perf_counter()
+    ftr = fmap(ftr)
+    times["map"] = time.perf_counter() - t
+    times["scaler"] = 0.0
+
+    t = time.perf_counter()
+    pca = None
+    if parse_pca(a.pca) is not None:
+        pca = PCA(n_components=parse_pca(a.pca), svd_solver="auto", random_state=0)
+        ftr = pca.fit_transform(ftr)
+    times["pca"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    clf = LinearSVC(C=a.c, loss=a.loss.replace("-", "_"), tol=a.tol, max_iter=a.max_iter,
+                    dual=True, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        clf.fit(ftr, ytr)
+    times["svm"] = time.perf_counter() - t
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+    t = time.perf_counter()
+    fte = fmap(feats(xte))
+    if pca is not None:
+        fte = pca.transform(fte)
+    acc = float(np.mean(clf.predict(fte) == yte))
+    times["eval"] = time.perf_counter() - t
+
+    print(json.dumps({
+        "accuracy": acc, "test_images": int(len(xte)), "train_images": int(len(xtr)),
+        "features": int(n_features), "dims": int(ftr.shape[1]), "stages_s": times,
+        "imports_s": t_imports, "resize_s": t_resize if size else None,
+        "svm_n_iter": int(np.max(clf.n_iter_)), "svm_converged": converged,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "versions": {"sklearn": sklearn.__version__, "skimage": skimage.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+    }))
+
+
+def run_sklearn(a, data):
+    cmd = [sys.executable, os.path.abspath(__file__), "--sklearn-child", "--data", data,
+           "--cell", str(a.cell), "--block", str(a.block), "--orientations", str(a.orientations),
+           "--pca", a.pca, "--c", repr(a.c), "--loss", a.loss, "--tol", repr(a.tol),
+           "--max-iter", str(a.max_iter), "--feature-map", a.feature_map]
+    if a.resize:
+        cmd += ["--resize", a.resize]
+    # BLAS (used by PCA) gets as many threads as hogsvm; HOG and liblinear are single-threaded.
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads),
+               MKL_NUM_THREADS=str(a.threads))
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr)
+        sys.exit(f"scikit-learn side failed (exit {p.returncode})")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["total_s"] = wall
+    return r
+
+
+# ---------------------------------------------------------------- hogsvm side
+
+LAST_LINE = re.compile(
+    r"accuracy (?P<accuracy>[\d.]+) on (?P<test_images>\d+) test images \| train (?P<train_images>\d+)"
+    r" images, (?P<features>\d+) features -> (?P<dims>\d+) dims \| load (?P<load>[\d.]+) s, hog "
+    r"(?P<hog>[\d.]+) s, map (?P<map>[\d.]+) s, scaler (?P<scaler>[\d.]+) s, pca (?P<pca>[\d.]+) s,"
+    r" svm (?P<svm>[\d.]+) s, eval (?P<eval>[\d.]+) s")
+
+
+def run_hogsvm(a, data, tmp):
+    cmd = [a.hogsvm, "train", "--data", data, "--out", os.path.join(tmp, "model.safetensors"),
+           "--cell", str(a.cell), "--block", str(a.block), "--orientations", str(a.orientations),
+           "--feature-map", a.feature_map, "--pca", a.pca, "--c", repr(a.c), "--loss", a.loss,
+           "--tol", repr(a.tol), "--max-iter", str(a.max_iter), "--threads", str(a.threads)]
+    if a.resize:
+        cmd += ["--resize", a.resize]
+    timefile = os.path.join(tmp, "time.txt")
+    gnu_time = shutil.which("time", path="/usr/bin:/bin")
+    if gnu_time:
+        cmd = [gnu_time, "-f", "%e %M", "-o", timefile] + cmd
+    # This is the first child process of this script, so RUSAGE_CHILDREN's peak RSS is hogsvm's.
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout + p.stderr)
+        sys.exit(f"hogsvm failed (exit {p.returncode}): {' '.join(cmd)}")
+    if gnu_time:
+        with open(timefile) as f:
+            peak_kb = int(f.read().split()[-1])
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    m = LAST_LINE.search(lines[-1])
+    if not m:
+        sys.exit(f"cannot parse hogsvm's last line: {lines[-1]!r}")
+    g = m.groupdict()
+    return {"accuracy": float(g["accuracy"]), "test_images": int(g["test_images"]),
+            "train_images": int(g["train_images"]), "features": int(g["features"]),
+            "dims": int(g["dims"]), "stages_s": {s: float(g[s]) for s in STAGES},
+            "total_s": wall, "peak_rss_mb": peak_kb / 1024.0, "command": cmd,
+            "summary": lines[-1]}
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hogsvm", default="target/release/hogsvm")
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
+                    help="folder with train-* and t10k-* IDX files")
+    ap.add_argument("--limit", type=int, help="use only the first N training images")
+    ap.add_argument("--cell", type=int, default=4)
+    ap.add_argument("--block", type=int, default=2)
+    ap.add_argument("--orientations", type=int, default=9)
+    ap.add_argument("--resize", help="WxH")
+    ap.add_argument("--pca", default="none", help="components (128), variance fraction (0.95) or none")
+    ap.add_argument("--c", type=float, default=1.0)
+    ap.add_argument("--loss", default="squared-hinge", choices=["squared-hinge", "hinge"])
+    ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--max-iter", type=int, default=1000)
+    ap.add_argument("--feature-map", default="none", choices=["none", "hellinger"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--sklearn-child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.resize:
+        parse_size(a.resize)
+    if a.sklearn_child:
+        return sklearn_child(a)
+
+    with tempfile.TemporaryDirectory(prefix="peer_classical_") as tmp:
+        data = a.data
+        if a.limit:
+            # The first N training images and the whole test set, as raw IDX, for both sides.
+            data = os.path.join(tmp, "data")
+            os.makedirs(data)
+            write_idx(os.path.join(data, "train-images-idx3-ubyte"),
+                      read_idx(find_idx(a.data, "train-images"))[: a.limit])
+            write_idx(os.path.join(data, "train-labels-idx1-ubyte"),
+                      read_idx(find_idx(a.data, "train-labels"))[: a.limit])
+            write_idx(os.path.join(data, "t10k-images-idx3-ubyte"), read_idx(find_idx(a.data, "t10k-images")))
+            write_idx(os.path.join(data, "t10k-labels-idx1-ubyte"), read_idx(find_idx(a.data, "t10k-labels")))
+        hs = run_hogsvm(a, data, tmp)
+        sk = run_sklearn(a, data)
+    hv = subprocess.run([a.hogsvm, "--version"], capture_output=True, text=True).stdout.strip()
+
+    cfg = (f"{hs['train_images']} train / {hs['test_images']} test images"
+           f"{', resized to ' + a.resize if a.resize else ''}, HOG {a.orientations} bins, cells "
+           f"{a.cell}x{a.cell}, blocks {a.block}x{a.block}, L2-Hys, map {a.feature_map}, PCA {a.pca}, "
+           f"{a.loss} C={a.c:g} tol={a.tol:g} max-iter={a.max_iter}, {a.threads} threads for hogsvm")
+    print(f"Classical pipeline end to end: {cfg}")
+    if a.resize:
+        print("note: --resize: scikit-image resizes with skimage.transform.resize (anti_aliasing, "
+              "rounded to uint8) and hogsvm with its own bilinear filter, so pixels (and features) "
+              "differ slightly between the two sides")
+    w = 13
+    print(f"{'':<20} {'sklearn':>{w}} {'hogsvm':>{w}} {'speed-up':>{w}}")
+
+    def ratio(x, y):
+        # hogsvm prints 2 decimals: 0.00 means under 0.005 s, so the ratio is a lower bound.
+        return f"{x / y:.1f}x" if y > 0 else f">{x / 0.005:.0f}x"
+
+    for s in STAGES:
+        x, y = sk["stages_s"][s], hs["stages_s"][s]
+        print(f"{s + ' (s)':<20} {x:>{w}.2f} {y:>{w}.2f} {ratio(x, y) if x > 0.005 else '':>{w}}")
+    sx, sy = sum(sk["stages_s"].values()), sum(hs["stages_s"].values())
+    print(f"{'stages sum (s)':<20} {sx:>{w}.2f} {sy:>{w}.2f} {ratio(sx, sy):>{w}}")
+    print(f"{'total (s)':<20} {sk['total_s']:>{w}.2f} {hs['total_s']:>{w}.2f} "
+          f"{ratio(sk['total_s'], hs['total_s']):>{w}}")
+    print(f"{'accuracy':<20} {sk['accuracy']:>{w}.4f} {hs['accuracy']:>{w}.4f}")
+    print(f"{'peak RSS (MB)':<20} {sk['peak_rss_mb']:>{w}.1f} {hs['peak_rss_mb']:>{w}.1f}")
+    print(f"{'features -> dims':<20} {str(sk['features']) + ' -> ' + str(sk['dims']):>{w}} "
+          f"{str(hs['features']) + ' -> ' + str(hs['dims']):>{w}}")
+    speedup = sk["total_s"] / hs["total_s"]
+    print(f"speed-up (sklearn total / hogsvm total): {speedup:.1f}x")
+    print(f"(total = process wall time; sklearn's includes {sk['imports_s']:.2f} s of imports. "
+          f"LinearSVC: {sk['svm_n_iter']} iterations, "
+          f"{'converged' if sk['svm_converged'] else 'NOT converged (ConvergenceWarning)'}. "
+          f"scikit-learn {sk['versions']['sklearn']}, scikit-image {sk['versions']['skimage']}, "
+          f"{hv}, {os.cpu_count()} CPUs)")
+    if a.json:
+        out = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
+               "machine": platform.processor() or platform.machine(), "hogsvm_version": hv,
+               "config": {k: v for k, v in vars(a).items() if k not in ("sklearn_child", "json")},
+               "versions": sk["versions"], "speedup_total": speedup,
+               "speedup_stages_sum": sx / sy if sy > 0 else None,
+               "sklearn": sk, "hogsvm": hs}
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
