@@ -104,7 +104,8 @@ def sklearn_child(a):
     def feats(images):
         return np.stack([hog(im, orientations=a.orientations, pixels_per_cell=(a.cell, a.cell),
                              cells_per_block=(a.block, a.block), block_norm="L2-Hys",
-                             feature_vector=True) for im in images])
+                             transform_sqrt=a.transform_sqrt, feature_vector=True)
+                         for im in images])
 
     def fmap(x):
         return np.sqrt(x) if a.feature_map == "hellinger" else x
@@ -168,6 +169,8 @@ def run_sklearn(a, data):
            "--cell", str(a.cell), "--block", str(a.block), "--orientations", str(a.orientations),
            "--pca", a.pca, "--c", repr(a.c), "--loss", a.loss, "--tol", repr(a.tol),
            "--max-iter", str(a.max_iter), "--feature-map", a.feature_map]
+    if a.transform_sqrt:
+        cmd += ["--transform-sqrt"]
     if a.resize:
         cmd += ["--resize", a.resize]
     # BLAS (used by PCA) gets as many threads as hogsvm; HOG and liblinear are single-threaded.
@@ -190,7 +193,7 @@ LAST_LINE = re.compile(
     r"accuracy (?P<accuracy>[\d.]+) on (?P<test_images>\d+) test images \| train (?P<train_images>\d+)"
     r" images, (?P<features>\d+) features -> (?P<dims>\d+) dims \| load (?P<load>[\d.]+) s, hog "
     r"(?P<hog>[\d.]+) s, map (?P<map>[\d.]+) s, scaler (?P<scaler>[\d.]+) s, pca (?P<pca>[\d.]+) s,"
-    r" svm (?P<svm>[\d.]+) s, eval (?P<eval>[\d.]+) s")
+    r"(?: rff [\d.]+ s,)? svm (?P<svm>[\d.]+) s, eval (?P<eval>[\d.]+) s")
 
 
 def run_hogsvm(a, data, tmp):
@@ -198,6 +201,8 @@ def run_hogsvm(a, data, tmp):
            "--cell", str(a.cell), "--block", str(a.block), "--orientations", str(a.orientations),
            "--feature-map", a.feature_map, "--pca", a.pca, "--c", repr(a.c), "--loss", a.loss,
            "--tol", repr(a.tol), "--max-iter", str(a.max_iter), "--threads", str(a.threads)]
+    if a.transform_sqrt:
+        cmd += ["--transform-sqrt"]
     if a.resize:
         cmd += ["--resize", a.resize]
     timefile = os.path.join(tmp, "time.txt")
@@ -245,6 +250,7 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--max-iter", type=int, default=1000)
     ap.add_argument("--feature-map", default="none", choices=["none", "hellinger"])
+    ap.add_argument("--transform-sqrt", action="store_true", help="HOG on the square root of the image")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--sklearn-child", action="store_true", help=argparse.SUPPRESS)

@@ -4,7 +4,8 @@
 //! * tensors (little-endian): `svm.weights` (f32, models x d), `svm.intercepts` (f32, models);
 //!   when present `scaler.mean`, `scaler.scale` (f32, d0); `pca.mean` (f32, d1),
 //!   `pca.components` (f32, k x d1), `pca.explained_variance` and
-//!   `pca.explained_variance_ratio` (f64, k);
+//!   `pca.explained_variance_ratio` (f64, k); `rff.weights` (f32, k x D), `rff.offsets` (f32,
+//!   D), `rff.gamma` (f64, 1);
 //! * metadata: one key, `hogsvm`, whose value is a JSON object ([`ModelMeta`]): `format` =
 //!   `hogsvm-model`, `format_version`, `kind` = `classical`, `hogsvm_version`, `config` (the
 //!   [`ClassicalConfig`]), `class_names`, `input` (`{"rows": R, "cols": C}`), `svm_iterations`
@@ -25,6 +26,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::featmap::Rff;
 use crate::hog::Hog;
 use crate::pipeline::{ClassicalConfig, ClassicalModel};
 use crate::reduce::{Pca, StandardScaler};
@@ -120,6 +122,28 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
                 ),
             );
         }
+    }
+    if let Some(r) = &m.rff {
+        tensors.insert(
+            "rff.weights".into(),
+            (
+                Dtype::F32,
+                r.weights.shape().to_vec(),
+                f32_bytes(&r.weights.iter().copied().collect::<Vec<_>>()),
+            ),
+        );
+        tensors.insert(
+            "rff.offsets".into(),
+            (
+                Dtype::F32,
+                vec![r.offsets.len()],
+                f32_bytes(&r.offsets.to_vec()),
+            ),
+        );
+        tensors.insert(
+            "rff.gamma".into(),
+            (Dtype::F64, vec![1], f64_bytes(&[r.gamma])),
+        );
     }
     let mut crc = crc32fast::Hasher::new();
     for (_, _, bytes) in tensors.values() {
@@ -309,6 +333,34 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         }
         None => (None, d_map),
     };
+    let (rff, d_svm) = match &config.rff {
+        Some(p) => {
+            let (shape, b) = tensor("rff.weights", Dtype::F32)?;
+            if shape != [d_svm, p.dim] {
+                return Err(format!(
+                    "tensor `rff.weights` has shape {shape:?}, expected [{d_svm}, {}]",
+                    p.dim
+                ));
+            }
+            let weights = Array2::from_shape_vec((d_svm, p.dim), f32s(&b))
+                .map_err(|e| format!("rff.weights: {e}"))?;
+            let (gshape, gb) = tensor("rff.gamma", Dtype::F64)?;
+            if gshape != [1] {
+                return Err(format!(
+                    "tensor `rff.gamma` has shape {gshape:?}, expected [1]"
+                ));
+            }
+            (
+                Some(Rff {
+                    weights,
+                    offsets: vec32("rff.offsets", p.dim)?,
+                    gamma: f64s(&gb)[0],
+                }),
+                p.dim,
+            )
+        }
+        None => (None, d_svm),
+    };
     let models = if class_names.len() == 2 {
         1
     } else {
@@ -336,6 +388,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         cols,
         scaler,
         pca,
+        rff,
         svm: LinearSvm {
             weights,
             intercepts,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::featmap::FeatureMap;
+use crate::featmap::{FeatureMap, Rff, RffParams};
 use crate::hog::{Hog, HogParams};
 use crate::metrics::Report;
 use crate::reduce::{Pca, PcaParams, StandardScaler};
@@ -30,6 +30,9 @@ pub struct ClassicalConfig {
     pub standardize: bool,
     /// PCA, if any.
     pub pca: Option<PcaParams>,
+    /// Random Fourier features (RBF kernel approximation) after PCA, if any.
+    #[serde(default)]
+    pub rff: Option<RffParams>,
     /// The SVM.
     pub svm: SvmParams,
 }
@@ -43,6 +46,7 @@ impl Default for ClassicalConfig {
             feature_map: FeatureMap::Hellinger,
             standardize: false,
             pca: None,
+            rff: None,
             svm: SvmParams::default().c(1.0),
         }
     }
@@ -59,6 +63,9 @@ pub struct StageTimes {
     pub scaler: f64,
     /// PCA (fit + transform).
     pub pca: f64,
+    /// Random Fourier features (fit + transform).
+    #[serde(default)]
+    pub rff: f64,
     /// SVM training.
     pub svm: f64,
 }
@@ -66,7 +73,7 @@ pub struct StageTimes {
 impl StageTimes {
     /// Sum of all stages.
     pub fn total(&self) -> f64 {
-        self.hog + self.feature_map + self.scaler + self.pca + self.svm
+        self.hog + self.feature_map + self.scaler + self.pca + self.rff + self.svm
     }
 }
 
@@ -85,6 +92,8 @@ pub struct ClassicalModel {
     pub scaler: Option<StandardScaler>,
     /// Fitted PCA.
     pub pca: Option<Pca>,
+    /// Fitted random Fourier map.
+    pub rff: Option<Rff>,
     /// Trained SVM.
     pub svm: LinearSvm,
 }
@@ -94,6 +103,9 @@ impl ClassicalConfig {
     pub fn validate(&self) -> Result<()> {
         self.hog.validate()?;
         self.feature_map.validate()?;
+        if let Some(r) = &self.rff {
+            r.validate()?;
+        }
         Ok(())
     }
 
@@ -135,6 +147,16 @@ impl ClassicalConfig {
         };
         times.pca = t.elapsed().as_secs_f64();
         let t = Instant::now();
+        let rff = match &self.rff {
+            Some(r) => {
+                let fitted = r.fit(x.view())?;
+                x = fitted.transform(x.view())?;
+                Some(fitted)
+            }
+            None => None,
+        };
+        times.rff = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let svm = self
             .svm
             .fit(x.view(), &train.labels, train.class_names.len())?;
@@ -147,6 +169,7 @@ impl ClassicalConfig {
                 cols: train.cols,
                 scaler,
                 pca,
+                rff,
                 svm,
             },
             times,
@@ -174,6 +197,9 @@ impl ClassicalModel {
         }
         if let Some(p) = &self.pca {
             x = p.transform(x.view())?;
+        }
+        if let Some(r) = &self.rff {
+            x = r.transform(x.view())?;
         }
         Ok(x)
     }

@@ -425,7 +425,7 @@ mod tests {
         let total: f64 = p.explained_variance_ratio.sum();
         assert!(total >= 0.9 - 1e-9, "{total}");
         let k = p.n_components();
-        assert!(k >= 1 && k < 30);
+        assert!((1..30).contains(&k));
         let without_last: f64 = p.explained_variance_ratio.slice(s![..k - 1]).sum();
         assert!(without_last < 0.9);
     }

@@ -373,20 +373,25 @@ struct BinaryModel {
     iterations: usize,
 }
 
-/// `sum a[j] * b[j]` with `a` in f32 and `b` in f64, in four lanes (vectorises).
+/// `sum a[j] * b[j]` in f32 with sixteen lanes (two AVX registers), summed in a fixed order.
+/// The solver keeps `w` in f64 and a rounded f32 copy for these products: an f32 product of
+/// ~1e3 terms is accurate to ~1e-6, far below the stopping tolerance, and 4x cheaper than f64.
 #[inline(always)]
-fn dot_f32_f64(a: &[f32], b: &[f64]) -> f64 {
-    let mut acc = [0f64; 4];
-    let mut ca = a.chunks_exact(4);
-    let mut cb = b.chunks_exact(4);
+fn dot_f32(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0f32; 16];
+    let mut ca = a.chunks_exact(16);
+    let mut cb = b.chunks_exact(16);
     for (x, y) in (&mut ca).zip(&mut cb) {
-        for k in 0..4 {
-            acc[k] += x[k] as f64 * y[k];
+        for k in 0..16 {
+            acc[k] += x[k] * y[k];
         }
     }
-    let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    let mut s = 0f64;
+    for v in acc {
+        s += v as f64;
+    }
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        s += *x as f64 * y;
+        s += (*x * *y) as f64;
     }
     s
 }
@@ -413,6 +418,7 @@ fn solve_dcd<'a>(
     };
     let bias = p.bias;
     let mut w = vec![0f64; d];
+    let mut w32 = vec![0f32; d];
     let mut w_bias = 0f64;
     let mut alpha = vec![0f64; n];
     let qd: Vec<f64> = (0..n)
@@ -436,7 +442,7 @@ fn solve_dcd<'a>(
             let yi = y[i];
             let (diag, upper) = if yi > 0.0 { (diag_p, up) } else { (diag_n, un) };
             let r = row(i);
-            let g = yi * (dot_f32_f64(r, &w) + w_bias * bias) - 1.0 + alpha[i] * diag;
+            let g = yi * (dot_f32(r, &w32) + w_bias * bias) - 1.0 + alpha[i] * diag;
             let mut pg = 0.0;
             if alpha[i] == 0.0 {
                 if p.shrinking && g > pg_max_old {
@@ -463,8 +469,9 @@ fn solve_dcd<'a>(
                 let old = alpha[i];
                 alpha[i] = (alpha[i] - g / qd[i]).max(0.0).min(upper);
                 let delta = (alpha[i] - old) * yi;
-                for (wj, &xj) in w.iter_mut().zip(r) {
+                for ((wj, wj32), &xj) in w.iter_mut().zip(w32.iter_mut()).zip(r) {
                     *wj += delta * xj as f64;
+                    *wj32 = *wj as f32;
                 }
                 w_bias += delta * bias;
             }

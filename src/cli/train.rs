@@ -57,6 +57,12 @@ pub struct TrainArgs {
     /// Whiten the PCA output.
     #[arg(long)]
     whiten: bool,
+    /// Random Fourier features after PCA (RBF kernel approximation): output dimension, or none.
+    #[arg(long)]
+    rff: Option<String>,
+    /// RBF width for --rff (default: 1 / (d * var), scikit-learn's "scale").
+    #[arg(long)]
+    gamma: Option<f64>,
     /// SVM regularisation C.
     #[arg(long)]
     c: Option<f64>,
@@ -124,6 +130,25 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
     if let Some(p) = c.pca.as_mut() {
         p.seed = a.seed;
         p.whiten |= a.whiten;
+    }
+    match a.rff.as_deref() {
+        None => {}
+        Some("none") | Some("off") => c.rff = None,
+        Some(v) => {
+            c.rff = Some(hogsvm::featmap::RffParams {
+                dim: v
+                    .parse()
+                    .with_context(|| format!("invalid --rff `{v}`: expected a dimension"))?,
+                gamma: a.gamma,
+                seed: a.seed,
+            })
+        }
+    }
+    if let Some(r) = c.rff.as_mut() {
+        r.seed = a.seed;
+        if a.gamma.is_some() {
+            r.gamma = a.gamma;
+        }
     }
     if let Some(v) = a.c {
         c.svm.c = v;
@@ -215,7 +240,8 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     println!(
         "accuracy {:.4} on {} test images | train {} images, {} features -> {} dims | load {:.2} s, \
-         hog {:.2} s, map {:.2} s, scaler {:.2} s, pca {:.2} s, svm {:.2} s, eval {:.2} s | model {}",
+         hog {:.2} s, map {:.2} s, scaler {:.2} s, pca {:.2} s, rff {:.2} s, svm {:.2} s, eval {:.2} s | \
+         model {}",
         report.accuracy,
         test.len(),
         train.len(),
@@ -226,6 +252,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         times.feature_map,
         times.scaler,
         times.pca,
+        times.rff,
         times.svm,
         t_eval,
         a.out.display()
