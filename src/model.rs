@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::featmap::Rff;
-use crate::hog::Hog;
 use crate::pipeline::{ClassicalConfig, ClassicalModel};
 use crate::reduce::{Pca, StandardScaler};
 use crate::svm::LinearSvm;
@@ -285,9 +284,11 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
     };
 
     // Expected dimensions, stage by stage, from the configuration.
-    let hog = Hog::new(config.hog).map_err(|e| format!("model config: {e}"))?;
-    let d_hog = hog
-        .feature_len(rows, cols)
+    config
+        .validate()
+        .map_err(|e| format!("model config: {e}"))?;
+    let d_hog = config
+        .hog_len(rows, cols)
         .map_err(|e| format!("model config: {e}"))?;
     config
         .feature_map

@@ -22,6 +22,10 @@ use crate::svm::{LinearSvm, SvmParams};
 pub struct ClassicalConfig {
     /// HOG parameters.
     pub hog: HogParams,
+    /// More HOG descriptors of the same image (e.g. coarser cells), concatenated after the
+    /// first: a multi-scale descriptor.
+    #[serde(default)]
+    pub hog_extra: Vec<HogParams>,
     /// Resize images to `(width, height)` before HOG.
     pub resize: Option<(u32, u32)>,
     /// Feature map applied to the HOG features.
@@ -42,6 +46,7 @@ impl Default for ClassicalConfig {
     fn default() -> Self {
         ClassicalConfig {
             hog: HogParams::default().cell(4, 4).block(2, 2),
+            hog_extra: Vec::new(),
             resize: None,
             feature_map: FeatureMap::Hellinger,
             standardize: false,
@@ -102,11 +107,34 @@ impl ClassicalConfig {
     /// Validate every stage's parameters.
     pub fn validate(&self) -> Result<()> {
         self.hog.validate()?;
+        for h in &self.hog_extra {
+            h.validate()?;
+        }
         self.feature_map.validate()?;
         if let Some(r) = &self.rff {
             r.validate()?;
         }
         Ok(())
+    }
+
+    /// Every HOG descriptor of the configuration for every image, concatenated.
+    pub fn hog_features(&self, ds: &Dataset) -> Result<Array2<f32>> {
+        let mut x = Hog::new(self.hog)?.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
+        for p in &self.hog_extra {
+            let more = Hog::new(*p)?.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
+            x = ndarray::concatenate(ndarray::Axis(1), &[x.view(), more.view()])
+                .expect("same number of rows");
+        }
+        Ok(x)
+    }
+
+    /// Length of the concatenated HOG descriptor for images of `rows x cols`.
+    pub fn hog_len(&self, rows: usize, cols: usize) -> Result<usize> {
+        let mut d = self.hog.feature_len(rows, cols)?;
+        for p in &self.hog_extra {
+            d += p.feature_len(rows, cols)?;
+        }
+        Ok(d)
     }
 
     /// Train on `train` (images already resized as `self.resize` says).
@@ -117,9 +145,8 @@ impl ClassicalConfig {
             return Err(Error::param("train", "training set is empty", 0));
         }
         let mut times = StageTimes::default();
-        let hog = Hog::new(self.hog)?;
         let t = Instant::now();
-        let x = hog.compute_batch_u8(&train.pixels, train.rows, train.cols)?;
+        let x = self.hog_features(train)?;
         times.hog = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut x = match self.feature_map {
@@ -187,8 +214,7 @@ impl ClassicalModel {
                 got: format!("{}x{}", ds.rows, ds.cols),
             });
         }
-        let hog = Hog::new(self.config.hog)?;
-        let mut x = hog.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
+        let mut x = self.config.hog_features(ds)?;
         if self.config.feature_map != FeatureMap::None {
             x = self.config.feature_map.transform(x.view())?;
         }

@@ -44,6 +44,10 @@ pub struct TrainArgs {
     skip_invalid: bool,
     #[command(flatten)]
     hog: HogArgs,
+    /// Add a HOG descriptor with this cell size (same other parameters), concatenated: a
+    /// multi-scale descriptor. Repeatable; `--extra-cell none` removes the default ones.
+    #[arg(long)]
+    extra_cell: Vec<String>,
     /// Feature map after HOG: none, hellinger, chi2, chi2:STEPS or chi2:STEPS:INTERVAL
     /// [default: the best measured configuration's].
     #[arg(long)]
@@ -110,6 +114,26 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
     let best = ClassicalConfig::default();
     let mut c = best.clone();
     c.hog = a.hog.params_with(best.hog)?;
+    if !a.extra_cell.is_empty() {
+        c.hog_extra.clear();
+        for v in &a.extra_cell {
+            if v == "none" {
+                continue;
+            }
+            let cell: usize = v
+                .parse()
+                .with_context(|| format!("invalid --extra-cell `{v}`: expected a cell size"))?;
+            c.hog_extra.push(c.hog.cell(cell, cell));
+        }
+    } else {
+        // Keep the default's extra scales, with the main descriptor's other parameters.
+        let main = c.hog;
+        c.hog_extra = best
+            .hog_extra
+            .iter()
+            .map(|e| main.cell(e.cell_rows, e.cell_cols))
+            .collect();
+    }
     c.resize = a.resize.as_deref().map(parse_size).transpose()?;
     if let Some(m) = &a.feature_map {
         c.feature_map = m.parse::<FeatureMap>()?;
@@ -245,7 +269,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         report.accuracy,
         test.len(),
         train.len(),
-        cfg.hog.feature_len(train.rows, train.cols)?,
+        cfg.hog_len(train.rows, train.cols)?,
         model.feature_dim(),
         t_load,
         times.hog,

@@ -348,12 +348,14 @@ impl Hog {
             }
             Pixels::U8(p) if !self.params.transform_sqrt => self.hist_multi_u8(p, img, layout, ws),
             Pixels::U8(p) => {
+                self.prepare_cell_offsets(layout, ws);
                 // scikit-image: u8 -> float64, then sqrt.
                 ws.fimg.clear();
                 ws.fimg.extend(p.iter().map(|&v| (v as f64).sqrt()));
                 self.hist_float(img, layout, ws)
             }
             Pixels::F32(p) => {
+                self.prepare_cell_offsets(layout, ws);
                 ws.fimg.clear();
                 if self.params.transform_sqrt {
                     // float32 stays float32 in scikit-image: sqrt in f32.
@@ -563,9 +565,8 @@ impl Hog {
     fn hist_float(&self, img: ImageRef<'_>, layout: &HogLayout, ws: &mut HogWorkspace) {
         let n = self.params.orientations;
         let (rows, cols, ch) = (img.rows, img.cols, img.channels);
-        let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
-        let used_rows = layout.n_cells_row * cr;
-        let used_cols = layout.n_cells_col * cc;
+        let used_rows = layout.n_cells_row * self.params.cell_rows;
+        let used_cols = layout.n_cells_col * self.params.cell_cols;
         // Gradients are differences in the input's precision: f32 inputs subtract in f32.
         let f32_input = matches!(img.pixels, Pixels::F32(_));
         let f = &ws.fimg;
@@ -578,7 +579,7 @@ impl Hog {
         };
         let px = |r: usize, c: usize, k: usize| f[(r * cols + c) * ch + k];
         for r in 0..used_rows {
-            let cell_base = (r / cr) * layout.n_cells_col;
+            let offs = &ws.cell_off[r * cols..r * cols + used_cols];
             let vertical = r > 0 && r + 1 < rows;
             for c in 0..used_cols {
                 let horizontal = c > 0 && c + 1 < cols;
@@ -606,12 +607,14 @@ impl Hog {
                     }
                 }
                 let bin = self.binner.bin(best_gr, best_gc);
+                // f64 squares of image-range gradients neither overflow nor underflow, so the
+                // plain formula equals hypot to the last bits that matter here.
                 let (bin, m) = if bin < n {
-                    (bin, best_gr.hypot(best_gc) as f32)
+                    (bin, (best_gr * best_gr + best_gc * best_gc).sqrt() as f32)
                 } else {
                     (0, 0.0)
                 };
-                ws.slots[c] = ((cell_base + c / cc) * n + bin) as u32;
+                ws.slots[c] = offs[c] + bin as u32;
                 ws.mags[c] = m;
             }
             Self::accumulate_row(&mut ws.hist, &ws.slots[..used_cols], &ws.mags[..used_cols]);
