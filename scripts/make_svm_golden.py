@@ -93,6 +93,12 @@ def main():
             "test_accuracy": float(np.mean(clf.predict(fte) == yte)),
             "primal_objective": objectives,
         }
+    # PCA of the same training features: explained-variance ratios (full SVD, exact).
+    from sklearn.decomposition import PCA
+    pca = PCA(n_components=32, svd_solver="full").fit(ftr)
+    out["pca"] = {"n_components": 32,
+                  "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio_],
+                  "explained_variance": [float(v) for v in pca.explained_variance_]}
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, "linearsvc.json")
     with open(path, "w") as f:

@@ -201,8 +201,9 @@ def run_hogsvm(a, data, tmp):
            "--cell", str(a.cell), "--block", str(a.block), "--orientations", str(a.orientations),
            "--feature-map", a.feature_map, "--pca", a.pca, "--c", repr(a.c), "--loss", a.loss,
            "--tol", repr(a.tol), "--max-iter", str(a.max_iter), "--threads", str(a.threads)]
-    if a.transform_sqrt:
-        cmd += ["--transform-sqrt"]
+    # Spell out every choice: `hogsvm train`'s defaults are its best configuration, not these.
+    cmd += ["--transform-sqrt"] if a.transform_sqrt else ["--no-transform-sqrt"]
+    cmd += ["--extra-cell", "none", "--rff", "none"]
     if a.resize:
         cmd += ["--resize", a.resize]
     timefile = os.path.join(tmp, "time.txt")

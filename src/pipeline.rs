@@ -42,17 +42,23 @@ pub struct ClassicalConfig {
 }
 
 impl Default for ClassicalConfig {
-    /// The best linear configuration measured on Fashion-MNIST (see docs/BENCHMARKS.md).
+    /// The best linear configuration measured on Fashion-MNIST (docs/BENCHMARKS.md): HOG with
+    /// 3x3-pixel cells, 3x3-cell blocks, L2-Hys, on the square root of the image (3,969
+    /// features), no PCA, squared-hinge SVM with C = 0.1 and tolerance 0.01 — test accuracy
+    /// 0.9020 on the standard split.
     fn default() -> Self {
         ClassicalConfig {
-            hog: HogParams::default().cell(4, 4).block(2, 2),
+            hog: HogParams::default()
+                .cell(3, 3)
+                .block(3, 3)
+                .transform_sqrt(true),
             hog_extra: Vec::new(),
             resize: None,
-            feature_map: FeatureMap::Hellinger,
+            feature_map: FeatureMap::None,
             standardize: false,
             pca: None,
             rff: None,
-            svm: SvmParams::default().c(1.0),
+            svm: SvmParams::default().c(0.1).tol(1e-2),
         }
     }
 }

@@ -154,8 +154,8 @@ impl Default for PcaParams {
         PcaParams {
             components: Components::Count(128),
             whiten: false,
-            power_iterations: 6,
-            oversampling: 16,
+            power_iterations: 10,
+            oversampling: 32,
             seed: 0,
         }
     }

@@ -81,6 +81,49 @@ fn linear_svm_matches_sklearn_linearsvc() {
     }
 }
 
+/// Explained-variance ratios and variances of our PCA against scikit-learn's exact (full SVD)
+/// PCA on the same HOG features.
+#[test]
+fn pca_explained_variance_matches_sklearn() {
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("svm-golden/linearsvc.json")).unwrap(),
+    )
+    .unwrap();
+    let train = split(Split::Train);
+    let hog = Hog::new(HogParams::default().cell(4, 4).block(2, 2)).unwrap();
+    let x = hog
+        .compute_batch_u8(&train.pixels, train.rows, train.cols)
+        .unwrap();
+    let k = golden["pca"]["n_components"].as_u64().unwrap() as usize;
+    let p = PcaParams {
+        components: Components::Count(k),
+        ..Default::default()
+    }
+    .fit(x.view())
+    .unwrap();
+    let want_ratio = golden["pca"]["explained_variance_ratio"]
+        .as_array()
+        .unwrap();
+    let want_var = golden["pca"]["explained_variance"].as_array().unwrap();
+    let mut worst = 0f64;
+    for i in 0..k {
+        let (r, v) = (
+            want_ratio[i].as_f64().unwrap(),
+            want_var[i].as_f64().unwrap(),
+        );
+        let rel_r = (p.explained_variance_ratio[i] - r).abs() / r;
+        let rel_v = (p.explained_variance[i] - v).abs() / v;
+        worst = worst.max(rel_r).max(rel_v);
+        assert!(
+            rel_r < 1e-3 && rel_v < 1e-3,
+            "component {i}: ratio {} vs {r}, variance {} vs {v}",
+            p.explained_variance_ratio[i],
+            p.explained_variance[i]
+        );
+    }
+    eprintln!("PCA vs scikit-learn: worst relative difference {worst:e} over {k} components");
+}
+
 fn small_config() -> ClassicalConfig {
     ClassicalConfig {
         feature_map: FeatureMap::Hellinger,

@@ -15,7 +15,7 @@ pub struct HogArgs {
     #[arg(long)]
     pub orientations: Option<usize>,
     /// Pixels per cell, both directions (overridden by --cell-rows / --cell-cols)
-    /// [default: 8; train: 4].
+    /// [default: 8; train: 3].
     #[arg(long)]
     pub cell: Option<usize>,
     /// Pixels per cell along rows.
@@ -25,7 +25,7 @@ pub struct HogArgs {
     #[arg(long)]
     pub cell_cols: Option<usize>,
     /// Cells per block, both directions (overridden by --block-rows / --block-cols)
-    /// [default: 3; train: 2].
+    /// [default: 3].
     #[arg(long)]
     pub block: Option<usize>,
     /// Cells per block along rows.
@@ -37,9 +37,12 @@ pub struct HogArgs {
     /// Block normalisation: L1, L1-sqrt, L2 or L2-Hys [default: L2-Hys].
     #[arg(long)]
     pub block_norm: Option<String>,
-    /// Square root of the image before the gradients (power-law compression).
+    /// Square root of the image before the gradients (power-law compression) [train: on].
     #[arg(long)]
     pub transform_sqrt: bool,
+    /// No square root before the gradients (turns off train's default).
+    #[arg(long, conflicts_with = "transform_sqrt")]
+    pub no_transform_sqrt: bool,
 }
 
 impl HogArgs {
@@ -64,7 +67,9 @@ impl HogArgs {
                 self.block_cols.unwrap_or(block_c),
             )
             .block_norm(norm)
-            .transform_sqrt(self.transform_sqrt || defaults.transform_sqrt);
+            .transform_sqrt(
+                self.transform_sqrt || (defaults.transform_sqrt && !self.no_transform_sqrt),
+            );
         p.validate()?;
         Ok(p)
     }

@@ -67,13 +67,13 @@ pub struct TrainArgs {
     /// RBF width for --rff (default: 1 / (d * var), scikit-learn's "scale").
     #[arg(long)]
     gamma: Option<f64>,
-    /// SVM regularisation C.
+    /// SVM regularisation C [default: 0.1].
     #[arg(long)]
     c: Option<f64>,
     /// SVM loss: squared-hinge or hinge.
     #[arg(long)]
     loss: Option<String>,
-    /// SVM stopping tolerance.
+    /// SVM stopping tolerance [default: 0.01].
     #[arg(long)]
     tol: Option<f64>,
     /// SVM maximum passes over the data.
