@@ -274,20 +274,47 @@ impl Pca {
 }
 
 /// Covariance numerator `(X - mean)^T (X - mean)` in f64, from fixed blocks of rows computed in
-/// parallel (f32 products) and summed in block order.
+/// parallel (f32 products; only the upper triangle, panel by panel, since the result is
+/// symmetric) and summed in block order.
 fn covariance(x: ArrayView2<'_, f32>, mean: &Array1<f32>) -> Array2<f64> {
+    const PANEL: usize = 256;
     let d = x.ncols();
+    let panels: Vec<(usize, usize)> = (0..d)
+        .step_by(PANEL)
+        .map(|a| (a, (a + PANEL).min(d)))
+        .collect();
     let parts: Vec<Array2<f32>> = x
         .axis_chunks_iter(Axis(0), BLOCK_ROWS)
         .into_par_iter()
         .map(|blk| {
             let c = &blk - mean;
-            c.t().dot(&c)
+            let mut g = Array2::<f32>::zeros((d, d));
+            for (a, &(i0, i1)) in panels.iter().enumerate() {
+                for &(j0, j1) in &panels[a..] {
+                    let prod = c.slice(s![.., i0..i1]).t().dot(&c.slice(s![.., j0..j1]));
+                    g.slice_mut(s![i0..i1, j0..j1]).assign(&prod);
+                }
+            }
+            g
         })
         .collect();
     let mut cov = Array2::<f64>::zeros((d, d));
-    for p in parts {
-        cov.zip_mut_with(&p, |a, &b| *a += b as f64);
+    // Each element sums the blocks in block order, whatever the thread count.
+    cov.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut row)| {
+            for p in &parts {
+                let src = p.row(r);
+                for c in r..d {
+                    row[c] += src[c] as f64;
+                }
+            }
+        });
+    for r in 0..d {
+        for c in 0..r {
+            cov[[r, c]] = cov[[c, r]];
+        }
     }
     cov
 }
@@ -298,25 +325,30 @@ fn top_eigen(c: &Array2<f64>, k: usize, p: &PcaParams) -> Result<(Array1<f64>, A
     use linfa_linalg::eigh::Eigh;
     let d = c.nrows();
     let l = (k + p.oversampling).min(d);
+    // `vals` and the eigenvectors as rows of `vecs`.
     let (vals, vecs) = if l >= d {
         // Small problem: dense eigendecomposition directly.
-        c.clone()
+        let (vals, v) = c
+            .clone()
             .eigh()
-            .map_err(|e| Error::param("pca", format!("eigendecomposition failed: {e}"), d))?
+            .map_err(|e| Error::param("pca", format!("eigendecomposition failed: {e}"), d))?;
+        (vals, v.reversed_axes())
     } else {
+        // The basis is kept as rows (`l x d`), contiguous for Gram-Schmidt; `c` is symmetric,
+        // so `(c q)^T = q^T c`.
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-        let mut q = Array2::<f64>::from_shape_fn((d, l), |_| StandardNormal.sample(&mut rng));
-        orthonormalise(&mut q);
+        let mut qt = Array2::<f64>::from_shape_fn((l, d), |_| StandardNormal.sample(&mut rng));
+        orthonormalise_rows(&mut qt);
         for _ in 0..p.power_iterations {
-            q = c.dot(&q);
-            orthonormalise(&mut q);
+            qt = qt.dot(c);
+            orthonormalise_rows(&mut qt);
         }
-        let b = q.t().dot(&c.dot(&q));
+        let b = qt.dot(c).dot(&qt.t());
         let b = (&b + &b.t()) * 0.5;
         let (vals, small) = b
             .eigh()
             .map_err(|e| Error::param("pca", format!("eigendecomposition failed: {e}"), l))?;
-        (vals, q.dot(&small))
+        (vals, small.t().dot(&qt))
     };
     // Sort descending.
     let mut order: Vec<usize> = (0..vals.len()).collect();
@@ -326,7 +358,7 @@ fn top_eigen(c: &Array2<f64>, k: usize, p: &PcaParams) -> Result<(Array1<f64>, A
     let mut out_vecs = Array2::<f64>::zeros((k, d));
     for (r, &j) in order.iter().take(k).enumerate() {
         out_vals[r] = vals[j].max(0.0);
-        let v = vecs.column(j);
+        let v = vecs.row(j);
         let big = v
             .iter()
             .fold(0.0f64, |m, &x| if x.abs() > m.abs() { x } else { m });
@@ -336,21 +368,18 @@ fn top_eigen(c: &Array2<f64>, k: usize, p: &PcaParams) -> Result<(Array1<f64>, A
     Ok((out_vals, out_vecs))
 }
 
-/// Modified Gram-Schmidt, twice ("twice is enough"), on the columns of `q`. A column that
-/// vanishes is left at zero.
-fn orthonormalise(q: &mut Array2<f64>) {
-    let l = q.ncols();
+/// Modified Gram-Schmidt, twice ("twice is enough"), on the rows of `q`. A row that vanishes
+/// is left at zero.
+fn orthonormalise_rows(q: &mut Array2<f64>) {
+    let l = q.nrows();
     for _ in 0..2 {
         for j in 0..l {
-            for i in 0..j {
-                let (qi, mut qj) = {
-                    let (a, b) = q.multi_slice_mut((s![.., i], s![.., j]));
-                    (a.to_owned(), b)
-                };
+            let (done, mut rest) = q.view_mut().split_at(Axis(0), j);
+            let mut qj = rest.row_mut(0);
+            for qi in done.axis_iter(Axis(0)) {
                 let r = qi.dot(&qj);
                 qj.scaled_add(-r, &qi);
             }
-            let mut qj = q.column_mut(j);
             let norm = qj.dot(&qj).sqrt();
             if norm > 1e-300 {
                 qj /= norm;

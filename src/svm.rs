@@ -439,6 +439,17 @@ fn solve_dcd<'a>(
         let mut s = 0;
         while s < active {
             let i = index[s];
+            // Touch the next sample's row (one load per cache line): the visiting order is
+            // random, so the hardware prefetcher cannot guess it, and the loads overlap with
+            // this sample's work.
+            if s + 1 < active {
+                let next = row(index[s + 1]);
+                let mut touch = 0f32;
+                for v in next.iter().step_by(16) {
+                    touch += *v;
+                }
+                std::hint::black_box(touch);
+            }
             let yi = y[i];
             let (diag, upper) = if yi > 0.0 { (diag_p, up) } else { (diag_n, un) };
             let r = row(i);
