@@ -65,6 +65,7 @@ fn linear_svm_matches_sklearn_linearsvc() {
             .count() as f64
             / test.len() as f64;
         let sk_acc = g["test_accuracy"].as_f64().unwrap();
+        eprintln!("{name}: accuracy {acc:.4} (scikit-learn {sk_acc:.4})");
         assert!(
             (acc - sk_acc).abs() <= 0.005 + 1e-12,
             "{name}: accuracy {acc} vs scikit-learn {sk_acc}"
@@ -73,6 +74,9 @@ fn linear_svm_matches_sklearn_linearsvc() {
             let sk_obj = sk_obj.as_f64().unwrap();
             let ours = m.primal_objective(k, xtr.view(), &train.labels, &params);
             let rel = (ours - sk_obj).abs() / sk_obj;
+            eprintln!(
+                "{name} class {k}: objective {ours:.6} (scikit-learn {sk_obj:.6}), rel {rel:.2e}"
+            );
             assert!(
                 rel <= 0.01,
                 "{name} class {k}: objective {ours} vs {sk_obj} ({rel:e})"
