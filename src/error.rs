@@ -78,6 +78,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// An error reported by linfa (through its traits).
+    #[error("linfa: {0}")]
+    Linfa(#[from] linfa::Error),
+
     /// A dataset is unusable as a whole (no images, one size mismatch, ...).
     #[error("{}: {reason}", path.display())]
     Dataset {

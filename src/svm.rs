@@ -17,7 +17,7 @@
 //!   get `C * weight[k]`, its negatives plain `C`, as liblinear does; two classes train one
 //!   model, class 1 positive (`C * weight[1]`) against class 0 (`C * weight[0]`).
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView1, ArrayView2, Axis, Ix2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -360,6 +360,65 @@ impl LinearSvm {
             })
             .sum();
         reg + params.c * loss
+    }
+}
+
+/// linfa's `Fit`: `Fit::fit(&params, &dataset)` with `f32` records and `usize` targets
+/// (classes `0..=max label`). Composes with linfa's datasets, splits and cross-validation.
+///
+/// ```
+/// use hogsvm::svm::SvmParams;
+/// use linfa::prelude::*;
+/// use ndarray::array;
+/// let x = array![[0.0f32, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.2]];
+/// let ds = Dataset::new(x.clone(), array![0usize, 1, 0, 1]);
+/// let model = Fit::fit(&SvmParams::default(), &ds)?;
+/// let y: ndarray::Array1<usize> = Predict::predict(&model, &x);
+/// assert_eq!(y.to_vec(), vec![0, 1, 0, 1]);
+/// # Ok::<(), hogsvm::Error>(())
+/// ```
+impl<D> linfa::traits::Fit<ArrayBase<D, Ix2>, Array1<usize>, Error> for SvmParams
+where
+    D: ndarray::Data<Elem = f32>,
+{
+    type Object = LinearSvm;
+
+    fn fit(
+        &self,
+        dataset: &linfa::DatasetBase<ArrayBase<D, Ix2>, Array1<usize>>,
+    ) -> Result<LinearSvm> {
+        let y: Vec<u32> = dataset
+            .targets
+            .iter()
+            .map(|&v| u32::try_from(v).map_err(|_| Error::param("targets", "label too large", v)))
+            .collect::<Result<_>>()?;
+        let k = y.iter().copied().max().map(|m| m as usize + 1).unwrap_or(0);
+        SvmParams::fit(self, dataset.records.view(), &y, k)
+    }
+}
+
+/// linfa's `PredictInplace` (and so `Predict`): the class of each row. linfa's trait has no
+/// error channel, so records with the wrong number of columns panic here, as linfa's own
+/// models do; [`LinearSvm::predict`] returns an error instead.
+impl<D> linfa::traits::PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for LinearSvm
+where
+    D: ndarray::Data<Elem = f32>,
+{
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
+        let labels = LinearSvm::predict(self, x.view())
+            .unwrap_or_else(|e| panic!("LinearSvm::predict_inplace: {e}"));
+        assert_eq!(
+            y.len(),
+            labels.len(),
+            "target length must equal the record count"
+        );
+        for (t, l) in y.iter_mut().zip(labels) {
+            *t = l as usize;
+        }
+    }
+
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array1<usize> {
+        Array1::zeros(x.nrows())
     }
 }
 

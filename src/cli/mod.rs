@@ -22,7 +22,7 @@ enum Command {
     /// Draw the HOG visualisation of one image (like scikit-image's visualize=True) as PNG.
     HogImage(hog_image::HogImageArgs),
     /// Train the classical pipeline (HOG, feature map, PCA, linear SVM) and save the model.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Evaluate a model on labelled data: classification report and confusion matrix.
     Eval(train::EvalArgs),
     /// Predict the class of image files or folders (CSV or JSON).
@@ -37,7 +37,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Extract(a) => extract::run(a),
         Command::HogImage(a) => hog_image::run(a),
-        Command::Train(a) => train::train(a),
+        Command::Train(a) => train::train(*a),
         Command::Eval(a) => train::eval(a),
         Command::Predict(a) => train::predict(a),
         Command::BenchHog(a) => extract::bench(a),

@@ -562,6 +562,8 @@ impl Hog {
 
     /// Float path (f32 input, or any input with the square-root transform): gradients in f64
     /// from `ws.fimg`, compare-based bins.
+    // `c` indexes the pixel, its cell offset, slot and magnitude together.
+    #[allow(clippy::needless_range_loop)]
     fn hist_float(&self, img: ImageRef<'_>, layout: &HogLayout, ws: &mut HogWorkspace) {
         let n = self.params.orientations;
         let (rows, cols, ch) = (img.rows, img.cols, img.channels);
