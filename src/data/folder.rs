@@ -75,14 +75,40 @@ fn image_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
 
 /// Decode one image file to 8-bit grayscale, with limits, optionally resized to `(w, h)`.
 pub fn decode_gray(path: &Path, resize: Option<(u32, u32)>) -> Result<image::GrayImage> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > MAX_ALLOC {
+        return Err(Error::Decode {
+            path: path.to_path_buf(),
+            reason: format!("file of {len} bytes is larger than the {MAX_ALLOC}-byte limit"),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_gray_bytes(&bytes, path, resize)
+}
+
+/// Decode an image held in memory (`path` only names it in errors). The format is guessed from
+/// the content, not the name; width, height and allocation are limited ([`MAX_DIMENSION`],
+/// [`MAX_ALLOC`]), so a decompression bomb is an error, not an allocation.
+pub fn decode_gray_bytes(
+    bytes: &[u8],
+    path: &Path,
+    resize: Option<(u32, u32)>,
+) -> Result<image::GrayImage> {
     let derr = |reason: String| Error::Decode {
         path: path.to_path_buf(),
         reason,
     };
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    if bytes.is_empty() {
+        return Err(derr("empty file".into()));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| derr(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(derr("not an image format hogsvm can read".into()));
+    }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_DIMENSION);
     limits.max_image_height = Some(MAX_DIMENSION);

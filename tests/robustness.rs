@@ -1,0 +1,377 @@
+//! Hostile inputs through the real binary: each ends in one clear error line (exit 2, naming
+//! the file and the reason) or a documented skip — never a panic, a hang or a half-written
+//! file. docs/ROBUSTNESS.md lists each case with the test that checks it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ndarray::Array2;
+use ndarray_npy::read_npy;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hogsvm"))
+}
+
+fn run(args: &[&std::ffi::OsStr]) -> Output {
+    bin().args(args).output().expect("run hogsvm")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit 2, one line, `hogsvm: error:` and every needle.
+fn assert_error(o: &Output, needles: &[&str]) {
+    let e = err(o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.starts_with("hogsvm: error: "), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "`{n}` not in {e}");
+    }
+}
+
+fn extract(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut a: Vec<&std::ffi::OsStr> = vec![
+        "extract".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--cell".as_ref(),
+        "4".as_ref(),
+        "--block".as_ref(),
+        "2".as_ref(),
+    ];
+    a.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    run(&a)
+}
+
+fn gray_png(path: &Path, w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 13 + y * 7) as u8]))
+        .save(path)
+        .unwrap();
+}
+
+/// A PNG whose header declares `w x h` but carries almost no data.
+fn png_bomb(path: &Path, w: u32, h: u32) {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend_from_slice(data);
+        v.extend_from_slice(&c);
+        v.extend_from_slice(&crc32fast::hash(&c).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit gray
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IEND", &[]);
+    std::fs::write(path, v).unwrap();
+}
+
+#[test]
+fn broken_image_files_are_named_errors_or_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    gray_png(&root.join("a/good.png"), 28, 28);
+    gray_png(&root.join("b/good.png"), 28, 28);
+    let mut full = Vec::new();
+    image::GrayImage::new(28, 28)
+        .write_to(
+            &mut std::io::Cursor::new(&mut full),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("zero.png", vec![]),
+        ("truncated.png", full[..full.len() / 2].to_vec()),
+        ("text.png", b"this is not an image at all".to_vec()),
+        ("garbage.jpg", vec![0xff, 0xd8, 0xff, 0x00, 0x13, 0x37]),
+    ];
+    let out = dir.path().join("f.npy");
+    std::fs::write(&out, b"previous content").unwrap();
+    for (name, bytes) in &cases {
+        let p = root.join("a").join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let o = extract(&root, &out, &[]);
+        assert_error(&o, &[name]);
+        // The earlier output file is untouched, and no temporary file is left.
+        assert_eq!(std::fs::read(&out).unwrap(), b"previous content");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        std::fs::remove_file(&p).unwrap();
+    }
+    for (name, bytes) in &cases {
+        std::fs::write(root.join("a").join(name), bytes).unwrap();
+    }
+    let o = extract(&root, &out, &["--skip-invalid"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let e = err(&o);
+    assert_eq!(
+        e.matches("warning: skipped").count(),
+        cases.len() + 1,
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("skipped {} file(s)", cases.len())),
+        "{e}"
+    );
+    let x: Array2<f32> = read_npy(&out).unwrap();
+    assert_eq!(x.nrows(), 2);
+}
+
+#[test]
+fn decompression_bomb_is_refused_without_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    gray_png(&root.join("a/ok.png"), 28, 28);
+    png_bomb(&root.join("a/bomb.png"), 100_000, 100_000);
+    let o = extract(&root, &dir.path().join("f.npy"), &[]);
+    assert_error(&o, &["bomb.png"]);
+    // Within the dimension limit but lying about its data: an error too.
+    png_bomb(&root.join("a/bomb.png"), 5000, 5000);
+    let o = extract(&root, &dir.path().join("f.npy"), &[]);
+    assert_error(&o, &["bomb.png"]);
+}
+
+#[test]
+fn unusual_image_kinds_become_gray() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("x")).unwrap();
+    for f in ["cmyk.jpg", "palette.png"] {
+        std::fs::copy(fixtures().join("hostile").join(f), root.join("x").join(f)).unwrap();
+    }
+    image::RgbaImage::from_pixel(28, 28, image::Rgba([10, 200, 30, 128]))
+        .save(root.join("x/rgba.PNG"))
+        .unwrap();
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(28, 28, |x, _| {
+        image::Luma([x as u16 * 2000])
+    })
+    .save(root.join("x/sixteen.Png"))
+    .unwrap();
+    gray_png(&root.join("x/odd.name.with.dots.JpEg.png"), 28, 28);
+    let out = dir.path().join("f.npy");
+    let o = extract(&root, &out, &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    let x: Array2<f32> = read_npy(&out).unwrap();
+    assert_eq!(x.nrows(), 5);
+}
+
+#[test]
+fn unicode_and_non_utf8_file_names_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("données");
+    gray_png(&root.join("猫/émile.png"), 28, 28);
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"bad-\xff\xfe.png");
+        gray_png(&root.join("猫").join(name), 28, 28);
+    }
+    gray_png(&root.join("狗/x.png"), 28, 28);
+    let out = dir.path().join("f.npy");
+    let o = extract(&root, &out, &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    let x: Array2<f32> = read_npy(&out).unwrap();
+    assert_eq!(x.nrows(), if cfg!(unix) { 3 } else { 2 });
+}
+
+#[test]
+fn folder_shapes_one_class_empty_classes_no_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.npy");
+    // No images at all.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(empty.join("a")).unwrap();
+    std::fs::write(empty.join("a/readme.txt"), "x").unwrap();
+    assert_error(&extract(&empty, &out, &[]), &["no images found"]);
+    // No class folders.
+    let flat = dir.path().join("flat");
+    gray_png(&flat.join("x.png"), 28, 28);
+    assert_error(&extract(&flat, &out, &[]), &["no class folders"]);
+    // One class: extract works; train says why it cannot.
+    let one = dir.path().join("one");
+    for i in 0..6 {
+        gray_png(&one.join(format!("only/{i}.png")), 28, 28);
+    }
+    let o = extract(&one, &out, &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&[
+        "train".as_ref(),
+        "--data".as_ref(),
+        one.as_os_str(),
+        "--test-split".as_ref(),
+        "0.3".as_ref(),
+        "--out".as_ref(),
+        dir.path().join("m.safetensors").as_os_str(),
+    ]);
+    assert_error(&o, &["2 classes"]);
+    // An empty class folder: a warning, the class kept.
+    std::fs::create_dir_all(one.join("zzz-empty")).unwrap();
+    let o = extract(&one, &out, &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        err(&o).contains("class folder `zzz-empty` holds no images"),
+        "{}",
+        err(&o)
+    );
+}
+
+fn idx_bytes(magic: [u8; 4], dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_vec();
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v.extend_from_slice(data);
+    v
+}
+
+#[test]
+fn lying_idx_files_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("f.npy");
+    let labels_ok = idx_bytes([0, 0, 8, 1], &[2], &[0, 1]);
+    let write = |images: Vec<u8>, labels: &[u8]| {
+        std::fs::write(d.join("train-images-idx3-ubyte"), images).unwrap();
+        std::fs::write(d.join("train-labels-idx1-ubyte"), labels).unwrap();
+    };
+    // Header says 3 images, data holds 2.
+    write(
+        idx_bytes([0, 0, 8, 3], &[3, 28, 28], &[7; 2 * 784]),
+        &labels_ok,
+    );
+    assert_error(
+        &extract(d, &out, &[]),
+        &["train-images-idx3-ubyte", "holds only"],
+    );
+    // Enormous declared counts.
+    write(
+        idx_bytes([0, 0, 8, 3], &[u32::MAX, 60000, 60000], &[]),
+        &labels_ok,
+    );
+    assert_error(
+        &extract(d, &out, &[]),
+        &["train-images-idx3-ubyte", "more than"],
+    );
+    // Wrong magic.
+    write(
+        idx_bytes([1, 2, 8, 3], &[2, 28, 28], &[7; 2 * 784]),
+        &labels_ok,
+    );
+    assert_error(&extract(d, &out, &[]), &["magic"]);
+    // Label / image count mismatch.
+    write(
+        idx_bytes([0, 0, 8, 3], &[2, 28, 28], &[7; 2 * 784]),
+        &idx_bytes([0, 0, 8, 1], &[3], &[0, 1, 1]),
+    );
+    assert_error(&extract(d, &out, &[]), &["3 labels for 2 images"]);
+    // A gzip file that is not gzip inside.
+    std::fs::remove_file(d.join("train-images-idx3-ubyte")).unwrap();
+    std::fs::write(d.join("train-images-idx3-ubyte.gz"), [0x1f, 0x8b, 1, 2, 3]).unwrap();
+    let o = extract(d, &out, &[]);
+    assert_error(&o, &["train-images-idx3-ubyte.gz"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn damaged_models_and_mismatched_inputs_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let o = run(&[
+        "train".as_ref(),
+        "--data".as_ref(),
+        fixtures().join("fashion-mnist").as_os_str(),
+        "--out".as_ref(),
+        model.as_os_str(),
+        "--cell".as_ref(),
+        "4".as_ref(),
+        "--block".as_ref(),
+        "2".as_ref(),
+        "--no-transform-sqrt".as_ref(),
+        "--max-iter".as_ref(),
+        "20".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let bytes = std::fs::read(&model).unwrap();
+    let eval = |m: &Path| {
+        run(&[
+            "eval".as_ref(),
+            "--model".as_ref(),
+            m.as_os_str(),
+            "--data".as_ref(),
+            fixtures().join("fashion-mnist").as_os_str(),
+        ])
+    };
+    assert!(eval(&model).status.success());
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, &bytes[..bytes.len() - 100]).unwrap();
+    assert_error(&eval(&bad), &["bad.safetensors", "not a hogsvm model"]);
+    let mut flipped = bytes.clone();
+    let n = flipped.len() - 10;
+    flipped[n] ^= 1;
+    std::fs::write(&bad, &flipped).unwrap();
+    assert_error(&eval(&bad), &["bad.safetensors", "checksum"]);
+    std::fs::write(&bad, b"GIF89a not a model").unwrap();
+    assert_error(&eval(&bad), &["bad.safetensors"]);
+    assert_error(
+        &eval(&dir.path().join("missing.safetensors")),
+        &["missing.safetensors"],
+    );
+    // Images of another size than the model's, in an image folder with other classes.
+    let other = dir.path().join("other");
+    gray_png(&other.join("a/x.png"), 40, 40);
+    let o = run(&[
+        "eval".as_ref(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--data".as_ref(),
+        other.as_os_str(),
+    ]);
+    assert_error(&o, &["class names"]);
+    // predict resizes raw images to the model's input and still answers.
+    let o = run(&[
+        "predict".as_ref(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        other.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+#[test]
+fn unwritable_outputs_are_errors_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixtures().join("fashion-mnist");
+    assert_error(
+        &extract(&data, Path::new("/proc/hogsvm-test.npy"), &[]),
+        &["/proc/hogsvm-test.npy"],
+    );
+    assert_error(
+        &extract(&data, &dir.path().join("no/such/dir/f.npy"), &[]),
+        &["does not exist"],
+    );
+    // The output path is a folder.
+    let o = extract(&data, dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn images_too_small_for_one_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    gray_png(&root.join("a/tiny.png"), 7, 5);
+    let o = extract(&root, &dir.path().join("f.npy"), &[]);
+    assert_error(&o, &["too small", "8x8"]);
+}
