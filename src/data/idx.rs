@@ -37,6 +37,15 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     }
 }
 
+/// Parse IDX bytes held in memory, gzip-compressed or not (detected from the magic bytes).
+pub fn parse_maybe_gz(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        parse(path, flate2::read::GzDecoder::new(bytes))
+    } else {
+        parse(path, bytes)
+    }
+}
+
 /// Parse an IDX stream (already decompressed). `path` is only used in error messages.
 pub fn parse(path: &Path, mut r: impl Read) -> Result<IdxArray> {
     let bad = |reason: String| Error::invalid_file(path, reason);
