@@ -14,7 +14,6 @@ one-vs-rest problems k the primal objective, in float64 on the training HOG feat
     loss_i = max(0, 1 - y_ik * (coef_k . x_i + intercept_k))   (squared for squared_hinge),
     y_ik = +1 if label_i == k else -1.
 """
-import gzip
 import json
 import os
 import sys
@@ -27,18 +26,13 @@ from skimage.feature import hog
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idxio import read_idx  # noqa: E402
+
 FIXTURES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "fixtures")
 OUT = os.path.join(FIXTURES, "svm-golden")
 HOG = dict(orientations=9, pixels_per_cell=(4, 4), cells_per_block=(2, 2), block_norm="L2-Hys")
 C, TOL, MAX_ITER = 1.0, 1e-4, 10000
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
 
 
 def hog_all(images):

@@ -20,7 +20,6 @@ after the first read; the first read of small files is not a measurable part eit
 """
 import argparse
 import glob
-import gzip
 import json
 import os
 import platform
@@ -34,6 +33,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idxio import read_idx, write_idx  # noqa: E402
+
 STAGES = ["load", "hog", "map", "scaler", "pca", "svm", "eval"]
 
 
@@ -42,23 +44,6 @@ def find_idx(folder, prefix):
     if not hits:
         sys.exit(f"{folder}: no {prefix}-* IDX file")
     return hits[0]
-
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def write_idx(path, arr):
-    arr = np.ascontiguousarray(arr, np.uint8)
-    magic = bytes([0, 0, 8, arr.ndim])
-    with open(path, "wb") as f:
-        f.write(magic + b"".join(int(d).to_bytes(4, "big") for d in arr.shape))
-        f.write(arr.tobytes())
 
 
 def parse_pca(s):

@@ -9,7 +9,6 @@ With --scaling, also hogsvm with 1 and 2 threads on every image of --data (the f
 when --data is the Fashion-MNIST folder).
 """
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -24,23 +23,14 @@ import numpy as np
 import skimage
 from skimage.feature import hog as sk_hog
 
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idxio import read_idx, write_idx  # noqa: E402
 
 
-def write_idx(path, arr, labels):
-    with open(path + "-images-idx3-ubyte", "wb") as f:
-        f.write(bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape))
-        f.write(np.ascontiguousarray(arr, np.uint8).tobytes())
-    with open(path + "-labels-idx1-ubyte", "wb") as f:
-        f.write(bytes([0, 0, 8, 1]) + len(labels).to_bytes(4, "big"))
-        f.write(np.asarray(labels, np.uint8).tobytes())
+def write_idx_pair(base, arr, labels):
+    """`base`-images-idx3-ubyte and `base`-labels-idx1-ubyte."""
+    write_idx(base + "-images-idx3-ubyte", arr)
+    write_idx(base + "-labels-idx1-ubyte", labels)
 
 
 def median_us(fn, images, repeat):
@@ -90,7 +80,7 @@ def main():
             imgs = x28 if side == 28 else np.stack(
                 [cv2.resize(x, (side, side), interpolation=cv2.INTER_LINEAR) for x in x28])
             base = os.path.join(tmp, f"s{side}")
-            write_idx(base, imgs, labels)
+            write_idx_pair(base, imgs, labels)
             desc = cv2.HOGDescriptor((side, side), (2 * cell, 2 * cell), (cell, cell), (cell, cell), 9)
             sk = lambda x: sk_hog(x, orientations=9, pixels_per_cell=(cell, cell),
                                   cells_per_block=(2, 2), block_norm="L2-Hys")

@@ -73,6 +73,13 @@ fn image_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
     Ok(())
 }
 
+/// Every image file below `dir` (recursively; hidden entries skipped), in sorted order.
+pub fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    image_files(dir, &mut out, 0)?;
+    Ok(out)
+}
+
 /// Decode one image file to 8-bit grayscale, with limits, optionally resized to `(w, h)`.
 pub fn decode_gray(path: &Path, resize: Option<(u32, u32)>) -> Result<image::GrayImage> {
     let len = std::fs::metadata(path)
