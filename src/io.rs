@@ -55,6 +55,123 @@ where
     Ok(())
 }
 
+/// A 2-D `f32` `.npy` file written row block by row block, for outputs too large to hold in
+/// memory. Rows go to a temporary file beside the destination; [`NpyRowWriter::finish`] writes
+/// the final shape into the header (reserved at full width up front) and renames the file into
+/// place. Dropped without `finish` (an error, a panic), it leaves nothing behind.
+pub struct NpyRowWriter {
+    path: std::path::PathBuf,
+    tmp: tempfile::NamedTempFile,
+    out: BufWriter<std::fs::File>,
+    cols: usize,
+    rows: u64,
+}
+
+/// Length of the reserved `.npy` header (magic to newline), a multiple of 64.
+const NPY_HEADER_LEN: usize = 128;
+
+fn npy_header(rows: u64, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut h = b"\x93NUMPY\x01\x00".to_vec();
+    let body_len = NPY_HEADER_LEN - 10;
+    h.extend_from_slice(&(body_len as u16).to_le_bytes());
+    let mut body = dict.into_bytes();
+    body.resize(body_len - 1, b' ');
+    body.push(b'\n');
+    h.extend_from_slice(&body);
+    h
+}
+
+impl NpyRowWriter {
+    /// Start writing `path`, an `n x cols` float32 array (n counted as rows are appended).
+    pub fn create(path: &Path, cols: usize) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("folder {} does not exist", dir.display()),
+                ),
+            ));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".hogsvm-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(path, e))?;
+        let file = tmp.reopen().map_err(|e| Error::io(path, e))?;
+        let mut out = BufWriter::new(file);
+        out.write_all(&npy_header(0, cols))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(NpyRowWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out,
+            cols,
+            rows: 0,
+        })
+    }
+
+    /// Append rows (`len` must be a multiple of the column count).
+    pub fn append(&mut self, values: &[f32]) -> Result<()> {
+        if self.cols == 0 || values.len() % self.cols != 0 {
+            return Err(Error::ShapeMismatch {
+                what: format!("rows for {}", self.path.display()),
+                expected: format!("a multiple of {} values", self.cols),
+                got: values.len().to_string(),
+            });
+        }
+        let mut buf = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        self.out
+            .write_all(&buf)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.rows += (values.len() / self.cols) as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Write the final header and move the file into place.
+    pub fn finish(self) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let NpyRowWriter {
+            path,
+            tmp,
+            out,
+            cols,
+            rows,
+        } = self;
+        let mut file = out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(&npy_header(rows, cols)))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io(&path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o644);
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
 /// Write a 2-D `f32` array as a NumPy `.npy` file (atomically).
 pub fn write_npy_f32(path: &Path, a: &Array2<f32>) -> Result<()> {
     write_atomic(path, |w| a.write_npy(w).map_err(std::io::Error::other))
@@ -121,6 +238,29 @@ mod tests {
     fn missing_folder_is_a_clear_error() {
         let e = write_atomic(Path::new("/nonexistent-dir/x.npy"), |_| Ok(())).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn row_writer_matches_ndarray_npy_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rows.npy");
+        let mut w = NpyRowWriter::create(&p, 3).unwrap();
+        w.append(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        w.append(&[7.0, 8.0, 9.0]).unwrap();
+        assert!(w.append(&[1.0]).is_err());
+        w.finish().unwrap();
+        let a: Array2<f32> = ndarray_npy::read_npy(&p).unwrap();
+        assert_eq!(
+            a,
+            ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]
+        );
+        // Dropped before finish: nothing left, the existing file untouched.
+        let mut w = NpyRowWriter::create(&p, 3).unwrap();
+        w.append(&[0.0; 3]).unwrap();
+        drop(w);
+        let a: Array2<f32> = ndarray_npy::read_npy(&p).unwrap();
+        assert_eq!(a.nrows(), 3);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn extract(data: &Path, out: &Path, extra: &[&str]) -> Output {
         "--block".as_ref(),
         "2".as_ref(),
     ];
-    a.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    a.extend(extra.iter().map(std::ffi::OsStr::new));
     run(&a)
 }
 
@@ -141,6 +141,18 @@ fn decompression_bomb_is_refused_without_allocating() {
     png_bomb(&root.join("a/bomb.png"), 5000, 5000);
     let o = extract(&root, &dir.path().join("f.npy"), &[]);
     assert_error(&o, &["bomb.png"]);
+    std::fs::remove_file(root.join("a/bomb.png")).unwrap();
+    // Regression (fuzzer, image_decode target): 799 bytes of JPEG declaring 7168 x 7168
+    // decoded for seconds; it is now refused before decoding.
+    std::fs::copy(
+        fixtures().join("hostile/fuzz-timeout-jpeg-7168x7168.jpg"),
+        root.join("a/fuzz.jpg"),
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let o = extract(&root, &dir.path().join("f.npy"), &[]);
+    assert_error(&o, &["fuzz.jpg", "decompression bomb"]);
+    assert!(t.elapsed().as_secs_f64() < 5.0, "took {:?}", t.elapsed());
 }
 
 #[test]

@@ -46,25 +46,19 @@ fn load(args: &DataArgs) -> anyhow::Result<Dataset> {
     Ok(ds)
 }
 
-/// Run `extract`.
+/// Images decoded and extracted at a time: memory stays bounded by this many images' pixels
+/// and features, whatever the size of the dataset.
+const CHUNK: usize = 4096;
+
+/// Run `extract`: stream the dataset chunk by chunk into the .npy file.
 pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let params = a.hog.params()?;
     let hog = Hog::new(params)?;
     let labels_out = a.labels.clone().unwrap_or_else(|| labels_path(&a.out));
+    let opts = a.data.load_options()?;
     let t0 = Instant::now();
-    let ds = load(&a.data)?;
-    let d = hog.feature_len(ds.rows, ds.cols).with_context(|| {
-        format!(
-            "{}: images of {}x{} (rows x cols)",
-            a.data.data.display(),
-            ds.rows,
-            ds.cols
-        )
-    })?;
-    let n = ds.len();
-    let t_load = t0.elapsed().as_secs_f64();
     let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(n as u64);
+        let b = ProgressBar::new(0);
         b.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} images {per_sec} eta {eta}")
                 .expect("static template"),
@@ -73,36 +67,43 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    let t1 = Instant::now();
-    let mut feats = Array2::<f32>::zeros((n, d));
-    let per = ds.rows * ds.cols;
-    with_threads(a.threads, || -> anyhow::Result<()> {
-        const CHUNK: usize = 4096;
-        let out = feats.as_slice_mut().expect("contiguous");
-        for (ci, chunk) in out.chunks_mut(CHUNK * d).enumerate() {
-            let k = chunk.len() / d;
-            let px = &ds.pixels[ci * CHUNK * per..(ci * CHUNK + k) * per];
-            hog.compute_batch_u8_into(px, ds.rows, ds.cols, chunk)?;
-            bar.inc(k as u64);
-        }
-        Ok(())
+    let mut writer: Option<hogsvm::io::NpyRowWriter> = None;
+    let mut labels: Vec<i64> = Vec::new();
+    let (mut d, mut size) = (0usize, (0usize, 0usize));
+    let mut feats: Vec<f32> = Vec::new();
+    let (class_names, report) = with_threads(a.threads, || {
+        data::for_each_chunk(&a.data.data, &opts, CHUNK, |chunk, total| {
+            if writer.is_none() {
+                d = hog.feature_len(chunk.rows, chunk.cols)?;
+                size = (chunk.rows, chunk.cols);
+                writer = Some(hogsvm::io::NpyRowWriter::create(&a.out, d)?);
+                bar.set_length(total as u64);
+            }
+            feats.resize(chunk.len() * d, 0.0);
+            hog.compute_batch_u8_into(&chunk.pixels, chunk.rows, chunk.cols, &mut feats)?;
+            if let Some(w) = writer.as_mut() {
+                w.append(&feats)?;
+            }
+            labels.extend(chunk.labels.iter().map(|&l| l as i64));
+            bar.inc(chunk.len() as u64);
+            Ok(())
+        })
     })??;
     bar.finish_and_clear();
-    let t_hog = t1.elapsed().as_secs_f64();
-    hogsvm::io::write_npy_f32(&a.out, &feats)?;
-    let labels: Array1<i64> = ds.labels.iter().map(|&l| l as i64).collect();
-    hogsvm::io::write_npy_i64(&labels_out, &labels)?;
+    print_load_report(&report);
+    let writer = writer.context("no images were extracted")?;
+    writer.finish()?;
+    hogsvm::io::write_npy_i64(&labels_out, &Array1::from(labels.clone()))?;
     let total = t0.elapsed().as_secs_f64();
+    let n = labels.len();
     println!(
-        "extracted {n} images ({}x{}), {d} dims, {} classes: load {:.2} s, hog {:.3} s \
-         ({:.0} images/s), total {:.2} s -> {} + {}",
-        ds.rows,
-        ds.cols,
-        ds.class_names.len(),
-        t_load,
-        t_hog,
-        n as f64 / t_hog.max(1e-9),
+        "extracted {n} images ({}x{}), {d} dims, {} classes in {:.2} s ({:.0} images/s, decoding \
+         included) -> {} + {}",
+        size.0,
+        size.1,
+        class_names.len(),
         total,
+        n as f64 / total.max(1e-9),
         a.out.display(),
         labels_out.display()
     );

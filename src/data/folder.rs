@@ -23,6 +23,13 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
 pub const MAX_DIMENSION: u32 = 16_384;
 /// Largest allocation the decoder may make for one image.
 pub const MAX_ALLOC: u64 = 512 << 20;
+/// Images above this many pixels must not claim more than [`BOMB_PIXELS_PER_BYTE`] pixels per
+/// byte of file: a few hundred bytes declaring a 7168 x 7168 JPEG (found by the fuzzer) is a
+/// decompression bomb even within the size limits. Real photos carry far more than a byte per
+/// 100 pixels; a flat 3000 x 3000 PNG about one per 1000.
+pub const BOMB_MIN_PIXELS: u64 = 2048 * 2048;
+/// See [`BOMB_MIN_PIXELS`].
+pub const BOMB_PIXELS_PER_BYTE: u64 = 4096;
 
 /// Whether `path` has an image extension.
 pub fn is_image_path(path: &Path) -> bool {
@@ -121,7 +128,16 @@ pub fn decode_gray_bytes(
     limits.max_image_height = Some(MAX_DIMENSION);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| derr(e.to_string()))?;
+    let decoder = reader.into_decoder().map_err(|e| derr(e.to_string()))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    let pixels = w as u64 * h as u64;
+    if pixels > BOMB_MIN_PIXELS && pixels > BOMB_PIXELS_PER_BYTE * bytes.len() as u64 {
+        return Err(derr(format!(
+            "declares {w}x{h} pixels in only {} bytes: refusing a likely decompression bomb",
+            bytes.len()
+        )));
+    }
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| derr(e.to_string()))?;
     if img.width() == 0 || img.height() == 0 {
         return Err(derr("image has zero width or height".into()));
     }
@@ -134,8 +150,12 @@ pub fn decode_gray_bytes(
     })
 }
 
-/// Load an image folder (see the module docs).
-pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
+/// Image files with their labels.
+pub type LabelledFiles = Vec<(PathBuf, u32)>;
+
+/// The files of an image folder with their labels, the class names, and the report so far
+/// (empty classes). Nothing is decoded yet.
+pub fn list_folder(root: &Path) -> Result<(LabelledFiles, Vec<String>, LoadReport)> {
     let mut report = LoadReport::default();
     let mut class_names = Vec::new();
     let mut files: Vec<(PathBuf, u32)> = Vec::new();
@@ -145,9 +165,7 @@ pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadRepo
         }
         let label = class_names.len() as u32;
         let before = files.len();
-        let mut v = Vec::new();
-        image_files(&p, &mut v, 0)?;
-        files.extend(v.into_iter().map(|f| (f, label)));
+        files.extend(image_files_in(&p)?.into_iter().map(|f| (f, label)));
         let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -173,10 +191,54 @@ pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadRepo
             ),
         });
     }
+    Ok((files, class_names, report))
+}
+
+/// Decode `files` (in parallel) and append them to `ds`. The first image of `ds` fixes the
+/// size; a later image of another size is an error naming it. Undecodable files are an error,
+/// or, with `skip_invalid`, listed in `report`.
+pub fn decode_append(
+    files: &[(PathBuf, u32)],
+    opts: &LoadOptions,
+    ds: &mut Dataset,
+    report: &mut LoadReport,
+) -> Result<()> {
     let decoded: Vec<Result<image::GrayImage>> = files
         .par_iter()
         .map(|(p, _)| decode_gray(p, opts.resize))
         .collect();
+    for ((path, label), img) in files.iter().zip(decoded) {
+        let img = match img {
+            Ok(i) => i,
+            Err(e) if opts.skip_invalid => {
+                report.skipped.push((path.clone(), e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (w, h) = img.dimensions();
+        if ds.rows == 0 {
+            ds.rows = h as usize;
+            ds.cols = w as usize;
+        } else if (h as usize, w as usize) != (ds.rows, ds.cols) {
+            return Err(Error::Dataset {
+                path: path.clone(),
+                reason: format!(
+                    "image is {w}x{h} (WxH) but earlier images are {}x{}; pass --resize WxH",
+                    ds.cols, ds.rows
+                ),
+            });
+        }
+        ds.pixels.extend_from_slice(img.as_raw());
+        ds.labels.push(*label);
+        ds.sources.push(path.to_string_lossy().into_owned());
+    }
+    Ok(())
+}
+
+/// Load an image folder (see the module docs).
+pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
+    let (files, class_names, mut report) = list_folder(root)?;
     let mut ds = Dataset {
         rows: 0,
         cols: 0,
@@ -185,32 +247,7 @@ pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadRepo
         class_names,
         sources: Vec::new(),
     };
-    for ((path, label), img) in files.into_iter().zip(decoded) {
-        let img = match img {
-            Ok(i) => i,
-            Err(e) if opts.skip_invalid => {
-                report.skipped.push((path, e.to_string()));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let (w, h) = img.dimensions();
-        if ds.sources.is_empty() {
-            ds.rows = h as usize;
-            ds.cols = w as usize;
-        } else if (h as usize, w as usize) != (ds.rows, ds.cols) {
-            return Err(Error::Dataset {
-                path,
-                reason: format!(
-                    "image is {w}x{h} (WxH) but earlier images are {}x{}; pass --resize WxH",
-                    ds.cols, ds.rows
-                ),
-            });
-        }
-        ds.pixels.extend_from_slice(img.as_raw());
-        ds.labels.push(label);
-        ds.sources.push(path.to_string_lossy().into_owned());
-    }
+    decode_append(&files, opts, &mut ds, &mut report)?;
     if ds.sources.is_empty() {
         return Err(Error::Dataset {
             path: root.to_path_buf(),

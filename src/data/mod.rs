@@ -242,6 +242,66 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
     ))
 }
 
+/// Visit a dataset in chunks of at most `chunk` images, in order, so that memory stays bounded
+/// by the chunk (plus the IDX file itself, which is read whole): image folders are decoded
+/// chunk by chunk. `f` gets each chunk (same image size throughout) and the total number of
+/// images expected (files found; fewer arrive if some are skipped). Returns the class names and
+/// what loading skipped.
+pub fn for_each_chunk<F>(
+    path: &Path,
+    opts: &LoadOptions,
+    chunk: usize,
+    mut f: F,
+) -> Result<(Vec<String>, LoadReport)>
+where
+    F: FnMut(&Dataset, usize) -> Result<()>,
+{
+    let chunk = chunk.max(1);
+    let is_folder = path.is_dir()
+        && idx_pair(path, Split::Train).is_none()
+        && idx_pair(path, Split::Test).is_none();
+    if !is_folder {
+        let (ds, report) = load(path, opts)?;
+        let n = ds.len();
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            f(&ds.subset(&(start..end).collect::<Vec<_>>()), n)?;
+            start = end;
+        }
+        return Ok((ds.class_names, report));
+    }
+    let (files, class_names, mut report) = folder::list_folder(path)?;
+    let (mut rows, mut cols) = (0, 0);
+    let mut seen = 0;
+    for part in files.chunks(chunk) {
+        let mut ds = Dataset {
+            rows,
+            cols,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            class_names: class_names.clone(),
+            sources: Vec::new(),
+        };
+        folder::decode_append(part, opts, &mut ds, &mut report)?;
+        (rows, cols) = (ds.rows, ds.cols);
+        seen += ds.len();
+        if !ds.is_empty() {
+            f(&ds, files.len())?;
+        }
+    }
+    if seen == 0 {
+        return Err(Error::Dataset {
+            path: path.to_path_buf(),
+            reason: format!(
+                "every image failed to decode ({} skipped)",
+                report.skipped.len()
+            ),
+        });
+    }
+    Ok((class_names, report))
+}
+
 /// Load an IDX images file and its labels file.
 pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let im = idx::read_idx(images)?;
@@ -441,6 +501,51 @@ mod tests {
         let (tr2, te2) = ds.stratified_split(0.2, 1).unwrap();
         assert_eq!((tr, te), (tr2, te2));
         assert!(ds.stratified_split(1.0, 1).is_err());
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_whole_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        for (c, n) in [("a", 4), ("b", 3), ("c", 5)] {
+            std::fs::create_dir_all(dir.path().join(c)).unwrap();
+            for i in 0..n {
+                image::GrayImage::from_fn(6, 5, |x, y| image::Luma([(x + y * 7 + i * 3) as u8]))
+                    .save(dir.path().join(c).join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+        let (whole, _) = load(dir.path(), &LoadOptions::default()).unwrap();
+        for chunk in [1, 3, 5, 100] {
+            let mut pixels = Vec::new();
+            let mut labels = Vec::new();
+            let mut sizes = Vec::new();
+            let (names, _) =
+                for_each_chunk(dir.path(), &LoadOptions::default(), chunk, |d, total| {
+                    assert_eq!(total, 12);
+                    assert!(d.len() <= chunk);
+                    sizes.push(d.len());
+                    pixels.extend_from_slice(&d.pixels);
+                    labels.extend_from_slice(&d.labels);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(names, whole.class_names);
+            assert_eq!(
+                (pixels.clone(), labels.clone()),
+                (whole.pixels.clone(), whole.labels.clone())
+            );
+            assert_eq!(sizes.iter().sum::<usize>(), 12);
+        }
+        // IDX data chunks the same way.
+        write_raw_idx(dir.path(), "train", 7, true);
+        let mut n = 0;
+        for_each_chunk(dir.path(), &LoadOptions::default(), 3, |d, total| {
+            assert_eq!(total, 7);
+            n += d.len();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 7);
     }
 
     #[test]
