@@ -172,6 +172,88 @@ impl NpyRowWriter {
     }
 }
 
+/// Largest `.npy` file read.
+pub const MAX_NPY_BYTES: u64 = 16 << 30;
+
+/// Read a features file: a 2-D float32 (or float64, converted) `.npy` array of finite values.
+/// Any other dtype or shape, a NaN or infinity, or a damaged file is an error naming the file
+/// (and the row and column of a bad value).
+pub fn read_features_npy(path: &Path) -> Result<Array2<f32>> {
+    parse_features_npy(&read_capped(path)?, path)
+}
+
+/// [`read_features_npy`] on bytes in memory (`path` only names them in errors).
+pub fn parse_features_npy(bytes: &[u8], path: &Path) -> Result<Array2<f32>> {
+    use ndarray_npy::ReadNpyExt;
+    let bad = |why: String| Error::invalid_file(path, why);
+    let x = match Array2::<f32>::read_npy(bytes) {
+        Ok(a) => a,
+        Err(e32) => match Array2::<f64>::read_npy(bytes) {
+            Ok(a) => a.mapv(|v| v as f32),
+            Err(_) => {
+                return Err(bad(format!(
+                    "not a 2-D float32/float64 .npy array of features ({e32})"
+                )))
+            }
+        },
+    };
+    if let Some((i, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        let cols = x.ncols().max(1);
+        return Err(bad(format!(
+            "feature at row {}, column {} is {v}; features must be finite",
+            i / cols,
+            i % cols
+        )));
+    }
+    Ok(x)
+}
+
+/// Read a labels file: a 1-D `.npy` array of non-negative integers (int64, int32, uint8,
+/// uint32 or uint64).
+pub fn read_labels_npy(path: &Path) -> Result<Vec<u32>> {
+    use ndarray_npy::ReadNpyExt;
+    let bytes = read_capped(path)?;
+    let bad = |why: String| Error::invalid_file(path, why);
+    let as_u32 = |v: Vec<i128>| -> Result<Vec<u32>> {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                u32::try_from(l)
+                    .map_err(|_| bad(format!("label {l} at index {i} is not a class index")))
+            })
+            .collect()
+    };
+    if let Ok(a) = Array1::<i64>::read_npy(&bytes[..]) {
+        return as_u32(a.iter().map(|&v| v as i128).collect());
+    }
+    if let Ok(a) = Array1::<i32>::read_npy(&bytes[..]) {
+        return as_u32(a.iter().map(|&v| v as i128).collect());
+    }
+    if let Ok(a) = Array1::<u8>::read_npy(&bytes[..]) {
+        return as_u32(a.iter().map(|&v| v as i128).collect());
+    }
+    if let Ok(a) = Array1::<u32>::read_npy(&bytes[..]) {
+        return as_u32(a.iter().map(|&v| v as i128).collect());
+    }
+    match Array1::<u64>::read_npy(&bytes[..]) {
+        Ok(a) => as_u32(a.iter().map(|&v| v as i128).collect()),
+        Err(e) => Err(bad(format!("not a 1-D integer .npy array of labels ({e})"))),
+    }
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if len > MAX_NPY_BYTES {
+        return Err(Error::invalid_file(
+            path,
+            format!("{len} bytes is more than the {MAX_NPY_BYTES}-byte limit"),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 /// Write a 2-D `f32` array as a NumPy `.npy` file (atomically).
 pub fn write_npy_f32(path: &Path, a: &Array2<f32>) -> Result<()> {
     write_atomic(path, |w| a.write_npy(w).map_err(std::io::Error::other))
@@ -261,6 +343,44 @@ mod tests {
         let a: Array2<f32> = ndarray_npy::read_npy(&p).unwrap();
         assert_eq!(a.nrows(), 3);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn feature_and_label_files_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.npy");
+        let mut x = Array2::<f32>::zeros((3, 4));
+        write_npy_f32(&p, &x).unwrap();
+        assert_eq!(read_features_npy(&p).unwrap().dim(), (3, 4));
+        x[[2, 1]] = f32::NAN;
+        write_npy_f32(&p, &x).unwrap();
+        let e = read_features_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("row 2, column 1") && e.contains("finite"), "{e}");
+        x[[2, 1]] = f32::INFINITY;
+        write_npy_f32(&p, &x).unwrap();
+        assert!(read_features_npy(&p).is_err());
+        // float64 is converted; other dtypes and shapes are errors.
+        ndarray_npy::write_npy(&p, &Array2::<f64>::ones((2, 2))).unwrap();
+        assert_eq!(read_features_npy(&p).unwrap(), Array2::<f32>::ones((2, 2)));
+        ndarray_npy::write_npy(&p, &Array2::<i32>::ones((2, 2))).unwrap();
+        assert!(read_features_npy(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("float32"));
+        ndarray_npy::write_npy(&p, &Array1::<f32>::ones(5)).unwrap();
+        assert!(read_features_npy(&p).is_err());
+        std::fs::write(&p, b"\x93NUMPY garbage").unwrap();
+        assert!(read_features_npy(&p).is_err());
+        // Labels.
+        let l = dir.path().join("y.npy");
+        write_npy_i64(&l, &Array1::from(vec![0, 2, 1])).unwrap();
+        assert_eq!(read_labels_npy(&l).unwrap(), vec![0, 2, 1]);
+        ndarray_npy::write_npy(&l, &Array1::<u8>::from(vec![3, 4])).unwrap();
+        assert_eq!(read_labels_npy(&l).unwrap(), vec![3, 4]);
+        write_npy_i64(&l, &Array1::from(vec![0, -1])).unwrap();
+        assert!(read_labels_npy(&l).unwrap_err().to_string().contains("-1"));
+        ndarray_npy::write_npy(&l, &Array1::<f32>::ones(2)).unwrap();
+        assert!(read_labels_npy(&l).is_err());
     }
 
     #[test]

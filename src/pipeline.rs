@@ -220,7 +220,23 @@ impl ClassicalModel {
                 got: format!("{}x{}", ds.rows, ds.cols),
             });
         }
-        let mut x = self.config.hog_features(ds)?;
+        self.transform_hog(self.config.hog_features(ds)?)
+    }
+
+    /// Features as the SVM sees them, from HOG features computed with the model's HOG
+    /// parameters (for example by `hogsvm extract`): feature map, scaler, PCA, random features.
+    pub fn transform_hog(&self, mut x: Array2<f32>) -> Result<Array2<f32>> {
+        let d = self.config.hog_len(self.rows, self.cols)?;
+        if x.ncols() != d {
+            return Err(Error::ShapeMismatch {
+                what: "HOG features for this model".into(),
+                expected: format!(
+                    "{d} columns (HOG of {}x{} images with the model's parameters)",
+                    self.rows, self.cols
+                ),
+                got: format!("{} columns", x.ncols()),
+            });
+        }
         if self.config.feature_map != FeatureMap::None {
             x = self.config.feature_map.transform(x.view())?;
         }
@@ -234,6 +250,21 @@ impl ClassicalModel {
             x = r.transform(x.view())?;
         }
         Ok(x)
+    }
+
+    /// Evaluate on precomputed HOG features (see [`ClassicalModel::transform_hog`]) and labels.
+    pub fn evaluate_hog_features(&self, x: Array2<f32>, labels: &[u32]) -> Result<Report> {
+        if labels.len() != x.nrows() {
+            return Err(Error::ShapeMismatch {
+                what: "labels for the features".into(),
+                expected: format!("{} (one per row)", x.nrows()),
+                got: labels.len().to_string(),
+            });
+        }
+        let z = self.transform_hog(x)?;
+        let s = self.svm.decision_function(z.view())?;
+        let p = LinearSvm::labels_from_scores(s.view(), self.svm.n_classes);
+        Report::new(labels, &p, &self.class_names)
     }
 
     /// Decision scores, `n x models`.

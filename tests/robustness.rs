@@ -387,3 +387,97 @@ fn images_too_small_for_one_block() {
     let o = extract(&root, &dir.path().join("f.npy"), &[]);
     assert_error(&o, &["too small", "8x8"]);
 }
+
+#[test]
+fn npy_feature_inputs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fm = fixtures().join("fashion-mnist");
+    let model = d.join("m.safetensors");
+    let o = run(&[
+        "train".as_ref(),
+        "--data".as_ref(),
+        fm.as_os_str(),
+        "--out".as_ref(),
+        model.as_os_str(),
+        "--cell".as_ref(),
+        "4".as_ref(),
+        "--block".as_ref(),
+        "2".as_ref(),
+        "--no-transform-sqrt".as_ref(),
+        "--max-iter".as_ref(),
+        "50".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let x = d.join("x.npy");
+    let o = extract(&fm, &x, &["--split", "test"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let y = d.join("x_labels.npy");
+    let eval_json = |args: &[&std::ffi::OsStr]| {
+        let mut a: Vec<&std::ffi::OsStr> = vec![
+            "eval".as_ref(),
+            "--json".as_ref(),
+            "--model".as_ref(),
+            model.as_os_str(),
+        ];
+        a.extend_from_slice(args);
+        run(&a)
+    };
+    // Features from `extract` give exactly the report `eval --data` gives.
+    let a = eval_json(&[
+        "--features".as_ref(),
+        x.as_os_str(),
+        "--labels".as_ref(),
+        y.as_os_str(),
+    ]);
+    assert!(a.status.success(), "{}", err(&a));
+    let b = eval_json(&["--data".as_ref(), fm.as_os_str()]);
+    assert!(b.status.success(), "{}", err(&b));
+    assert_eq!(a.stdout, b.stdout);
+    // NaN / infinity.
+    let mut feats: Array2<f32> = read_npy(&x).unwrap();
+    feats[[7, 3]] = f32::NAN;
+    let bad = d.join("bad.npy");
+    ndarray_npy::write_npy(&bad, &feats).unwrap();
+    let o = eval_json(&[
+        "--features".as_ref(),
+        bad.as_os_str(),
+        "--labels".as_ref(),
+        y.as_os_str(),
+    ]);
+    assert_error(&o, &["bad.npy", "row 7, column 3"]);
+    // Wrong dtype and shape.
+    ndarray_npy::write_npy(&bad, &Array2::<i32>::zeros((500, 1296))).unwrap();
+    let o = eval_json(&[
+        "--features".as_ref(),
+        bad.as_os_str(),
+        "--labels".as_ref(),
+        y.as_os_str(),
+    ]);
+    assert_error(&o, &["bad.npy", "float32"]);
+    ndarray_npy::write_npy(&bad, &Array2::<f32>::zeros((500, 81))).unwrap();
+    let o = eval_json(&[
+        "--features".as_ref(),
+        bad.as_os_str(),
+        "--labels".as_ref(),
+        y.as_os_str(),
+    ]);
+    assert_error(&o, &["1296 columns", "81 columns"]);
+    // Labels that do not match.
+    ndarray_npy::write_npy(&bad, &ndarray::Array1::<i64>::zeros(3)).unwrap();
+    let o = eval_json(&[
+        "--features".as_ref(),
+        x.as_os_str(),
+        "--labels".as_ref(),
+        bad.as_os_str(),
+    ]);
+    assert_error(&o, &["500 (one per row)"]);
+    ndarray_npy::write_npy(&bad, &ndarray::Array1::<i64>::from_elem(500, 12)).unwrap();
+    let o = eval_json(&[
+        "--features".as_ref(),
+        x.as_os_str(),
+        "--labels".as_ref(),
+        bad.as_os_str(),
+    ]);
+    assert_error(&o, &["12"]);
+}

@@ -297,8 +297,15 @@ pub struct EvalArgs {
     #[arg(long)]
     model: PathBuf,
     /// Labelled data (IDX file or folder, or image folder with the model's classes).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "features")]
+    data: Option<PathBuf>,
+    /// Precomputed HOG features instead of images: a 2-D float32 .npy (e.g. from `extract` with
+    /// the model's HOG parameters); needs --labels.
+    #[arg(long, conflicts_with = "data", requires = "labels")]
+    features: Option<PathBuf>,
+    /// Labels for --features: a 1-D integer .npy.
+    #[arg(long, requires = "features")]
+    labels: Option<PathBuf>,
     /// Split of an IDX folder: train or test [default: test].
     #[arg(long)]
     split: Option<String>,
@@ -316,9 +323,19 @@ pub struct EvalArgs {
 /// Run `eval`.
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let m = model::load(&a.model)?;
+    if let (Some(fp), Some(lp)) = (&a.features, &a.labels) {
+        let x = hogsvm::io::read_features_npy(fp)?;
+        let y = hogsvm::io::read_labels_npy(lp)?;
+        let n = x.nrows();
+        let t = Instant::now();
+        let report = with_threads(a.threads, || m.evaluate_hog_features(x, &y))?
+            .with_context(|| format!("{} with {}", fp.display(), lp.display()))?;
+        return print_eval(&a, &m, &report, n, t.elapsed().as_secs_f64());
+    }
+    let data_path = a.data.clone().context("--data or --features is required")?;
     let split = match a.split.as_deref() {
         None => {
-            if data::idx_pair(&a.data, Split::Test).is_some() {
+            if data::idx_pair(&data_path, Split::Test).is_some() {
                 Split::Test
             } else {
                 Split::Train
@@ -329,7 +346,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         Some(o) => bail!("invalid --split `{o}`: expected train or test"),
     };
     let ds = load_with(
-        &a.data,
+        &data_path,
         &LoadOptions {
             resize: model_resize(&m),
             skip_invalid: a.skip_invalid,
@@ -338,7 +355,16 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     )?;
     let t = Instant::now();
     let report = with_threads(a.threads, || m.evaluate(&ds))??;
-    let secs = t.elapsed().as_secs_f64();
+    print_eval(&a, &m, &report, ds.len(), t.elapsed().as_secs_f64())
+}
+
+fn print_eval(
+    a: &EvalArgs,
+    m: &ClassicalModel,
+    report: &Report,
+    n: usize,
+    secs: f64,
+) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -351,9 +377,9 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         println!(
             "accuracy {:.4} on {} images in {:.2} s ({:.0} images/s)",
             report.accuracy,
-            ds.len(),
+            n,
             secs,
-            ds.len() as f64 / secs.max(1e-9)
+            n as f64 / secs.max(1e-9)
         );
     }
     Ok(())
