@@ -336,6 +336,16 @@ fn damaged_models_and_mismatched_inputs_through_the_cli() {
     assert_error(&eval(&bad), &["bad.safetensors", "checksum"]);
     std::fs::write(&bad, b"GIF89a not a model").unwrap();
     assert_error(&eval(&bad), &["bad.safetensors"]);
+    // A newer format version (the header is JSON: swap the digit in place).
+    let needle = b"\\\"format_version\\\":1";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("version in header");
+    let mut newer = bytes.clone();
+    newer[at + needle.len() - 1] = b'7';
+    std::fs::write(&bad, &newer).unwrap();
+    assert_error(&eval(&bad), &["bad.safetensors", "newer", "upgrade hogsvm"]);
     assert_error(
         &eval(&dir.path().join("missing.safetensors")),
         &["missing.safetensors"],
