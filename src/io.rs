@@ -182,10 +182,73 @@ pub fn read_features_npy(path: &Path) -> Result<Array2<f32>> {
     parse_features_npy(&read_capped(path)?, path)
 }
 
+/// Check that a `.npy` header's shape and dtype fit in the bytes that follow it, before any
+/// reader allocates for them (found by the fuzzer: 75 bytes declaring a 3.8 GB array).
+fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!(".npy format version {v} is not supported")),
+    };
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or("truncated .npy header")?;
+    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| "non-UTF-8 .npy header")?;
+    let field = |key: &str| {
+        header
+            .find(key)
+            .map(|i| &header[i + key.len()..])
+            .ok_or_else(|| format!(".npy header lacks {key}"))
+    };
+    let descr = field("'descr':")?;
+    let itemsize: u64 = descr
+        .trim_start()
+        .trim_start_matches(['\'', '"'])
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .map_err(|_| "unreadable dtype in .npy header".to_string())?;
+    let shape = field("'shape':")?;
+    let inner = shape
+        .trim_start()
+        .strip_prefix('(')
+        .and_then(|r| r.split(')').next())
+        .ok_or("unreadable shape in .npy header")?;
+    let mut count: u64 = 1;
+    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let d: u64 = part
+            .parse()
+            .map_err(|_| format!("unreadable dimension `{part}` in .npy header"))?;
+        count = count
+            .checked_mul(d)
+            .ok_or("dimensions in .npy header overflow")?;
+    }
+    let need = count
+        .checked_mul(itemsize)
+        .ok_or("dimensions in .npy header overflow")?;
+    let have = (bytes.len() - end) as u64;
+    if need > have {
+        return Err(format!(
+            ".npy header declares {need} bytes of data but the file holds {have}"
+        ));
+    }
+    Ok(())
+}
+
 /// [`read_features_npy`] on bytes in memory (`path` only names them in errors).
 pub fn parse_features_npy(bytes: &[u8], path: &Path) -> Result<Array2<f32>> {
     use ndarray_npy::ReadNpyExt;
     let bad = |why: String| Error::invalid_file(path, why);
+    check_npy_header(bytes).map_err(bad)?;
     let x = match Array2::<f32>::read_npy(bytes) {
         Ok(a) => a,
         Err(e32) => match Array2::<f64>::read_npy(bytes) {
@@ -214,6 +277,7 @@ pub fn read_labels_npy(path: &Path) -> Result<Vec<u32>> {
     use ndarray_npy::ReadNpyExt;
     let bytes = read_capped(path)?;
     let bad = |why: String| Error::invalid_file(path, why);
+    check_npy_header(&bytes).map_err(bad)?;
     let as_u32 = |v: Vec<i128>| -> Result<Vec<u32>> {
         v.into_iter()
             .enumerate()
@@ -371,6 +435,24 @@ mod tests {
         assert!(read_features_npy(&p).is_err());
         std::fs::write(&p, b"\x93NUMPY garbage").unwrap();
         assert!(read_features_npy(&p).is_err());
+        // Regression (fuzzer, npy target): 75 bytes whose header declares a 3.8 GB array made
+        // the reader allocate it; the header is now checked against the data first.
+        let bomb =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hostile/fuzz-oom-header.npy");
+        let e = read_features_npy(&bomb).unwrap_err().to_string();
+        assert!(e.contains("fuzz-oom-header.npy"), "{e}");
+        // A declared shape larger than the data is refused without reading it.
+        let mut big = b"\x93NUMPY\x01\x00".to_vec();
+        let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }";
+        let mut body = h.as_bytes().to_vec();
+        body.resize(118 - 1, b' ');
+        body.push(b'\n');
+        big.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        big.extend_from_slice(&body);
+        big.extend_from_slice(&[0; 16]);
+        std::fs::write(&p, &big).unwrap();
+        let e = read_features_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("declares 40000000000 bytes"), "{e}");
         // Labels.
         let l = dir.path().join("y.npy");
         write_npy_i64(&l, &Array1::from(vec![0, 2, 1])).unwrap();
