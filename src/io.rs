@@ -9,12 +9,8 @@ use ndarray_npy::WriteNpyExt;
 
 use crate::error::{Error, Result};
 
-/// Write `path` atomically: `write` fills a buffered temporary file beside it, which is flushed,
-/// synced and renamed over `path` only if `write` succeeded.
-pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
-where
-    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
-{
+/// A temporary file in `path`'s folder (which must exist), to be renamed over `path`.
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -28,31 +24,45 @@ where
             ),
         ));
     }
-    let tmp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".hogsvm-")
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        write(&mut w).map_err(|e| Error::io(path, e))?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    // Temporary files are created private (0600); give the result the permissions a plain
-    // create would (0644), or keep those of the file it replaces.
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Sync `file` (the content of `tmp`) and rename `tmp` over `path`. Temporary files are created
+/// private (0600); the result gets the permissions a plain create would (0644), or keeps those
+/// of the file it replaces.
+fn persist(tmp: tempfile::NamedTempFile, file: &std::fs::File, path: &Path) -> Result<()> {
+    file.sync_all().map_err(|e| Error::io(path, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path)
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o644);
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(path, e))?;
     }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// Write `path` atomically: `write` fills a buffered temporary file beside it, which is flushed,
+/// synced and renamed over `path` only if `write` succeeded.
+pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
+{
+    let tmp = temp_beside(path)?;
+    {
+        let mut w = BufWriter::new(tmp.as_file());
+        write(&mut w).map_err(|e| Error::io(path, e))?;
+        w.flush().map_err(|e| Error::io(path, e))?;
+    }
+    let file = tmp.as_file().try_clone().map_err(|e| Error::io(path, e))?;
+    persist(tmp, &file, path)
 }
 
 /// A 2-D `f32` `.npy` file written row block by row block, for outputs too large to hold in
@@ -85,24 +95,7 @@ fn npy_header(rows: u64, cols: usize) -> Vec<u8> {
 impl NpyRowWriter {
     /// Start writing `path`, an `n x cols` float32 array (n counted as rows are appended).
     pub fn create(path: &Path, cols: usize) -> Result<Self> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if !dir.is_dir() {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("folder {} does not exist", dir.display()),
-                ),
-            ));
-        }
-        let tmp = tempfile::Builder::new()
-            .prefix(".hogsvm-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(path, e))?;
+        let tmp = temp_beside(path)?;
         let file = tmp.reopen().map_err(|e| Error::io(path, e))?;
         let mut out = BufWriter::new(file);
         out.write_all(&npy_header(0, cols))
@@ -156,18 +149,8 @@ impl NpyRowWriter {
             .map_err(|e| Error::io(&path, e.into_error()))?;
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(&npy_header(rows, cols)))
-            .and_then(|_| file.sync_all())
             .map_err(|e| Error::io(&path, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0o644);
-            file.set_permissions(std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io(&path, e))?;
-        }
-        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        persist(tmp, &file, &path)?;
         Ok(())
     }
 }
