@@ -249,13 +249,18 @@ pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadRepo
     };
     decode_append(&files, opts, &mut ds, &mut report)?;
     if ds.sources.is_empty() {
-        return Err(Error::Dataset {
-            path: root.to_path_buf(),
-            reason: format!(
-                "every image failed to decode ({} skipped)",
-                report.skipped.len()
-            ),
-        });
+        return Err(nothing_decoded(root, &report));
     }
     Ok((ds, report))
+}
+
+/// The error when every image of a folder was skipped.
+pub(crate) fn nothing_decoded(root: &Path, report: &LoadReport) -> Error {
+    Error::Dataset {
+        path: root.to_path_buf(),
+        reason: format!(
+            "every image failed to decode ({} skipped)",
+            report.skipped.len()
+        ),
+    }
 }

@@ -291,13 +291,7 @@ where
         }
     }
     if seen == 0 {
-        return Err(Error::Dataset {
-            path: path.to_path_buf(),
-            reason: format!(
-                "every image failed to decode ({} skipped)",
-                report.skipped.len()
-            ),
-        });
+        return Err(folder::nothing_decoded(path, &report));
     }
     Ok((class_names, report))
 }
