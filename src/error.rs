@@ -82,6 +82,16 @@ pub enum Error {
     #[error("linfa: {0}")]
     Linfa(#[from] linfa::Error),
 
+    /// An error inside candle (the CNN's tensor library).
+    #[cfg(feature = "cnn")]
+    #[error("{what}: {reason}")]
+    Candle {
+        /// What was being done.
+        what: &'static str,
+        /// candle's message.
+        reason: String,
+    },
+
     /// A dataset is unusable as a whole (no images, one size mismatch, ...).
     #[error("{}: {reason}", path.display())]
     Dataset {

@@ -19,6 +19,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "cnn")]
+pub mod cnn;
 pub mod data;
 pub mod error;
 pub mod featmap;
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod reduce;
+pub mod report;
 pub mod svm;
 
 pub use error::{Error, Result};

@@ -144,10 +144,6 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
             (Dtype::F64, vec![1], f64_bytes(&[r.gamma])),
         );
     }
-    let mut crc = crc32fast::Hasher::new();
-    for (_, _, bytes) in tensors.values() {
-        crc.update(bytes);
-    }
     let meta_obj = ModelMeta {
         format: FORMAT_NAME.to_string(),
         format_version: FORMAT_VERSION,
@@ -160,11 +156,29 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
             cols: m.cols,
         },
         svm_iterations: m.svm.iterations.clone(),
-        crc32: format!("{:08x}", crc.finalize()),
+        crc32: crc_of(&tensors),
     };
     let text = serde_json::to_string(&meta_obj)
         .map_err(|e| Error::param("model", format!("cannot serialise: {e}"), ""))?;
-    let meta = HashMap::from([(META_KEY.to_string(), text)]);
+    serialize(&tensors, text)
+}
+
+/// Tensors by name: dtype, shape and little-endian bytes. A `BTreeMap` so that the file's
+/// tensor order, and so its bytes, never vary.
+pub(crate) type TensorMap = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
+
+/// CRC-32 of every tensor's bytes in name order, as 8 hex digits (the metadata's `crc32`).
+pub(crate) fn crc_of(tensors: &TensorMap) -> String {
+    let mut crc = crc32fast::Hasher::new();
+    for (_, _, bytes) in tensors.values() {
+        crc.update(bytes);
+    }
+    format!("{:08x}", crc.finalize())
+}
+
+/// A safetensors file with one metadata key, [`META_KEY`], holding `meta_json`.
+pub(crate) fn serialize(tensors: &TensorMap, meta_json: String) -> Result<Vec<u8>> {
+    let meta = HashMap::from([(META_KEY.to_string(), meta_json)]);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(k, (dt, shape, bytes))| {
@@ -177,27 +191,12 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
         .map_err(|e| Error::param("model", format!("cannot serialise: {e}"), ""))
 }
 
-/// Save a model atomically.
-pub fn save(m: &ClassicalModel, path: &Path) -> Result<()> {
-    let bytes = to_bytes(m)?;
-    crate::io::write_atomic(path, |w| w.write_all(&bytes))
-}
-
-/// Load and verify a model file.
-pub fn load(path: &Path) -> Result<ClassicalModel> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.len() > MAX_MODEL_BYTES {
-        return Err(Error::invalid_file(
-            path,
-            format!("{} bytes is larger than any hogsvm model", meta.len()),
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    from_bytes(&bytes).map_err(|reason| Error::invalid_file(path, reason))
-}
-
-/// Parse and verify model bytes; the error is a reason in words.
-pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
+/// Open model bytes of the given kind: safetensors structure, format name, version (a newer
+/// file is refused), kind and checksum. Returns the tensors and the metadata JSON.
+pub(crate) fn open_checked<'a>(
+    bytes: &'a [u8],
+    want_kind: &str,
+) -> std::result::Result<(SafeTensors<'a>, serde_json::Value), String> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| format!("not a hogsvm model (not a valid safetensors file: {e:?})"))?;
     let (_, header) = SafeTensors::read_metadata(bytes)
@@ -224,14 +223,10 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         ));
     }
     if let Some(kind) = value.get("kind").and_then(|v| v.as_str()) {
-        if kind != "classical" {
-            return Err(format!(
-                "model kind `{kind}` is not supported by this build"
-            ));
+        if kind != want_kind {
+            return Err(format!("model kind `{kind}` is not a {want_kind} model"));
         }
     }
-    let meta: ModelMeta =
-        serde_json::from_value(value).map_err(|e| format!("model metadata: {e}"))?;
     // Checksum over every tensor, in name order.
     let mut names: Vec<String> = st.names().into_iter().cloned().collect();
     names.sort();
@@ -240,9 +235,169 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         let t = st.tensor(n).map_err(|e| format!("tensor {n}: {e:?}"))?;
         crc.update(t.data());
     }
-    if format!("{:08x}", crc.finalize()) != meta.crc32 {
+    if Some(format!("{:08x}", crc.finalize()).as_str())
+        != value.get("crc32").and_then(|v| v.as_str())
+    {
         return Err("model checksum mismatch: the file is corrupted".into());
     }
+    Ok((st, value))
+}
+
+/// Save a model atomically.
+pub fn save(m: &ClassicalModel, path: &Path) -> Result<()> {
+    let bytes = to_bytes(m)?;
+    crate::io::write_atomic(path, |w| w.write_all(&bytes))
+}
+
+/// Load and verify a model file.
+pub fn load(path: &Path) -> Result<ClassicalModel> {
+    let bytes = read_model_bytes(path)?;
+    from_bytes(&bytes).map_err(|reason| Error::invalid_file(path, reason))
+}
+
+/// A model of either kind, as read from a file.
+#[derive(Debug, Clone)]
+pub enum AnyModel {
+    /// HOG → ... → linear SVM.
+    Classical(ClassicalModel),
+    /// The small CNN.
+    #[cfg(feature = "cnn")]
+    Cnn(crate::cnn::CnnModel),
+}
+
+impl AnyModel {
+    /// `classical` or `cnn`, as in the file's metadata.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyModel::Classical(_) => "classical",
+            #[cfg(feature = "cnn")]
+            AnyModel::Cnn(_) => "cnn",
+        }
+    }
+
+    /// Class names in label order.
+    pub fn class_names(&self) -> &[String] {
+        match self {
+            AnyModel::Classical(m) => &m.class_names,
+            #[cfg(feature = "cnn")]
+            AnyModel::Cnn(m) => &m.class_names,
+        }
+    }
+
+    /// Image size the model expects.
+    pub fn input(&self) -> InputSize {
+        match self {
+            AnyModel::Classical(m) => InputSize {
+                rows: m.rows,
+                cols: m.cols,
+            },
+            #[cfg(feature = "cnn")]
+            AnyModel::Cnn(m) => InputSize {
+                rows: m.rows,
+                cols: m.cols,
+            },
+        }
+    }
+
+    /// Predicted labels for images of the model's size.
+    pub fn predict(&self, ds: &crate::data::Dataset) -> Result<Vec<u32>> {
+        match self {
+            AnyModel::Classical(m) => m.predict(ds),
+            #[cfg(feature = "cnn")]
+            AnyModel::Cnn(m) => m.predict(ds),
+        }
+    }
+
+    /// Evaluate on a labelled dataset whose classes are the model's.
+    pub fn evaluate(&self, ds: &crate::data::Dataset) -> Result<crate::metrics::Report> {
+        match self {
+            AnyModel::Classical(m) => m.evaluate(ds),
+            #[cfg(feature = "cnn")]
+            AnyModel::Cnn(m) => m.evaluate(ds),
+        }
+    }
+
+    /// Predicted label of each image and its score: the SVM's decision value for that label
+    /// (of the single model when there are two classes), or the CNN's softmax probability.
+    pub fn predict_scored(&self, ds: &crate::data::Dataset) -> Result<Vec<(u32, f32)>> {
+        match self {
+            AnyModel::Classical(m) => {
+                let s = m.decision_function(ds)?;
+                let labels = LinearSvm::labels_from_scores(s.view(), m.svm.n_classes);
+                Ok(labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &l)| {
+                        let col = if m.svm.n_classes == 2 { 0 } else { l as usize };
+                        (l, s[[i, col]])
+                    })
+                    .collect())
+            }
+            #[cfg(feature = "cnn")]
+            AnyModel::Cnn(m) => Ok(m
+                .predict_proba(ds)?
+                .into_iter()
+                .map(|p| {
+                    let (l, v) =
+                        p.iter()
+                            .enumerate()
+                            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+                    (l as u32, v)
+                })
+                .collect()),
+        }
+    }
+
+    /// The model file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        match self {
+            AnyModel::Classical(m) => to_bytes(m),
+            #[cfg(feature = "cnn")]
+            AnyModel::Cnn(m) => m.to_bytes(),
+        }
+    }
+}
+
+/// Load and verify a model file of either kind.
+pub fn load_any(path: &Path) -> Result<AnyModel> {
+    let bytes = read_model_bytes(path)?;
+    any_from_bytes(&bytes).map_err(|reason| Error::invalid_file(path, reason))
+}
+
+/// Parse model bytes of either kind; the error is a reason in words.
+pub fn any_from_bytes(bytes: &[u8]) -> std::result::Result<AnyModel, String> {
+    let kind = SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, h)| h.metadata().as_ref().and_then(|m| m.get(META_KEY).cloned()))
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string));
+    match kind.as_deref() {
+        #[cfg(feature = "cnn")]
+        Some("cnn") => crate::cnn::CnnModel::from_bytes(bytes).map(AnyModel::Cnn),
+        #[cfg(not(feature = "cnn"))]
+        Some("cnn") => {
+            Err("this is a CNN model, and this hogsvm was built without the `cnn` feature".into())
+        }
+        _ => from_bytes(bytes).map(AnyModel::Classical),
+    }
+}
+
+fn read_model_bytes(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(Error::invalid_file(
+            path,
+            format!("{} bytes is larger than any hogsvm model", meta.len()),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Parse and verify model bytes; the error is a reason in words.
+pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
+    let (st, value) = open_checked(bytes, "classical")?;
+    let meta: ModelMeta =
+        serde_json::from_value(value).map_err(|e| format!("model metadata: {e}"))?;
     let ModelMeta {
         config,
         class_names,

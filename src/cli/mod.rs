@@ -1,5 +1,8 @@
 //! Argument parsing and the subcommands. Each subcommand only calls the library.
 
+mod bench_cnn;
+mod cnn_args;
+mod compare;
 mod extract;
 mod hog_image;
 mod options;
@@ -21,12 +24,19 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// Draw the HOG visualisation of one image (like scikit-image's visualize=True) as PNG.
     HogImage(hog_image::HogImageArgs),
-    /// Train the classical pipeline (HOG, feature map, PCA, linear SVM) and save the model.
+    /// Train the classical pipeline (HOG, feature map, PCA, linear SVM) or, with --model cnn,
+    /// the small CNN, and save the model.
     Train(Box<train::TrainArgs>),
     /// Evaluate a model on labelled data: classification report and confusion matrix.
     Eval(train::EvalArgs),
     /// Predict the class of image files or folders (CSV or JSON).
     Predict(train::PredictArgs),
+    /// Train and evaluate the classical pipeline(s) and the CNN on the same split; write
+    /// report.md, report.html and report.json.
+    Compare(Box<compare::CompareArgs>),
+    /// Time CNN training steps and inference (used by scripts/peer_cnn.py); prints JSON.
+    #[command(hide = true)]
+    BenchCnn(bench_cnn::BenchCnnArgs),
     /// Time HOG extraction on a dataset (used by scripts/peer_hog.py); prints JSON.
     BenchHog(extract::BenchArgs),
 }
@@ -41,5 +51,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Eval(a) => train::eval(a),
         Command::Predict(a) => train::predict(a),
         Command::BenchHog(a) => extract::bench(a),
+        Command::Compare(a) => compare::run(*a),
+        Command::BenchCnn(a) => bench_cnn::run(a),
     }
 }

@@ -6,15 +6,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hogsvm::cnn::Loss as CnnLoss;
 use hogsvm::data::{self, folder, Dataset, LoadOptions, Split};
 use hogsvm::featmap::FeatureMap;
 use hogsvm::metrics::Report;
 use hogsvm::model;
-use hogsvm::pipeline::{ClassicalConfig, ClassicalModel};
+use hogsvm::pipeline::ClassicalConfig;
 use hogsvm::reduce::{Components, PcaParams};
-use hogsvm::svm::{ClassWeight, LinearSvm, Loss};
+use hogsvm::svm::{ClassWeight, Loss};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::cnn_args::CnnArgs;
 use super::options::{parse_size, print_load_report, with_threads, HogArgs};
 
 /// Arguments of `train`.
@@ -33,6 +35,11 @@ pub struct TrainArgs {
     /// Output model file (safetensors).
     #[arg(long)]
     out: PathBuf,
+    /// Which model: classical (HOG → ... → linear SVM) or cnn (the small CNN).
+    #[arg(long, default_value = "classical", value_parser = ["classical", "cnn"])]
+    model: String,
+    #[command(flatten)]
+    cnn: CnnArgs,
     /// Seed for the split, PCA and the SVM's visiting order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -70,7 +77,8 @@ pub struct TrainArgs {
     /// SVM regularisation C [default: 0.1].
     #[arg(long)]
     c: Option<f64>,
-    /// SVM loss: squared-hinge or hinge.
+    /// Loss. Classical: squared-hinge or hinge. CNN: cross-entropy, focal, focal:GAMMA or
+    /// focal:GAMMA:ALPHA (with --class-weight balanced, cross-entropy is class-weighted).
     #[arg(long)]
     loss: Option<String>,
     /// SVM stopping tolerance [default: 0.01].
@@ -245,6 +253,10 @@ fn datasets(a: &TrainArgs, resize: Option<(u32, u32)>) -> anyhow::Result<(Datase
 
 /// Run `train`.
 pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    if a.model == "cnn" {
+        return train_cnn(a);
+    }
+    a.cnn.refuse_for_classical()?;
     let cfg = config(&a)?;
     let t0 = Instant::now();
     let (train, test) = datasets(&a, cfg.resize)?;
@@ -282,6 +294,80 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// `train --model cnn`.
+fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
+    let mut cfg = a.cnn.config()?;
+    cfg.seed = a.seed;
+    match (a.loss.as_deref(), a.class_weight.as_deref()) {
+        (Some(l), _) if l.starts_with("focal") => cfg.set("loss", l)?,
+        (Some("cross-entropy") | None, Some("balanced")) => cfg.loss = CnnLoss::Balanced,
+        (Some("cross-entropy") | None, None | Some("none")) => {}
+        (Some(l), _) if !l.starts_with("focal") && l != "cross-entropy" => {
+            bail!("invalid --loss `{l}` for a CNN: expected cross-entropy, focal, focal:GAMMA or focal:GAMMA:ALPHA")
+        }
+        (_, Some(w)) => {
+            bail!("--class-weight `{w}` is not supported for a CNN: use balanced or none")
+        }
+        _ => {}
+    }
+    if a.c.is_some() || a.pca.is_some() || a.rff.is_some() || a.feature_map.is_some() {
+        bail!("--c, --pca, --rff and --feature-map are classical options; they do not apply to --model cnn");
+    }
+    cfg.validate()?;
+    let resize = a.resize.as_deref().map(parse_size).transpose()?;
+    let t0 = Instant::now();
+    let (train, test) = datasets(&a, resize)?;
+    let t_load = t0.elapsed().as_secs_f64();
+    hogsvm::pipeline::check_classes(&train.class_names, &test.class_names)
+        .context("train and test sets differ")?;
+    let epochs = cfg.epochs;
+    let (model, summary) = with_threads(a.threads, || {
+        cfg.fit(&train, &mut |log| eprintln!("{}", epoch_line(log, epochs)))
+    })??;
+    let t_eval = Instant::now();
+    let report = with_threads(a.threads, || model.evaluate(&test))??;
+    let t_eval = t_eval.elapsed().as_secs_f64();
+    model.save(&a.out)?;
+    print!("{}", report.classification_report());
+    if let Some(p) = &a.json {
+        write_report_json(p, &report)?;
+    }
+    println!(
+        "accuracy {:.4} on {} test images | train {} images, {} parameters | load {:.2} s, \
+         train {:.2} s ({} epochs, best {}{}), eval {:.2} s | model {}",
+        report.accuracy,
+        test.len(),
+        train.len(),
+        model.n_params(),
+        t_load,
+        summary.seconds,
+        summary.history.len(),
+        summary.best_epoch,
+        if summary.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        },
+        t_eval,
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// One line of the CNN's training log.
+pub(super) fn epoch_line(l: &hogsvm::cnn::EpochLog, epochs: usize) -> String {
+    format!(
+        "epoch {:>3}/{epochs} | loss {:.4} | train acc {:.4} | val acc {} | {:.0} images/s | lr {:.2e} | {:.1} s",
+        l.epoch,
+        l.loss,
+        l.train_acc,
+        l.val_acc.map_or("-".to_string(), |v| format!("{v:.4}")),
+        l.images_per_sec,
+        l.lr,
+        l.seconds
+    )
 }
 
 fn write_report_json(path: &Path, report: &Report) -> anyhow::Result<()> {
@@ -322,15 +408,22 @@ pub struct EvalArgs {
 
 /// Run `eval`.
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
-    let m = model::load(&a.model)?;
+    let any = model::load_any(&a.model)?;
     if let (Some(fp), Some(lp)) = (&a.features, &a.labels) {
+        let model::AnyModel::Classical(m) = &any else {
+            bail!(
+                "{}: --features needs a classical model (this one is a {})",
+                a.model.display(),
+                any.kind()
+            );
+        };
         let x = hogsvm::io::read_features_npy(fp)?;
         let y = hogsvm::io::read_labels_npy(lp)?;
         let n = x.nrows();
         let t = Instant::now();
         let report = with_threads(a.threads, || m.evaluate_hog_features(x, &y))?
             .with_context(|| format!("{} with {}", fp.display(), lp.display()))?;
-        return print_eval(&a, &m, &report, n, t.elapsed().as_secs_f64());
+        return print_eval(&a, &m.class_names, &report, n, t.elapsed().as_secs_f64());
     }
     let data_path = a.data.clone().context("--data or --features is required")?;
     let split = match a.split.as_deref() {
@@ -348,19 +441,25 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let ds = load_with(
         &data_path,
         &LoadOptions {
-            resize: model_resize(&m),
+            resize: model_resize(&any),
             skip_invalid: a.skip_invalid,
             split,
         },
     )?;
     let t = Instant::now();
-    let report = with_threads(a.threads, || m.evaluate(&ds))??;
-    print_eval(&a, &m, &report, ds.len(), t.elapsed().as_secs_f64())
+    let report = with_threads(a.threads, || any.evaluate(&ds))??;
+    print_eval(
+        &a,
+        any.class_names(),
+        &report,
+        ds.len(),
+        t.elapsed().as_secs_f64(),
+    )
 }
 
 fn print_eval(
     a: &EvalArgs,
-    m: &ClassicalModel,
+    class_names: &[String],
     report: &Report,
     n: usize,
     secs: f64,
@@ -370,7 +469,7 @@ fn print_eval(
     } else {
         print!("{}", report.classification_report());
         println!("\nconfusion matrix (rows: true, columns: predicted)");
-        for (name, row) in m.class_names.iter().zip(&report.confusion) {
+        for (name, row) in class_names.iter().zip(&report.confusion) {
             let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
             println!("{:>14} {}", name, cells.join(""));
         }
@@ -387,8 +486,13 @@ fn print_eval(
 
 /// Resize images to the model's input size, unless the model was trained on a fixed-size set
 /// without resizing (then images of another size are an error naming the file).
-fn model_resize(m: &ClassicalModel) -> Option<(u32, u32)> {
-    m.config.resize
+fn model_resize(m: &model::AnyModel) -> Option<(u32, u32)> {
+    match m {
+        model::AnyModel::Classical(m) => m.config.resize,
+        // The CNN was trained on images of one size: bring every image to it.
+        #[cfg(feature = "cnn")]
+        model::AnyModel::Cnn(m) => Some((m.cols as u32, m.rows as u32)),
+    }
 }
 
 /// Arguments of `predict`.
@@ -430,20 +534,21 @@ fn collect_images(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Run `predict`.
 pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
-    let m = model::load(&a.model)?;
+    let any = model::load_any(&a.model)?;
     let json = match a.format.as_str() {
         "csv" => false,
         "json" => true,
         o => bail!("invalid --format `{o}`: expected csv or json"),
     };
     let files = collect_images(&a.inputs)?;
-    let size = Some((m.cols as u32, m.rows as u32));
+    let input = any.input();
+    let size = Some((input.cols as u32, input.rows as u32));
     let mut ds = Dataset {
-        rows: m.rows,
-        cols: m.cols,
-        pixels: Vec::with_capacity(files.len() * m.rows * m.cols),
+        rows: input.rows,
+        cols: input.cols,
+        pixels: Vec::with_capacity(files.len() * input.rows * input.cols),
         labels: Vec::new(),
-        class_names: m.class_names.clone(),
+        class_names: any.class_names().to_vec(),
         sources: Vec::new(),
     };
     for f in &files {
@@ -458,18 +563,15 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    let scores = with_threads(a.threads, || m.decision_function(&ds))??;
-    let labels = LinearSvm::labels_from_scores(scores.view(), m.svm.n_classes);
-    let mut rows = Vec::new();
-    for (i, src) in ds.sources.iter().enumerate() {
-        let l = labels[i] as usize;
-        let score = if m.svm.n_classes == 2 {
-            scores[[i, 0]]
-        } else {
-            scores[[i, l]]
-        };
-        rows.push((src.clone(), m.class_names[l].clone(), score));
-    }
+    // Each row: file, label, and the score of that label (the SVM's decision value, or the
+    // CNN's softmax probability).
+    let scored = with_threads(a.threads, || any.predict_scored(&ds))??;
+    let rows: Vec<(String, String, f32)> = ds
+        .sources
+        .iter()
+        .zip(scored)
+        .map(|(src, (l, score))| (src.clone(), any.class_names()[l as usize].clone(), score))
+        .collect();
     if json {
         let v: Vec<_> = rows
             .iter()

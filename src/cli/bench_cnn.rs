@@ -1,0 +1,62 @@
+//! `hogsvm bench-cnn`: time CNN training steps and inference, for scripts/peer_cnn.py.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use hogsvm::data::{self, LoadOptions};
+
+use super::cnn_args::CnnArgs;
+use super::options::with_threads;
+
+/// Arguments of `bench-cnn`.
+#[derive(Debug, Args)]
+pub struct BenchCnnArgs {
+    /// Training images (IDX file or folder, or image folder).
+    #[arg(long, default_value = "fixtures/fashion-mnist")]
+    data: PathBuf,
+    /// Training batch size.
+    #[arg(long = "batch-size", default_value_t = 128)]
+    batch_size: usize,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Inference batch size.
+    #[arg(long, default_value_t = 1000)]
+    infer_batch: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print JSON (the default and only format; accepted for the peer script).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    cnn: CnnArgs,
+}
+
+/// Run `bench-cnn`.
+pub fn run(a: BenchCnnArgs) -> anyhow::Result<()> {
+    let mut cfg = a.cnn.config()?;
+    if let Some(b) = &a.cnn.batch {
+        cfg.set("batch", b)?;
+    }
+    let batch = a
+        .cnn
+        .batch
+        .as_ref()
+        .map_or(a.batch_size, |_| cfg.batch_size);
+    let (ds, _) = data::load(&a.data, &LoadOptions::default())?;
+    let r = with_threads(a.threads, || {
+        hogsvm::cnn::bench(&cfg, &ds, batch, a.steps, a.warmup, a.infer_batch)
+    })??;
+    let _ = a.json;
+    let mut v = serde_json::to_value(&r)?;
+    v["tool"] = "hogsvm-candle".into();
+    v["batch"] = batch.into();
+    v["infer_batch"] = a.infer_batch.into();
+    v["threads"] = a.threads.unwrap_or_else(rayon::current_num_threads).into();
+    println!("{}", serde_json::to_string(&v)?);
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! The network: parameters we own (so that we can seed them and save them in our model
+//! format), and a forward pass over candle tensors.
+//!
+//! Layers, in order: for each entry of [`CnnConfig::channels`] a block `conv{i}` (3x3, padding
+//! 1, no bias) → `bn{i}` (batch norm) → ReLU → optional squeeze-and-excitation `se{i}` →
+//! max-pool 2; then flatten → dropout → `fc0` (hidden, ReLU) → dropout → `out`.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::config::CnnConfig;
+use crate::error::{Error, Result};
+
+/// Batch norm's epsilon and running-average momentum (PyTorch's defaults).
+pub(crate) const BN_EPS: f64 = 1e-5;
+pub(crate) const BN_MOMENTUM: f64 = 0.1;
+
+/// Convert a candle error into ours, naming what was being done.
+pub(crate) fn ce(what: &'static str) -> impl Fn(candle_core::Error) -> Error {
+    move |e| Error::Candle {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// One batch norm layer's statistics over one training batch.
+#[derive(Debug, Clone)]
+pub(crate) struct BnStats {
+    /// Block index.
+    pub layer: usize,
+    /// Batch mean, `(1, C, 1, 1)`.
+    pub mean: Tensor,
+    /// Biased batch variance, `(1, C, 1, 1)`.
+    pub var: Tensor,
+    /// Values per channel (N * H * W).
+    pub count: usize,
+}
+
+/// A trainable tensor.
+#[derive(Debug, Clone)]
+pub(crate) struct Param {
+    pub var: Var,
+    /// Whether weight decay applies (weights of conv / linear layers; not biases or batch
+    /// norm's scale and shift).
+    pub decay: bool,
+}
+
+/// All the network's tensors.
+#[derive(Debug, Clone)]
+pub(crate) struct Net {
+    pub channels: Vec<usize>,
+    pub se_reduction: Option<usize>,
+    pub hidden: Vec<usize>,
+    pub dropout: f32,
+    pub rows: usize,
+    pub cols: usize,
+    /// Trainable parameters by name.
+    pub params: BTreeMap<String, Param>,
+    /// Batch norm running statistics by name (`bn{i}.running_mean`, `bn{i}.running_var`).
+    pub buffers: BTreeMap<String, Tensor>,
+}
+
+/// The shapes of every parameter, by name, and whether it takes weight decay.
+pub(crate) fn param_shapes(
+    cfg: &CnnConfig,
+    rows: usize,
+    cols: usize,
+    n_classes: usize,
+) -> Result<Vec<(String, Vec<usize>, bool)>> {
+    let (fr, fc) = cfg.feature_map_size(rows, cols)?;
+    let mut v = Vec::new();
+    let mut c_in = 1;
+    for (i, &c) in cfg.channels.iter().enumerate() {
+        v.push((format!("conv{i}.weight"), vec![c, c_in, 3, 3], true));
+        v.push((format!("bn{i}.weight"), vec![c], false));
+        v.push((format!("bn{i}.bias"), vec![c], false));
+        if let Some(r) = cfg.se_reduction {
+            let m = (c / r).max(1);
+            v.push((format!("se{i}.fc1.weight"), vec![m, c], true));
+            v.push((format!("se{i}.fc1.bias"), vec![m], false));
+            v.push((format!("se{i}.fc2.weight"), vec![c, m], true));
+            v.push((format!("se{i}.fc2.bias"), vec![c], false));
+        }
+        c_in = c;
+    }
+    let mut f_in = c_in * fr * fc;
+    for (i, &h) in cfg.hidden.iter().enumerate() {
+        v.push((format!("fc{i}.weight"), vec![h, f_in], true));
+        v.push((format!("fc{i}.bias"), vec![h], false));
+        f_in = h;
+    }
+    v.push(("out.weight".into(), vec![n_classes, f_in], true));
+    v.push(("out.bias".into(), vec![n_classes], false));
+    Ok(v)
+}
+
+impl Net {
+    /// A network with He-initialised weights drawn from `rng`.
+    pub fn init(
+        cfg: &CnnConfig,
+        rows: usize,
+        cols: usize,
+        n_classes: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Net> {
+        let dev = Device::Cpu;
+        let mut params = BTreeMap::new();
+        for (name, shape, decay) in param_shapes(cfg, rows, cols, n_classes)? {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = if name.ends_with(".weight") && shape.len() > 1 {
+                // He (Kaiming) normal, fan-in mode, for ReLU: std = sqrt(2 / fan_in).
+                let fan_in: usize = shape[1..].iter().product();
+                let std = (2.0 / fan_in as f64).sqrt();
+                (0..n)
+                    .map(|_| {
+                        let z: f64 = StandardNormal.sample(rng);
+                        (z * std) as f32
+                    })
+                    .collect()
+            } else if name.starts_with("bn") && name.ends_with(".weight") {
+                vec![1.0; n]
+            } else {
+                vec![0.0; n]
+            };
+            let t = Tensor::from_vec(values, shape, &dev).map_err(ce("initialising weights"))?;
+            let var = Var::from_tensor(&t).map_err(ce("initialising weights"))?;
+            params.insert(name, Param { var, decay });
+        }
+        let mut buffers = BTreeMap::new();
+        for (i, &c) in cfg.channels.iter().enumerate() {
+            buffers.insert(
+                format!("bn{i}.running_mean"),
+                Tensor::zeros(c, DType::F32, &dev).map_err(ce("initialising weights"))?,
+            );
+            buffers.insert(
+                format!("bn{i}.running_var"),
+                Tensor::ones(c, DType::F32, &dev).map_err(ce("initialising weights"))?,
+            );
+        }
+        Ok(Net {
+            channels: cfg.channels.clone(),
+            se_reduction: cfg.se_reduction,
+            hidden: cfg.hidden.clone(),
+            dropout: cfg.dropout,
+            rows,
+            cols,
+            params,
+            buffers,
+        })
+    }
+
+    fn p(&self, name: &str) -> Result<&Tensor> {
+        self.params
+            .get(name)
+            .map(|p| p.var.as_tensor())
+            .ok_or_else(|| Error::Candle {
+                what: "forward pass",
+                reason: format!("missing parameter {name}"),
+            })
+    }
+
+    fn buf(&self, name: &str) -> Result<&Tensor> {
+        self.buffers.get(name).ok_or_else(|| Error::Candle {
+            what: "forward pass",
+            reason: format!("missing buffer {name}"),
+        })
+    }
+
+    /// Number of trainable values.
+    pub fn n_params(&self) -> usize {
+        self.params.values().map(|p| p.var.elem_count()).sum()
+    }
+
+    /// Logits for a batch `x` of shape `(n, 1, rows, cols)`. In training mode batch norm uses
+    /// the batch's statistics (returned, for the running averages) and dropout draws its masks
+    /// from `rng`; in evaluation mode batch norm uses the running statistics and dropout is off.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        train: Option<&mut ChaCha8Rng>,
+    ) -> Result<(Tensor, Vec<BnStats>)> {
+        let e = ce("forward pass");
+        let training = train.is_some();
+        let mut rng = train;
+        let mut stats = Vec::new();
+        let mut h = x.clone();
+        for i in 0..self.channels.len() {
+            let w = self.p(&format!("conv{i}.weight"))?;
+            // The image itself needs no gradient: skip that work in the first layer.
+            h = super::ops::conv2d(&h, w, 1, i > 0).map_err(&e)?;
+            let gamma = self
+                .p(&format!("bn{i}.weight"))?
+                .reshape((1, (), 1, 1))
+                .map_err(&e)?;
+            let beta = self
+                .p(&format!("bn{i}.bias"))?
+                .reshape((1, (), 1, 1))
+                .map_err(&e)?;
+            h = if training {
+                let (n, _, hh, ww) = h.dims4().map_err(&e)?;
+                let (y, mean, var) = batch_norm_train(&h, &gamma, &beta)?;
+                stats.push(BnStats {
+                    layer: i,
+                    mean,
+                    var,
+                    count: n * hh * ww,
+                });
+                y
+            } else {
+                let mean = self
+                    .buf(&format!("bn{i}.running_mean"))?
+                    .reshape((1, (), 1, 1))
+                    .map_err(&e)?;
+                let var = self
+                    .buf(&format!("bn{i}.running_var"))?
+                    .reshape((1, (), 1, 1))
+                    .map_err(&e)?;
+                let inv = (var + BN_EPS)
+                    .map_err(&e)?
+                    .sqrt()
+                    .map_err(&e)?
+                    .recip()
+                    .map_err(&e)?;
+                let scale = gamma.broadcast_mul(&inv).map_err(&e)?;
+                let shift = (beta - mean.broadcast_mul(&scale).map_err(&e)?).map_err(&e)?;
+                h.broadcast_mul(&scale)
+                    .map_err(&e)?
+                    .broadcast_add(&shift)
+                    .map_err(&e)?
+            };
+            h = h.relu().map_err(&e)?;
+            if self.se_reduction.is_some() {
+                h = self.squeeze_excite(i, &h)?;
+            }
+            h = super::ops::max_pool2d(&h, 2).map_err(&e)?;
+        }
+        h = h.flatten_from(1).map_err(&e)?;
+        for i in 0..self.hidden.len() {
+            h = self.dropout(&h, rng.as_deref_mut())?;
+            h = self.linear(&h, &format!("fc{i}"))?.relu().map_err(&e)?;
+        }
+        h = self.dropout(&h, rng.as_deref_mut())?;
+        let logits = self.linear(&h, "out")?;
+        Ok((logits, stats))
+    }
+
+    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        let e = ce("forward pass");
+        let w = self.p(&format!("{name}.weight"))?;
+        let b = self.p(&format!("{name}.bias"))?;
+        x.matmul(&w.t().map_err(&e)?)
+            .map_err(&e)?
+            .broadcast_add(b)
+            .map_err(&e)
+    }
+
+    fn squeeze_excite(&self, i: usize, h: &Tensor) -> Result<Tensor> {
+        let e = ce("forward pass");
+        let s = h.mean((2, 3)).map_err(&e)?;
+        let s = self.linear(&s, &format!("se{i}.fc1"))?.relu().map_err(&e)?;
+        let s = candle_nn::ops::sigmoid(&self.linear(&s, &format!("se{i}.fc2"))?).map_err(&e)?;
+        h.broadcast_mul(&s.unsqueeze(2).map_err(&e)?.unsqueeze(3).map_err(&e)?)
+            .map_err(&e)
+    }
+
+    /// Inverted dropout with a mask drawn from our seeded generator (candle's cannot be
+    /// seeded).
+    fn dropout(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+        let (Some(rng), true) = (rng, self.dropout > 0.0) else {
+            return Ok(x.clone());
+        };
+        let e = ce("dropout");
+        let keep = 1.0 - self.dropout;
+        let scale = 1.0 / keep;
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 })
+            .collect();
+        let m = Tensor::from_vec(mask, x.shape(), x.device()).map_err(&e)?;
+        x.mul(&m).map_err(&e)
+    }
+
+    /// Update the running statistics from one training batch's (PyTorch's rule: the running
+    /// variance takes the unbiased batch variance).
+    pub fn update_running(&mut self, stats: &[BnStats]) -> Result<()> {
+        let e = ce("batch norm statistics");
+        let m = BN_MOMENTUM;
+        for BnStats {
+            layer: i,
+            mean,
+            var,
+            count,
+        } in stats
+        {
+            let count = *count;
+            let unbias = if count > 1 {
+                count as f64 / (count as f64 - 1.0)
+            } else {
+                1.0
+            };
+            let rm = format!("bn{i}.running_mean");
+            let rv = format!("bn{i}.running_var");
+            let old_m = self.buf(&rm)?.clone();
+            let old_v = self.buf(&rv)?.clone();
+            let new_m = ((old_m * (1.0 - m)).map_err(&e)?
+                + (mean.detach().flatten_all().map_err(&e)? * m).map_err(&e)?)
+            .map_err(&e)?;
+            let new_v = ((old_v * (1.0 - m)).map_err(&e)?
+                + (var.detach().flatten_all().map_err(&e)? * (m * unbias)).map_err(&e)?)
+            .map_err(&e)?;
+            self.buffers.insert(rm, new_m);
+            self.buffers.insert(rv, new_v);
+        }
+        Ok(())
+    }
+
+    /// Every tensor (parameters and buffers) as `(name, shape, values)`, in name order.
+    pub fn export(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        let e = ce("reading weights");
+        let mut out = Vec::new();
+        for (n, p) in &self.params {
+            let t = p.var.as_tensor();
+            out.push((
+                n.clone(),
+                t.dims().to_vec(),
+                t.flatten_all().map_err(&e)?.to_vec1().map_err(&e)?,
+            ));
+        }
+        for (n, t) in &self.buffers {
+            out.push((
+                n.clone(),
+                t.dims().to_vec(),
+                t.flatten_all().map_err(&e)?.to_vec1().map_err(&e)?,
+            ));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Set every tensor from `(name, values)` (as [`Net::export`] gives them); shapes are
+    /// checked.
+    pub fn import(&mut self, tensors: &BTreeMap<String, Vec<f32>>) -> Result<()> {
+        let e = ce("setting weights");
+        for (n, p) in &self.params {
+            let v = tensors.get(n).ok_or_else(|| Error::Candle {
+                what: "setting weights",
+                reason: format!("missing tensor {n}"),
+            })?;
+            let t = Tensor::from_slice(v, p.var.shape(), &Device::Cpu).map_err(&e)?;
+            p.var.set(&t).map_err(&e)?;
+        }
+        let names: Vec<String> = self.buffers.keys().cloned().collect();
+        for n in names {
+            let v = tensors.get(&n).ok_or_else(|| Error::Candle {
+                what: "setting weights",
+                reason: format!("missing tensor {n}"),
+            })?;
+            let shape = self.buffers[&n].shape().clone();
+            let t = Tensor::from_slice(v, shape, &Device::Cpu).map_err(&e)?;
+            self.buffers.insert(n, t);
+        }
+        Ok(())
+    }
+}
+
+/// Training-mode batch norm over (N, H, W) per channel: normalised output, and the batch's
+/// mean and biased variance (shape `(1, C, 1, 1)`).
+fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    let e = ce("batch norm");
+    let mean = x.mean_keepdim((0, 2, 3)).map_err(&e)?;
+    let xc = x.broadcast_sub(&mean).map_err(&e)?;
+    let var = xc.sqr().map_err(&e)?.mean_keepdim((0, 2, 3)).map_err(&e)?;
+    let inv = (&var + BN_EPS)
+        .map_err(&e)?
+        .sqrt()
+        .map_err(&e)?
+        .recip()
+        .map_err(&e)?;
+    let y = xc
+        .broadcast_mul(&inv.broadcast_mul(gamma).map_err(&e)?)
+        .map_err(&e)?
+        .broadcast_add(beta)
+        .map_err(&e)?;
+    Ok((y, mean, var))
+}
+
+/// Index of the largest logit of each row.
+pub(crate) fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
+    let e = ce("prediction");
+    logits
+        .argmax(D::Minus1)
+        .map_err(&e)?
+        .to_vec1::<u32>()
+        .map_err(&e)
+}
