@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The small CNN's speed, side by side: PyTorch (CPU) against `hogsvm bench-cnn` (candle), same network,
+# same images, same thread count, interleaved rounds in the same run. See scripts/peer_cnn.py.
+# usage: scripts/peer_cnn.sh [--data DIR] [--threads 2] [--batch 128] [--steps 20] [--warmup 3]
+#          [--infer-batch 1000] [--channels 32,64,128] [--hidden 256] [--rounds 5]
+#          [--accuracy-epochs N] [--torch-only] [--out docs/peer_cnn.json]
+#
+# PyTorch lives in its own venv, scripts/.venv-torch (about 4 GiB: PyPI only has the CUDA build of
+# torch for Linux, whose CUDA libraries must be present to import it; requirements-peer-cnn.txt says
+# which and why), made once and updated when the requirements file changes, like scripts/venv.sh
+# does for scripts/.venv. PEER_CNN_VENV=DIR puts it elsewhere.
+# Builds hogsvm (cargo build --release) unless --torch-only is given.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
+venv="${PEER_CNN_VENV:-$here/.venv-torch}"
+req="$here/requirements-peer-cnn.txt"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install -q --upgrade pip >&2
+fi
+stamp="$venv/.installed-$(basename "$req")-$(sha256sum "$req" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  # --no-deps: the requirements file pins the whole set, leaving out the GPU-only packages that
+  # torch's metadata asks for (triton, cusolver, ...), which a CPU run never loads.
+  "$venv/bin/pip" install -q --no-deps --only-binary=:all: -r "$req" >&2
+  "$venv/bin/python" -c "import torch; torch.nn.Conv2d(1, 1, 3)(torch.zeros(1, 1, 4, 4))" >&2
+  touch "$stamp"
+fi
+torch_only=0
+for arg in "$@"; do [ "$arg" = "--torch-only" ] && torch_only=1; done
+if [ "$torch_only" = 0 ]; then
+  cargo build --release --quiet
+fi
+exec "$venv/bin/python" "$here/peer_cnn.py" --hogsvm target/release/hogsvm "$@"
