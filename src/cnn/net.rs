@@ -32,9 +32,9 @@ pub(crate) fn ce(what: &'static str) -> impl Fn(candle_core::Error) -> Error {
 pub(crate) struct BnStats {
     /// Block index.
     pub layer: usize,
-    /// Batch mean, `(1, C, 1, 1)`.
+    /// Batch mean, `(C,)`.
     pub mean: Tensor,
-    /// Biased batch variance, `(1, C, 1, 1)`.
+    /// Biased batch variance, `(C,)`.
     pub var: Tensor,
     /// Values per channel (N * H * W).
     pub count: usize,
@@ -192,17 +192,12 @@ impl Net {
             let w = self.p(&format!("conv{i}.weight"))?;
             // The image itself needs no gradient: skip that work in the first layer.
             h = super::ops::conv2d(&h, w, 1, i > 0).map_err(&e)?;
-            let gamma = self
-                .p(&format!("bn{i}.weight"))?
-                .reshape((1, (), 1, 1))
-                .map_err(&e)?;
-            let beta = self
-                .p(&format!("bn{i}.bias"))?
-                .reshape((1, (), 1, 1))
-                .map_err(&e)?;
+            let gamma = self.p(&format!("bn{i}.weight"))?;
+            let beta = self.p(&format!("bn{i}.bias"))?;
             h = if training {
                 let (n, _, hh, ww) = h.dims4().map_err(&e)?;
-                let (y, mean, var) = batch_norm_train(&h, &gamma, &beta)?;
+                let (y, mean, var) =
+                    super::ops::batch_norm_train(&h, gamma, beta, BN_EPS).map_err(&e)?;
                 stats.push(BnStats {
                     layer: i,
                     mean,
@@ -211,37 +206,25 @@ impl Net {
                 });
                 y
             } else {
-                let mean = self
-                    .buf(&format!("bn{i}.running_mean"))?
-                    .reshape((1, (), 1, 1))
-                    .map_err(&e)?;
-                let var = self
-                    .buf(&format!("bn{i}.running_var"))?
-                    .reshape((1, (), 1, 1))
-                    .map_err(&e)?;
-                let inv = (var + BN_EPS)
-                    .map_err(&e)?
-                    .sqrt()
-                    .map_err(&e)?
-                    .recip()
-                    .map_err(&e)?;
-                let scale = gamma.broadcast_mul(&inv).map_err(&e)?;
-                let shift = (beta - mean.broadcast_mul(&scale).map_err(&e)?).map_err(&e)?;
-                h.broadcast_mul(&scale)
-                    .map_err(&e)?
-                    .broadcast_add(&shift)
-                    .map_err(&e)?
+                let mean = self.buf(&format!("bn{i}.running_mean"))?;
+                let var = self.buf(&format!("bn{i}.running_var"))?;
+                super::ops::batch_norm_eval(&h, gamma, beta, mean, var, BN_EPS).map_err(&e)?
             };
-            h = h.relu().map_err(&e)?;
             if self.se_reduction.is_some() {
+                h = super::ops::relu(&h).map_err(&e)?;
                 h = self.squeeze_excite(i, &h)?;
+                h = super::ops::max_pool2d(&h, 2).map_err(&e)?;
+            } else {
+                // Max-pooling and ReLU commute (both monotone): pooling first does the ReLU
+                // on a quarter of the values.
+                h = super::ops::max_pool2d(&h, 2).map_err(&e)?;
+                h = super::ops::relu(&h).map_err(&e)?;
             }
-            h = super::ops::max_pool2d(&h, 2).map_err(&e)?;
         }
         h = h.flatten_from(1).map_err(&e)?;
         for i in 0..self.hidden.len() {
             h = self.dropout(&h, rng.as_deref_mut())?;
-            h = self.linear(&h, &format!("fc{i}"))?.relu().map_err(&e)?;
+            h = super::ops::relu(&self.linear(&h, &format!("fc{i}"))?).map_err(&e)?;
         }
         h = self.dropout(&h, rng.as_deref_mut())?;
         let logits = self.linear(&h, "out")?;
@@ -364,27 +347,6 @@ impl Net {
         }
         Ok(())
     }
-}
-
-/// Training-mode batch norm over (N, H, W) per channel: normalised output, and the batch's
-/// mean and biased variance (shape `(1, C, 1, 1)`).
-fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-    let e = ce("batch norm");
-    let mean = x.mean_keepdim((0, 2, 3)).map_err(&e)?;
-    let xc = x.broadcast_sub(&mean).map_err(&e)?;
-    let var = xc.sqr().map_err(&e)?.mean_keepdim((0, 2, 3)).map_err(&e)?;
-    let inv = (&var + BN_EPS)
-        .map_err(&e)?
-        .sqrt()
-        .map_err(&e)?
-        .recip()
-        .map_err(&e)?;
-    let y = xc
-        .broadcast_mul(&inv.broadcast_mul(gamma).map_err(&e)?)
-        .map_err(&e)?
-        .broadcast_add(beta)
-        .map_err(&e)?;
-    Ok((y, mean, var))
 }
 
 /// Index of the largest logit of each row.

@@ -538,3 +538,116 @@ pub fn bench(
         latency_ms: median(&lat),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_then_cosine_to_zero() {
+        let cfg = CnnConfig::default().lr(1.0);
+        let (warm, total) = (10, 110);
+        assert!((lr_at(&cfg, 0, warm, total) - 0.1).abs() < 1e-12);
+        assert!((lr_at(&cfg, 9, warm, total) - 1.0).abs() < 1e-12);
+        assert!((lr_at(&cfg, 10, warm, total) - 1.0).abs() < 1e-12);
+        assert!((lr_at(&cfg, 60, warm, total) - 0.5).abs() < 1e-12);
+        assert!(lr_at(&cfg, 109, warm, total) < 1e-3);
+        let mut prev = f64::MAX;
+        for t in warm..total {
+            let l = lr_at(&cfg, t, warm, total);
+            assert!(l <= prev);
+            prev = l;
+        }
+        let c = cfg.clone().schedule(Schedule::Constant);
+        assert_eq!(lr_at(&c, 50, warm, total), 1.0);
+        // no warm-up at all
+        assert_eq!(lr_at(&cfg, 0, 0, total), 1.0);
+    }
+
+    fn logits() -> (Tensor, Tensor, Vec<u32>) {
+        let v: Vec<f32> = vec![2.0, 0.5, -1.0, 0.1, 0.2, 3.0, -0.5, 1.5, 0.0];
+        let l = Tensor::from_vec(v, (3, 3), &Device::Cpu).unwrap();
+        let y = vec![0u32, 2, 1];
+        (l, Tensor::from_slice(&y, 3, &Device::Cpu).unwrap(), y)
+    }
+
+    fn scalar(t: Tensor) -> f32 {
+        t.to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn cross_entropy_matches_a_hand_computation() {
+        let (l, y, yv) = logits();
+        let got = scalar(loss_fn(&Loss::CrossEntropy, &l, &y, &yv, &[]).unwrap());
+        let rows = [[2.0f32, 0.5, -1.0], [0.1, 0.2, 3.0], [-0.5, 1.5, 0.0]];
+        let mut want = 0.0;
+        for (r, &t) in rows.iter().zip(&yv) {
+            let lse = r.iter().map(|v| v.exp()).sum::<f32>().ln();
+            want += lse - r[t as usize];
+        }
+        want /= 3.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn focal_with_gamma_zero_is_cross_entropy_and_gamma_down_weights_easy_samples() {
+        let (l, y, yv) = logits();
+        let ce_ = scalar(loss_fn(&Loss::CrossEntropy, &l, &y, &yv, &[]).unwrap());
+        let f0 = scalar(
+            loss_fn(
+                &Loss::Focal {
+                    gamma: 0.0,
+                    alpha: 1.0,
+                },
+                &l,
+                &y,
+                &yv,
+                &[],
+            )
+            .unwrap(),
+        );
+        assert!((ce_ - f0).abs() < 1e-6);
+        let f2 = scalar(
+            loss_fn(
+                &Loss::Focal {
+                    gamma: 2.0,
+                    alpha: 1.0,
+                },
+                &l,
+                &y,
+                &yv,
+                &[],
+            )
+            .unwrap(),
+        );
+        assert!(f2 < f0 && f2 > 0.0);
+        let half = scalar(
+            loss_fn(
+                &Loss::Focal {
+                    gamma: 0.0,
+                    alpha: 0.5,
+                },
+                &l,
+                &y,
+                &yv,
+                &[],
+            )
+            .unwrap(),
+        );
+        assert!((half - 0.5 * f0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn balanced_loss_is_the_weighted_mean() {
+        let (l, y, yv) = logits();
+        let ce_ = scalar(loss_fn(&Loss::CrossEntropy, &l, &y, &yv, &[]).unwrap());
+        // Equal weights: plain cross-entropy.
+        let eq = scalar(loss_fn(&Loss::Balanced, &l, &y, &yv, &[2.0, 2.0, 2.0]).unwrap());
+        assert!((ce_ - eq).abs() < 1e-6);
+        // All weight on class 2: the loss of sample 1 (label 2) alone.
+        let only = scalar(loss_fn(&Loss::Balanced, &l, &y, &yv, &[0.0, 0.0, 1.0]).unwrap());
+        let r = [0.1f32, 0.2, 3.0];
+        let want = r.iter().map(|v| v.exp()).sum::<f32>().ln() - 3.0;
+        assert!((only - want).abs() < 1e-5);
+    }
+}
