@@ -15,7 +15,7 @@ pub struct CnnArgs {
     /// CNN: squeeze-and-excitation reduction (e.g. 8), or none [default: none].
     #[arg(long, help_heading = "CNN (--model cnn)")]
     pub se: Option<String>,
-    /// CNN: dropout probability [default: 0.3].
+    /// CNN: dropout probability [default: 0.2].
     #[arg(long, help_heading = "CNN (--model cnn)")]
     pub dropout: Option<String>,
     /// CNN: maximum epochs [default: 15].
@@ -46,7 +46,7 @@ pub struct CnnArgs {
     #[arg(long, help_heading = "CNN (--model cnn)")]
     pub clip_norm: Option<String>,
     /// CNN: augmentation: none, or a +-separated list of flip, shift=N, rotate=DEG, noise=STD
-    /// [default: flip+shift=2].
+    /// [default: flip+shift=1].
     #[arg(long, help_heading = "CNN (--model cnn)")]
     pub augment: Option<String>,
     /// CNN: fraction of the training set held out for validation and early stopping

@@ -64,12 +64,14 @@ pub struct Augment {
 }
 
 impl Default for Augment {
-    /// Flip and 2-pixel shifts: what helps on Fashion-MNIST (clothes are left-right symmetric
-    /// classes; the objects are centred but not exactly).
+    /// Flips and 1-pixel shifts: clothes are left-right symmetric classes, and the objects are
+    /// centred but not exactly. (2-pixel shifts with dropout 0.3 under-fitted in 15 epochs on
+    /// Fashion-MNIST: 0.917 test accuracy, training accuracy below validation; see
+    /// docs/BENCHMARKS.md.)
     fn default() -> Self {
         Augment {
             hflip: true,
-            shift: 2,
+            shift: 1,
             rotate: 0.0,
             noise: 0.0,
         }
@@ -140,15 +142,16 @@ pub struct CnnConfig {
 }
 
 impl Default for CnnConfig {
-    /// Three conv blocks of 32, 64 and 128 channels, a 256-unit hidden layer, dropout 0.3,
+    /// Three conv blocks of 32, 64 and 128 channels, a 256-unit hidden layer, dropout 0.2,
     /// AdamW (lr 2e-3, weight decay 5e-4), one warm-up epoch then cosine decay, gradient
-    /// clipping at 5, flip + shift augmentation, 10% validation with patience 5, 15 epochs.
+    /// clipping at 5, flip + 1-pixel shift augmentation, 10% validation with patience 5, 15
+    /// epochs.
     fn default() -> Self {
         CnnConfig {
             channels: vec![32, 64, 128],
             se_reduction: None,
             hidden: vec![256],
-            dropout: 0.3,
+            dropout: 0.2,
             epochs: 15,
             batch_size: 128,
             optimizer: Optimizer::AdamW,

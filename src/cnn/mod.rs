@@ -32,6 +32,25 @@ use crate::error::{Error, Result};
 use crate::metrics::Report;
 use crate::model::{InputSize, TensorMap, FORMAT_NAME, FORMAT_VERSION};
 
+/// The device the CNN runs on: the first CUDA GPU when hogsvm is built with the `cuda` feature
+/// and one is present, else the CPU. Chosen once per process (candle gives every `new_cuda`
+/// call a distinct device, and tensors of two devices cannot be combined).
+///
+/// The `cuda` path has not been run by the project's CI (no GPU there): on a GPU our CPU ops
+/// fall back to candle's own, and the optimiser steps through host memory.
+pub fn device() -> candle_core::Device {
+    static DEVICE: std::sync::OnceLock<candle_core::Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            #[cfg(feature = "cuda")]
+            if let Ok(d) = candle_core::Device::new_cuda(0) {
+                return d;
+            }
+            candle_core::Device::Cpu
+        })
+        .clone()
+}
+
 /// One line of the training log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {

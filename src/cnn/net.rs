@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Tensor, Var, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -107,7 +107,7 @@ impl Net {
         n_classes: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<Net> {
-        let dev = Device::Cpu;
+        let dev = super::device();
         let mut params = BTreeMap::new();
         for (name, shape, decay) in param_shapes(cfg, rows, cols, n_classes)? {
             let n: usize = shape.iter().product();
@@ -194,32 +194,54 @@ impl Net {
             h = super::ops::conv2d(&h, w, 1, i > 0).map_err(&e)?;
             let gamma = self.p(&format!("bn{i}.weight"))?;
             let beta = self.p(&format!("bn{i}.bias"))?;
-            h = if training {
-                let (n, _, hh, ww) = h.dims4().map_err(&e)?;
-                let (y, mean, var) =
-                    super::ops::batch_norm_train(&h, gamma, beta, BN_EPS).map_err(&e)?;
-                stats.push(BnStats {
-                    layer: i,
-                    mean,
-                    var,
-                    count: n * hh * ww,
-                });
-                y
-            } else {
-                let mean = self.buf(&format!("bn{i}.running_mean"))?;
-                let var = self.buf(&format!("bn{i}.running_var"))?;
-                super::ops::batch_norm_eval(&h, gamma, beta, mean, var, BN_EPS).map_err(&e)?
+            let se = self.se_reduction.is_some();
+            let (n, _, hh, ww) = h.dims4().map_err(&e)?;
+            let mean_var = (
+                self.buf(&format!("bn{i}.running_mean"))?,
+                self.buf(&format!("bn{i}.running_var"))?,
+            );
+            h = match (training, se) {
+                // Batch norm → max-pool → ReLU as one fused op (one graph node: candle's backward
+                // allocates and adds a gradient per node). Max-pooling and ReLU commute, so
+                // pooling first does the ReLU on a quarter of the values.
+                (true, false) => {
+                    let (z, mean, var) =
+                        super::ops::batch_norm_train_pool_relu(&h, gamma, beta, BN_EPS, 2)
+                            .map_err(&e)?;
+                    stats.push(BnStats {
+                        layer: i,
+                        mean,
+                        var,
+                        count: n * hh * ww,
+                    });
+                    z
+                }
+                (false, false) => super::ops::batch_norm_eval_pool_relu(
+                    &h, gamma, beta, mean_var.0, mean_var.1, BN_EPS, 2,
+                )
+                .map_err(&e)?,
+                // With squeeze-and-excitation: batch norm → ReLU → SE → max-pool.
+                (true, true) => {
+                    let (y, mean, var) =
+                        super::ops::batch_norm_train(&h, gamma, beta, BN_EPS).map_err(&e)?;
+                    stats.push(BnStats {
+                        layer: i,
+                        mean,
+                        var,
+                        count: n * hh * ww,
+                    });
+                    let y = super::ops::relu(&y).map_err(&e)?;
+                    super::ops::max_pool2d(&self.squeeze_excite(i, &y)?, 2).map_err(&e)?
+                }
+                (false, true) => {
+                    let y = super::ops::batch_norm_eval(
+                        &h, gamma, beta, mean_var.0, mean_var.1, BN_EPS,
+                    )
+                    .map_err(&e)?;
+                    let y = super::ops::relu(&y).map_err(&e)?;
+                    super::ops::max_pool2d(&self.squeeze_excite(i, &y)?, 2).map_err(&e)?
+                }
             };
-            if self.se_reduction.is_some() {
-                h = super::ops::relu(&h).map_err(&e)?;
-                h = self.squeeze_excite(i, &h)?;
-                h = super::ops::max_pool2d(&h, 2).map_err(&e)?;
-            } else {
-                // Max-pooling and ReLU commute (both monotone): pooling first does the ReLU
-                // on a quarter of the values.
-                h = super::ops::max_pool2d(&h, 2).map_err(&e)?;
-                h = super::ops::relu(&h).map_err(&e)?;
-            }
         }
         h = h.flatten_from(1).map_err(&e)?;
         for i in 0..self.hidden.len() {
@@ -332,7 +354,7 @@ impl Net {
                 what: "setting weights",
                 reason: format!("missing tensor {n}"),
             })?;
-            let t = Tensor::from_slice(v, p.var.shape(), &Device::Cpu).map_err(&e)?;
+            let t = Tensor::from_slice(v, p.var.shape(), &super::device()).map_err(&e)?;
             p.var.set(&t).map_err(&e)?;
         }
         let names: Vec<String> = self.buffers.keys().cloned().collect();
@@ -342,7 +364,7 @@ impl Net {
                 reason: format!("missing tensor {n}"),
             })?;
             let shape = self.buffers[&n].shape().clone();
-            let t = Tensor::from_slice(v, shape, &Device::Cpu).map_err(&e)?;
+            let t = Tensor::from_slice(v, shape, &super::device()).map_err(&e)?;
             self.buffers.insert(n, t);
         }
         Ok(())

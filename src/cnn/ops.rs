@@ -20,15 +20,23 @@
 //! custom ops (`CustomOp1/2/3`) with hand-written forward and backward kernels:
 //!
 //! * convolution forward, weight gradient and input gradient are all im2col (or col2im) + one
-//!   `gemm` call per image (weight gradient: per fixed chunk of [`DW_CHUNK`] images), parallel
-//!   across the batch with rayon; the input gradient is skipped when the caller says it is not
-//!   needed (`need_input_grad == false`) or when the input does not track gradients;
+//!   `gemm` call per fixed chunk of images, parallel across chunks with rayon (weight gradient:
+//!   [`DW_CHUNK`] images; forward and input gradient: enough images for about 256 GEMM columns,
+//!   i.e. 5 images of 7×7 in the third block, 1 image of 14×14 or 28×28 — one 49-column GEMM per
+//!   image was the slowest part of the step); the input gradient is skipped when the caller says
+//!   it is not needed (`need_input_grad == false`) or when the input does not track gradients;
 //! * max pooling (kernel = stride) forward and backward are single passes; the backward routes
 //!   each window's gradient to the first maximal element of the window;
 //! * batch norm computes per-channel batch statistics, normalizes and applies the affine in
 //!   fused passes, with the analytic backward (two passes over the activations); the eval-mode
 //!   variant is one pass;
 //! * ReLU is one pass forward and one backward (candle's built-in backward is ~6 passes).
+//!
+//! * [`max_pool2d_relu`], [`batch_norm_train_pool_relu`] and [`batch_norm_eval_pool_relu`] fuse
+//!   the block's tail (batch norm → max-pool → ReLU) into one graph node. candle's backward
+//!   allocates a zeroed gradient for every node input and adds the node's gradient into it, so
+//!   every full-size intermediate costs several passes in the backward; the fused ops never
+//!   form the normalized tensor nor its gradient, and the forward writes only the pooled output.
 //!
 //! The backward passes are themselves custom ops (applied without graph tracking, so they are
 //! not differentiable a second time), so a `loss.backward()` never falls back to candle's slow
@@ -65,6 +73,17 @@ use rayon::prelude::*;
 /// added in chunk order, so the result does not depend on the rayon thread count. 8 keeps 16
 /// parallel tasks at batch 128 and gives the GEMM an inner dimension of 8·OH·OW.
 pub const DW_CHUNK: usize = 8;
+
+/// Target GEMM width (output pixels) in convolution forward and input gradient: images are
+/// batched [`conv_chunk`] at a time so that small feature maps (7×7 = 49 pixels) still give the
+/// GEMM a wide matrix. Fixed (never derived from the thread count), so results stay
+/// deterministic.
+const CONV_COLS: usize = 256;
+
+/// Images per GEMM in the convolution forward and input gradient for `p` output pixels per image.
+fn conv_chunk(p: usize) -> usize {
+    (CONV_COLS / p.max(1)).max(1)
+}
 
 /// Number of rows (images × channels planes) per partial sum in the batch-norm reductions.
 const BN_ROWS: usize = 16;
@@ -350,13 +369,45 @@ impl CustomOp2 for Conv2dOp {
         let g = ConvGeom::new(l1.dims(), c_out, k_cin, kh, kw, self.pad)?;
         let (k, p) = (g.k(), g.p());
         let mut y = vec![0f32; g.n * c_out * p];
-        y.par_chunks_mut(c_out * p)
-            .zip(x.par_chunks(g.in_len()))
-            .for_each(|(yi, xi)| {
-                with_scratch(k * p, 0, |col, _| {
-                    im2col(xi, &g, col, p);
-                    // y_i (C_out × P) = W (C_out × K) · col (K × P)
-                    sgemm((c_out, p, k), yi, (p, 1), false, w, (k, 1), col, (p, 1));
+        let chunk = conv_chunk(p);
+        y.par_chunks_mut(chunk * c_out * p)
+            .zip(x.par_chunks((chunk * g.in_len()).max(1)))
+            .for_each(|(yc, xc)| {
+                let m = xc.len() / g.in_len().max(1);
+                let ld = m * p;
+                let out_len = if m == 1 { 0 } else { c_out * ld };
+                with_scratch(k * ld, out_len, |col, ybuf| {
+                    for j in 0..m {
+                        im2col(
+                            &xc[j * g.in_len()..][..g.in_len()],
+                            &g,
+                            &mut col[j * p..],
+                            ld,
+                        );
+                    }
+                    if m == 1 {
+                        // y_i (C_out × P) = W (C_out × K) · col (K × P)
+                        sgemm((c_out, p, k), yc, (p, 1), false, w, (k, 1), col, (p, 1));
+                    } else {
+                        // ybuf (C_out × mP) = W (C_out × K) · col (K × mP), then scatter the
+                        // images' column blocks to their (C_out × P) outputs.
+                        sgemm(
+                            (c_out, ld, k),
+                            ybuf,
+                            (ld, 1),
+                            false,
+                            w,
+                            (k, 1),
+                            col,
+                            (ld, 1),
+                        );
+                        for j in 0..m {
+                            for o in 0..c_out {
+                                yc[(j * c_out + o) * p..][..p]
+                                    .copy_from_slice(&ybuf[o * ld + j * p..][..p]);
+                            }
+                        }
+                    }
                 })
             });
         Ok((CpuStorage::F32(y), Shape::from((g.n, c_out, g.oh, g.ow))))
@@ -504,13 +555,44 @@ impl CustomOp2 for ConvInputGradOp {
         }
         let (k, p) = (g.k(), g.p());
         let mut dx = vec![0f32; n * g.in_len()];
-        dx.par_chunks_mut(g.in_len())
-            .zip(dy.par_chunks(c_out * p))
-            .for_each(|(dxi, dyi)| {
-                with_scratch(k * p, 0, |dcol, _| {
-                    // dcol (K × P) = Wᵀ (K × C_out) · dy_i (C_out × P)
-                    sgemm((k, p, c_out), dcol, (p, 1), false, w, (1, k), dyi, (p, 1));
-                    col2im(dcol, &g, dxi, p);
+        let chunk = conv_chunk(p);
+        dx.par_chunks_mut((chunk * g.in_len()).max(1))
+            .zip(dy.par_chunks(chunk * c_out * p))
+            .for_each(|(dxc, dyc)| {
+                let m = dyc.len() / (c_out * p).max(1);
+                let ld = m * p;
+                let in_len = if m == 1 { 0 } else { c_out * ld };
+                with_scratch(k * ld, in_len, |dcol, dyb| {
+                    if m == 1 {
+                        // dcol (K × P) = Wᵀ (K × C_out) · dy_i (C_out × P)
+                        sgemm((k, p, c_out), dcol, (p, 1), false, w, (1, k), dyc, (p, 1));
+                    } else {
+                        // Gather the images' dy side by side (C_out × mP), one GEMM.
+                        for j in 0..m {
+                            for o in 0..c_out {
+                                dyb[o * ld + j * p..][..p]
+                                    .copy_from_slice(&dyc[(j * c_out + o) * p..][..p]);
+                            }
+                        }
+                        sgemm(
+                            (k, ld, c_out),
+                            dcol,
+                            (ld, 1),
+                            false,
+                            w,
+                            (1, k),
+                            dyb,
+                            (ld, 1),
+                        );
+                    }
+                    for j in 0..m {
+                        col2im(
+                            &dcol[j * p..],
+                            &g,
+                            &mut dxc[j * g.in_len()..][..g.in_len()],
+                            ld,
+                        );
+                    }
                 })
             });
         Ok((CpuStorage::F32(dx), Shape::from((n, c_in, self.h, self.w))))
@@ -1259,6 +1341,539 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(ReluOp)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fused max-pool + ReLU, optionally after batch norm
+// ---------------------------------------------------------------------------------------------
+
+/// First maximal value of `t(v)` over the window at output (oy, ox) of a plane, with its index
+/// in the plane. Same tie and NaN rules as [`window_argmax`] / [`max_nan`].
+#[inline(always)]
+fn window_argmax_t(
+    plane: &[f32],
+    w: usize,
+    k: usize,
+    oy: usize,
+    ox: usize,
+    t: impl Fn(f32) -> f32,
+) -> (usize, f32) {
+    if k == 2 {
+        let (b0, b1) = (2 * oy * w + 2 * ox, (2 * oy + 1) * w + 2 * ox);
+        let mut best = (b0, t(plane[b0]));
+        for idx in [b0 + 1, b1, b1 + 1] {
+            let v = t(plane[idx]);
+            if v > best.1 || (v.is_nan() && !best.1.is_nan()) {
+                best = (idx, v);
+            }
+        }
+        return best;
+    }
+    let mut best = (oy * k * w + ox * k, f32::NAN);
+    let mut first = true;
+    for dy in 0..k {
+        let base = (oy * k + dy) * w + ox * k;
+        for (dx, &v) in plane[base..base + k].iter().enumerate() {
+            let v = t(v);
+            if first || v > best.1 || (v.is_nan() && !best.1.is_nan()) {
+                best = (base + dx, v);
+                first = false;
+            }
+        }
+    }
+    best
+}
+
+/// Per-channel affine `v·a + b` applied before pooling (batch norm folded to a scale and shift),
+/// or none (plain max-pool + ReLU).
+#[derive(Clone)]
+struct PoolBn {
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    /// `a = invstd·gamma`, `b = beta − mean·a` (exactly as [`BnNormOp`] computes them).
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// Training mode (statistics depend on x) or eval mode (constants).
+    train: bool,
+}
+
+/// Forward of `relu(max_pool_k(t_c(x)))` over `(N, C, H, W)`, `t_c` the channel's affine (or the
+/// identity): returns the pooled output, never materializing `t(x)`.
+fn pool_relu_fwd(
+    x: &[f32],
+    dims: &[usize],
+    k: usize,
+    ab: Option<(&[f32], &[f32])>,
+) -> Result<Vec<f32>> {
+    let (planes, h, w, oh, ow) = pool_geom(dims, k)?;
+    let c = dims[1];
+    let mut y = vec![0f32; planes * oh * ow];
+    y.par_chunks_mut(oh * ow)
+        .zip(x.par_chunks(h * w))
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(pl, (yp, xp))| match ab {
+            None => pool_relu_plane(xp, yp, w, k, oh, ow, |v| v),
+            Some((a, b)) => {
+                let (a, b) = (a[pl % c], b[pl % c]);
+                pool_relu_plane(xp, yp, w, k, oh, ow, move |v| v * a + b)
+            }
+        });
+    Ok(y)
+}
+
+/// One plane of [`pool_relu_fwd`] (monomorphized per transform so the k = 2 loop vectorizes).
+#[inline(always)]
+fn pool_relu_plane(
+    xp: &[f32],
+    yp: &mut [f32],
+    w: usize,
+    k: usize,
+    oh: usize,
+    ow: usize,
+    t: impl Fn(f32) -> f32 + Copy,
+) {
+    for oy in 0..oh {
+        let out = &mut yp[oy * ow..][..ow];
+        if k == 2 {
+            let r0 = &xp[2 * oy * w..][..2 * ow];
+            let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
+            for (ox, o) in out.iter_mut().enumerate() {
+                let m = max_nan(
+                    max_nan(t(r0[2 * ox]), t(r0[2 * ox + 1])),
+                    max_nan(t(r1[2 * ox]), t(r1[2 * ox + 1])),
+                );
+                *o = if m < 0.0 { 0.0 } else { m };
+            }
+        } else {
+            for (ox, o) in out.iter_mut().enumerate() {
+                let m = window_argmax_t(xp, w, k, oy, ox, t).1;
+                *o = if m < 0.0 { 0.0 } else { m };
+            }
+        }
+    }
+}
+
+/// Fused max-pool + ReLU op (no batch norm): x → relu(max_pool(x)).
+struct PoolReluOp {
+    k: usize,
+}
+
+impl CustomOp1 for PoolReluOp {
+    fn name(&self) -> &'static str {
+        "fast-max-pool2d-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "max_pool2d_relu")?;
+        let y = pool_relu_fwd(x, l.dims(), self.k, None)?;
+        let (_, _, _, oh, ow) = pool_geom(l.dims(), self.k)?;
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((l.dims()[0], l.dims()[1], oh, ow)),
+        ))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(
+            &dy.contiguous()?,
+            &PoolReluBwdOp {
+                k: self.k,
+                bn: None,
+                sums: None,
+            },
+        )?))
+    }
+}
+
+/// Backward of the fused ops: (x, dz) → dx. Without batch norm, each window's dz goes to its first
+/// maximum when the (pre-ReLU) maximum is > 0. With batch norm, that sparse gradient `g` of the
+/// normalized values is pushed through the batch norm:
+/// `dx = gamma·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M)` (train) or `gamma·invstd·g` (eval).
+struct PoolReluBwdOp {
+    k: usize,
+    bn: Option<PoolBn>,
+    /// `[Σg; Σg·x̂]` per channel (from [`PoolBnSumsOp`]), train-mode batch norm only.
+    sums: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Calls `f(index_in_plane, dz)` for every window of the plane whose (pre-ReLU) maximum is
+/// > 0, i.e. every place where the sparse gradient `g` is non-zero.
+#[inline(always)]
+fn for_each_routed(
+    xp: &[f32],
+    dzp: &[f32],
+    w: usize,
+    k: usize,
+    oh: usize,
+    ow: usize,
+    t: impl Fn(f32) -> f32 + Copy,
+    mut f: impl FnMut(usize, f32),
+) {
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let (idx, m) = window_argmax_t(xp, w, k, oy, ox, t);
+            if m > 0.0 {
+                f(idx, dzp[oy * ow + ox]);
+            }
+        }
+    }
+}
+
+impl CustomOp2 for PoolReluBwdOp {
+    fn name(&self) -> &'static str {
+        "fast-pool-relu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "max_pool2d_relu backward")?;
+        let dz = f32_slice(s2, l2, "max_pool2d_relu backward")?;
+        let k = self.k;
+        let d = l1.dims();
+        let (planes, h, w, oh, ow) = pool_geom(d, k)?;
+        if l2.dims() != [d[0], d[1], oh, ow] {
+            bail!(
+                "max_pool2d_relu backward: dy {:?} does not match x {d:?}",
+                l2.dims()
+            );
+        }
+        let c = d[1];
+        if let Some(bn) = &self.bn {
+            if bn.mean.len() != c {
+                bail!("max_pool2d_relu backward: {c} channels expected");
+            }
+        }
+        let inv_m = 1.0 / (d[0] * h * w) as f32;
+        let mut dx = vec![0f32; planes * h * w];
+        dx.par_chunks_mut(h * w)
+            .zip(x.par_chunks(h * w))
+            .zip(dz.par_chunks(oh * ow))
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(pl, ((dxp, xp), dzp))| match &self.bn {
+                None => for_each_routed(xp, dzp, w, k, oh, ow, |v| v, |i, g| dxp[i] = g),
+                Some(bn) => {
+                    let ch = pl % c;
+                    let (a, b) = (bn.a[ch], bn.b[ch]);
+                    let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
+                    // gamma·invstd = a (a was computed as invstd·gamma).
+                    let scale = a;
+                    match (&self.sums, bn.train) {
+                        (Some((sg, sgx)), true) => {
+                            let db = sg[ch] * inv_m;
+                            let dg = sgx[ch] * inv_m;
+                            for (o, &xv) in dxp.iter_mut().zip(xp) {
+                                *o = scale * (0.0 - db - (xv - mu) * is * dg);
+                            }
+                            for_each_routed(
+                                xp,
+                                dzp,
+                                w,
+                                k,
+                                oh,
+                                ow,
+                                move |v| v * a + b,
+                                |i, g| {
+                                    dxp[i] = scale * (g - db - (xp[i] - mu) * is * dg);
+                                },
+                            );
+                        }
+                        _ => for_each_routed(
+                            xp,
+                            dzp,
+                            w,
+                            k,
+                            oh,
+                            ow,
+                            move |v| v * a + b,
+                            |i, g| {
+                                dxp[i] = scale * g;
+                            },
+                        ),
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), Shape::from(d)))
+    }
+}
+
+/// Batch-norm parameter gradients of the fused op: (x, dz) → (2, C) = `[Σg; Σg·x̂]` =
+/// `[dbeta; dgamma]`, `g` the sparse gradient of the normalized values (see [`PoolReluBwdOp`]).
+struct PoolBnSumsOp {
+    k: usize,
+    bn: PoolBn,
+}
+
+impl CustomOp2 for PoolBnSumsOp {
+    fn name(&self) -> &'static str {
+        "fast-bn-pool-relu-sums"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "batch norm + pool backward")?;
+        let dz = f32_slice(s2, l2, "batch norm + pool backward")?;
+        let k = self.k;
+        let d = l1.dims();
+        let (_, h, w, oh, ow) = pool_geom(d, k)?;
+        let (n, c) = (d[0], d[1]);
+        if l2.dims() != [n, c, oh, ow] || self.bn.mean.len() != c {
+            bail!(
+                "batch norm + pool backward: dy {:?} does not match x {d:?}",
+                l2.dims()
+            );
+        }
+        let bn = &self.bn;
+        let sums = bn_channel_sums(n, c, |i, ch| {
+            let xp = &x[(i * c + ch) * h * w..][..h * w];
+            let dzp = &dz[(i * c + ch) * oh * ow..][..oh * ow];
+            let (a, b) = (bn.a[ch], bn.b[ch]);
+            let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
+            let (mut s0, mut s1) = (0f32, 0f32);
+            for_each_routed(
+                xp,
+                dzp,
+                w,
+                k,
+                oh,
+                ow,
+                move |v| v * a + b,
+                |idx, g| {
+                    s0 += g;
+                    s1 += g * ((xp[idx] - mu) * is);
+                },
+            );
+            [s0 as f64, s1 as f64]
+        });
+        let mut out = Vec::with_capacity(2 * c);
+        out.extend(sums.iter().map(|v| v[0] as f32));
+        out.extend(sums.iter().map(|v| v[1] as f32));
+        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+    }
+}
+
+/// Fused batch norm (train or eval statistics) + max-pool + ReLU op: (x, gamma, beta) → z.
+struct BnPoolReluOp {
+    k: usize,
+    bn: PoolBn,
+}
+
+impl CustomOp3 for BnPoolReluOp {
+    fn name(&self) -> &'static str {
+        "fast-bn-pool-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        _s2: &CpuStorage,
+        _l2: &Layout,
+        _s3: &CpuStorage,
+        _l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        // gamma and beta are already folded into `bn.a` / `bn.b`; they are inputs only so that
+        // the graph routes their gradients.
+        let x = f32_slice(s1, l1, "batch norm + pool")?;
+        let d = l1.dims();
+        if d.len() != 4 || self.bn.a.len() != d[1] {
+            bail!(
+                "batch norm + pool: input must be (N, C, H, W) with C = {}, got {d:?}",
+                self.bn.a.len()
+            );
+        }
+        let y = pool_relu_fwd(x, d, self.k, Some((&self.bn.a, &self.bn.b)))?;
+        let (_, _, _, oh, ow) = pool_geom(d, self.k)?;
+        Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        dz: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dz = dz.contiguous()?;
+        let sums = x.apply_op2_no_bwd(
+            &dz,
+            &PoolBnSumsOp {
+                k: self.k,
+                bn: self.bn.clone(),
+            },
+        )?;
+        let dbeta = sums.get(0)?;
+        let dgamma = sums.get(1)?;
+        let dx = if x.track_op() {
+            let op = PoolReluBwdOp {
+                k: self.k,
+                bn: Some(self.bn.clone()),
+                sums: if self.bn.train {
+                    Some((dbeta.to_vec1::<f32>()?, dgamma.to_vec1::<f32>()?))
+                } else {
+                    None
+                },
+            };
+            Some(x.apply_op2_no_bwd(&dz, &op)?)
+        } else {
+            None
+        };
+        Ok((dx, Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// Folds batch-norm statistics and affine parameters into [`PoolBn`].
+fn pool_bn(
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    gamma: &Tensor,
+    beta: &Tensor,
+    train: bool,
+) -> Result<PoolBn> {
+    let g = gamma.detach().to_vec1::<f32>()?;
+    let bt = beta.detach().to_vec1::<f32>()?;
+    let a: Vec<f32> = invstd.iter().zip(&g).map(|(&is, &g)| is * g).collect();
+    let b = bt
+        .iter()
+        .zip(&mean)
+        .zip(&a)
+        .map(|((&bt, &m), &a)| bt - m * a)
+        .collect();
+    Ok(PoolBn {
+        mean,
+        invstd,
+        a,
+        b,
+        train,
+    })
+}
+
+/// `relu(max_pool2d(x, k))` as one op: one pass forward (no intermediate tensor) and one pass
+/// backward (each window's gradient goes to its first maximum when that maximum is > 0), so one
+/// graph node instead of two. Same values and gradients as [`max_pool2d`] followed by [`relu`]
+/// (or [`relu`] followed by [`max_pool2d`]). NCHW f32 on CPU; falls back to candle's ops on
+/// other devices; errors on non-f32 dtypes and bad shapes.
+pub fn max_pool2d_relu(x: &Tensor, k: usize) -> Result<Tensor> {
+    check_f32(x, "input", "max_pool2d_relu")?;
+    pool_geom(x.dims(), k)?;
+    if !x.device().is_cpu() {
+        return x.max_pool2d(k)?.relu();
+    }
+    x.contiguous()?.apply_op1(PoolReluOp { k })
+}
+
+/// Training-mode batch norm, max-pool (kernel = stride = `k`) and ReLU fused into one op:
+/// returns `(relu(max_pool2d(batch_norm_train(x).0, k)), batch_mean, batch_biased_var)`.
+///
+/// Same values as [`batch_norm_train`] → [`max_pool2d`] → [`relu`] (bit-identical forward;
+/// gradients equal up to float summation order), but the full-size normalized tensor is never
+/// stored and its gradient never formed: the backward pushes the pooled gradient straight
+/// through the batch norm (one reduction pass and one pass writing dx). `x: (N, C, H, W)`,
+/// `gamma`, `beta`: `(C,)`. On a non-CPU device this falls back to the unfused ops. Errors on
+/// non-f32 dtypes and bad shapes.
+pub fn batch_norm_train_pool_relu(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    k: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    pool_geom(x.dims(), k)?;
+    if !x.device().is_cpu() {
+        let (y, m, v) = batch_norm_train(x, gamma, beta, eps)?;
+        return Ok((relu(&max_pool2d(&y, k)?)?, m, v));
+    }
+    check_f32(x, "input", "batch_norm_train")?;
+    check_f32(gamma, "gamma", "batch_norm_train")?;
+    check_f32(beta, "beta", "batch_norm_train")?;
+    let (_, c, _) = bn_geom(x.dims())?;
+    if gamma.dims() != [c] || beta.dims() != [c] {
+        bail!(
+            "batch_norm_train: gamma {:?} and beta {:?} must be ({c},)",
+            gamma.dims(),
+            beta.dims()
+        );
+    }
+    if eps.is_nan() || eps < 0.0 {
+        bail!("batch_norm_train: eps must be ≥ 0, got {eps}");
+    }
+    let x = x.contiguous()?;
+    let stats = x.apply_op1_no_bwd(&BnStatsOp)?;
+    let mean = stats.get(0)?;
+    let var = stats.get(1)?;
+    let invstd = var
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+        .collect();
+    let bn = pool_bn(mean.to_vec1::<f32>()?, invstd, gamma, beta, true)?;
+    let z = x.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        BnPoolReluOp { k, bn },
+    )?;
+    Ok((z, mean, var))
+}
+
+/// Eval-mode batch norm (running statistics), max-pool (kernel = stride = `k`) and ReLU as one
+/// op: `relu(max_pool2d(batch_norm_eval(x, ...), k))` in a single pass over `x`, without the
+/// full-size intermediate. Differentiable (statistics are constants). Same arguments and errors
+/// as [`batch_norm_eval`] plus `k`; falls back to the unfused ops on other devices.
+pub fn batch_norm_eval_pool_relu(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+    k: usize,
+) -> Result<Tensor> {
+    pool_geom(x.dims(), k)?;
+    if !x.device().is_cpu() {
+        let y = batch_norm_eval(x, gamma, beta, running_mean, running_var, eps)?;
+        return relu(&max_pool2d(&y, k)?);
+    }
+    let (_, c, _) = bn_geom(x.dims())?;
+    for (t, name) in [
+        (x, "input"),
+        (gamma, "gamma"),
+        (beta, "beta"),
+        (running_mean, "running_mean"),
+        (running_var, "running_var"),
+    ] {
+        check_f32(t, name, "batch_norm_eval")?;
+        if name != "input" && t.dims() != [c] {
+            bail!("batch_norm_eval: {name} {:?} must be ({c},)", t.dims());
+        }
+    }
+    if eps.is_nan() || eps < 0.0 {
+        bail!("batch_norm_eval: eps must be ≥ 0, got {eps}");
+    }
+    let mean = running_mean.detach().to_vec1::<f32>()?;
+    let invstd = running_var
+        .detach()
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+        .collect();
+    let bn = pool_bn(mean, invstd, gamma, beta, false)?;
+    x.contiguous()?.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        BnPoolReluOp { k, bn },
+    )
+}
+
 /// Device-agnostic fallback of [`batch_norm_train`] built from generic candle ops.
 fn batch_norm_train_generic(
     x: &Tensor,
@@ -1702,6 +2317,166 @@ mod tests {
                 .unwrap()
                 .install(|| run_stack(41));
             assert!(got == reference, "results differ with {t} threads");
+        }
+    }
+
+    /// Loss Σ z·r and the gradients of x, gamma, beta for one z.
+    fn grads3(z: &Tensor, r: &Tensor, vs: [&Var; 3]) -> Vec<Tensor> {
+        let g = (z * r).unwrap().sum_all().unwrap().backward().unwrap();
+        vs.iter().map(|v| g.get(v).unwrap().clone()).collect()
+    }
+
+    #[test]
+    fn conv_chunked_matches_candle() {
+        // Small maps so that several images share one GEMM (conv_chunk > 1), with a batch that
+        // is not a multiple of the chunk.
+        check_conv(12, (23, 3, 7, 7), 5, 3, 1);
+        check_conv(13, (13, 2, 4, 5), 3, 3, 1);
+        check_conv(14, (9, 4, 3, 3), 6, 3, 0);
+        assert!(conv_chunk(49) > 1 && conv_chunk(784) == 1);
+    }
+
+    #[test]
+    fn pool_relu_matches_unfused() {
+        for (seed, dims, k) in [
+            (81u64, [2usize, 3, 8, 8], 2usize),
+            (82, [3, 2, 7, 9], 2),
+            (83, [2, 2, 9, 7], 3),
+            (84, [1, 3, 5, 5], 1),
+        ] {
+            let mut rng = Rng(seed);
+            let x = Var::from_tensor(&rng.tensor(&dims)).unwrap();
+            let ours = max_pool2d_relu(&x, k).unwrap();
+            let theirs = relu(&max_pool2d(&x, k).unwrap()).unwrap();
+            assert_eq!(bits(&ours), bits(&theirs), "pool+relu fwd {dims:?}");
+            let r = rng.tensor(ours.dims());
+            let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&theirs * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            assert_eq!(
+                bits(g1.get(&x).unwrap()),
+                bits(g2.get(&x).unwrap()),
+                "pool+relu dx"
+            );
+        }
+        // NaN propagates through the fused op like through the unfused ones.
+        let x =
+            Tensor::from_vec(vec![1f32, f32::NAN, -3., 0.5], (1, 1, 2, 2), &Device::Cpu).unwrap();
+        assert!(max_pool2d_relu(&x, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[0]
+            .is_nan());
+        assert!(max_pool2d_relu(&x, 0).is_err());
+        assert!(max_pool2d_relu(&x.to_dtype(DType::F64).unwrap(), 2).is_err());
+    }
+
+    #[test]
+    fn bn_pool_relu_matches_unfused() {
+        for (seed, dims, k) in [
+            (91u64, [5usize, 3, 8, 8], 2usize),
+            (92, [19, 2, 7, 9], 2), // odd sizes: rows/cols outside every window
+            (93, [4, 3, 9, 7], 3),
+            (94, [3, 2, 4, 4], 1),
+        ] {
+            let mut rng = Rng(seed);
+            let x = Var::from_tensor(&(rng.tensor(&dims) * 2.0).unwrap().affine(1.0, 0.3).unwrap())
+                .unwrap();
+            let c = dims[1];
+            // Negative gammas flip which element of a window is maximal.
+            let gamma = Var::from_tensor(&rng.tensor(&[c])).unwrap();
+            let beta = Var::from_tensor(&rng.tensor(&[c])).unwrap();
+            let (z, m, v) = batch_norm_train_pool_relu(&x, &gamma, &beta, 1e-5, k).unwrap();
+            let (y, m2, v2) = batch_norm_train(&x, &gamma, &beta, 1e-5).unwrap();
+            let zr = relu(&max_pool2d(&y, k).unwrap()).unwrap();
+            assert_eq!(bits(&z), bits(&zr), "bn+pool+relu fwd {dims:?}");
+            assert_eq!(bits(&m), bits(&m2));
+            assert_eq!(bits(&v), bits(&v2));
+            let r = rng.tensor(z.dims());
+            let ga = grads3(&z, &r, [&x, &gamma, &beta]);
+            let gb = grads3(&zr, &r, [&x, &gamma, &beta]);
+            for (a, b) in ga.iter().zip(&gb) {
+                let (a, b) = (
+                    a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                );
+                for (p, q) in a.iter().zip(&b) {
+                    assert!(
+                        (p - q).abs() <= 1e-4 * q.abs().max(1.0),
+                        "bn+pool+relu grad {dims:?}: {p} vs {q}"
+                    );
+                }
+            }
+            // Eval mode: bit-identical forward, gradients as the unfused composition.
+            let rm = rng.tensor(&[c]);
+            let rv = rng.tensor(&[c]).abs().unwrap().affine(1.0, 0.2).unwrap();
+            let ze = batch_norm_eval_pool_relu(&x, &gamma, &beta, &rm, &rv, 1e-5, k).unwrap();
+            let zer = relu(
+                &max_pool2d(
+                    &batch_norm_eval(&x, &gamma, &beta, &rm, &rv, 1e-5).unwrap(),
+                    k,
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(bits(&ze), bits(&zer), "bn eval+pool+relu fwd {dims:?}");
+            let ga = grads3(&ze, &r, [&x, &gamma, &beta]);
+            let gb = grads3(&zer, &r, [&x, &gamma, &beta]);
+            for (a, b) in ga.iter().zip(&gb) {
+                assert_close(a, b, "bn eval+pool+relu grad");
+            }
+        }
+        let mut rng = Rng(95);
+        let x = rng.tensor(&[2, 3, 4, 4]);
+        let g = rng.tensor(&[3]);
+        assert!(batch_norm_train_pool_relu(&x, &rng.tensor(&[4]), &g, 1e-5, 2).is_err());
+        assert!(batch_norm_train_pool_relu(&x, &g, &g, 1e-5, 5).is_err());
+        assert!(
+            batch_norm_train_pool_relu(&x.to_dtype(DType::F64).unwrap(), &g, &g, 1e-5, 2).is_err()
+        );
+        assert!(batch_norm_eval_pool_relu(&x, &g, &g, &g, &rng.tensor(&[2]), 1e-5, 2).is_err());
+    }
+
+    /// As run_stack, with the fused ops and chunked convolutions.
+    fn run_fused_stack(seed: u64) -> Vec<Vec<u32>> {
+        let mut rng = Rng(seed);
+        let x = Var::from_tensor(&rng.tensor(&[21, 3, 12, 10])).unwrap();
+        let w1 = Var::from_tensor(&rng.tensor(&[6, 3, 3, 3])).unwrap();
+        let w2 = Var::from_tensor(&rng.tensor(&[5, 6, 3, 3])).unwrap();
+        let gamma = Var::from_tensor(&rng.tensor(&[6])).unwrap();
+        let beta = Var::from_tensor(&rng.tensor(&[6])).unwrap();
+        let h = conv2d(&x, &w1, 1, true).unwrap();
+        let (h, m, v) = batch_norm_train_pool_relu(&h, &gamma, &beta, 1e-5, 2).unwrap();
+        let y = max_pool2d_relu(&conv2d(&h, &w2, 1, true).unwrap(), 2).unwrap();
+        let r = rng.tensor(y.dims());
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![bits(&y), bits(&m), bits(&v)];
+        for var in [&x, &w1, &w2, &gamma, &beta] {
+            out.push(bits(g.get(var).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn fused_deterministic_across_thread_counts() {
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        let reference = pool(1).install(|| run_fused_stack(42));
+        for t in [2, 3, 8] {
+            assert!(
+                pool(t).install(|| run_fused_stack(42)) == reference,
+                "fused results differ with {t} threads"
+            );
         }
     }
 

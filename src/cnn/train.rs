@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Tensor, D};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +59,7 @@ pub(crate) fn loss_fn(
                 .map(|&l| class_weights[l as usize])
                 .collect();
             let total: f32 = w.iter().sum();
-            let w = Tensor::from_vec(w, label_values.len(), &Device::Cpu).map_err(&e)?;
+            let w = Tensor::from_vec(w, label_values.len(), &super::device()).map_err(&e)?;
             (lpt.mul(&w).map_err(&e)?.sum_all().map_err(&e)? / (-(total as f64))).map_err(&e)
         }
         Loss::Focal { gamma, alpha } => {
@@ -169,7 +169,7 @@ fn step(net: &Net, loss: &Tensor, cfg: &CnnConfig, lr: f64, st: &mut OptState) -
                 }
             }
         }
-        let t = Tensor::from_vec(w, p.var.shape(), &Device::Cpu).map_err(&e)?;
+        let t = Tensor::from_vec(w, p.var.shape(), &super::device()).map_err(&e)?;
         p.var.set(&t).map_err(&e)?;
     }
     Ok(norm)
@@ -191,7 +191,8 @@ pub(crate) fn predict_indices(
     for chunk in indices.chunks(batch.max(1)) {
         buf.resize(chunk.len() * rows * cols, 0.0);
         prepare_batch(pixels, rows, cols, chunk, mean, std, None, &mut buf);
-        let x = Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &Device::Cpu).map_err(&e)?;
+        let x =
+            Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &super::device()).map_err(&e)?;
         let (logits, _) = net.forward(&x, None)?;
         out.extend(argmax_rows(&logits)?);
     }
@@ -214,7 +215,8 @@ pub(crate) fn proba_indices(
     for chunk in indices.chunks(batch.max(1)) {
         buf.resize(chunk.len() * rows * cols, 0.0);
         prepare_batch(pixels, rows, cols, chunk, mean, std, None, &mut buf);
-        let x = Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &Device::Cpu).map_err(&e)?;
+        let x =
+            Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &super::device()).map_err(&e)?;
         let (logits, _) = net.forward(&x, None)?;
         let p = candle_nn::ops::softmax_last_dim(&logits).map_err(&e)?;
         out.extend(p.to_vec2::<f32>().map_err(&e)?);
@@ -318,10 +320,10 @@ pub(crate) fn fit(
                 Some((cfg.seed, epoch as u64, &cfg.augment)),
                 &mut buf,
             );
-            let x =
-                Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &Device::Cpu).map_err(&e)?;
+            let x = Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &super::device())
+                .map_err(&e)?;
             let yv: Vec<u32> = chunk.iter().map(|&i| data.labels[i]).collect();
-            let y = Tensor::from_slice(&yv, chunk.len(), &Device::Cpu).map_err(&e)?;
+            let y = Tensor::from_slice(&yv, chunk.len(), &super::device()).map_err(&e)?;
             let mut drop_rng = rng_for(&[cfg.seed, 3, epoch as u64, b as u64]);
             let (logits, stats) = net.forward(&x, Some(&mut drop_rng))?;
             let loss = loss_fn(&cfg.loss, &logits, &y, &yv, &class_weights)?;
@@ -491,8 +493,8 @@ pub fn bench(
         prepare_batch(&data.pixels, rows, cols, &idx, mean, std, None, &mut buf);
         let yv: Vec<u32> = idx.iter().map(|&i| data.labels[i]).collect();
         let t = Instant::now();
-        let x = Tensor::from_slice(&buf, (batch, 1, rows, cols), &Device::Cpu).map_err(&e)?;
-        let y = Tensor::from_slice(&yv, batch, &Device::Cpu).map_err(&e)?;
+        let x = Tensor::from_slice(&buf, (batch, 1, rows, cols), &super::device()).map_err(&e)?;
+        let y = Tensor::from_slice(&yv, batch, &super::device()).map_err(&e)?;
         let mut rng = rng_for(&[cfg.seed, 3, s as u64]);
         let (logits, stats) = net.forward(&x, Some(&mut rng))?;
         let loss = loss_fn(&Loss::CrossEntropy, &logits, &y, &yv, &[])?;
@@ -507,7 +509,7 @@ pub fn bench(
     let idx: Vec<usize> = (0..infer_batch).map(|j| j % data.len()).collect();
     let mut ib = vec![0.0f32; infer_batch * rows * cols];
     prepare_batch(&data.pixels, rows, cols, &idx, mean, std, None, &mut ib);
-    let x = Tensor::from_slice(&ib, (infer_batch, 1, rows, cols), &Device::Cpu).map_err(&e)?;
+    let x = Tensor::from_slice(&ib, (infer_batch, 1, rows, cols), &super::device()).map_err(&e)?;
     let _ = net.forward(&x, None)?;
     let mut it = Vec::new();
     for _ in 0..5 {
@@ -521,7 +523,7 @@ pub fn bench(
         let x1 = Tensor::from_slice(
             &ib[(j % infer_batch) * rows * cols..(j % infer_batch + 1) * rows * cols],
             (1, 1, rows, cols),
-            &Device::Cpu,
+            &super::device(),
         )
         .map_err(&e)?;
         let t = Instant::now();
@@ -542,6 +544,7 @@ pub fn bench(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     #[test]
     fn warmup_then_cosine_to_zero() {
