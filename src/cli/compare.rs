@@ -95,9 +95,6 @@ fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
 
 /// Train and test sets, and how the test set was made.
 fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
-    if !a.data.exists() {
-        bail!("{}: no such file or folder (--data)", a.data.display());
-    }
     let opts = LoadOptions {
         resize: a.resize.as_deref().map(parse_size).transpose()?,
         skip_invalid: a.skip_invalid,
@@ -181,6 +178,11 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     }
     if a.threads == Some(0) {
         bail!("invalid --threads 0: must be at least 1");
+    }
+    for (p, flag) in [(Some(&a.data), "--data"), (a.test.as_ref(), "--test")] {
+        if let Some(p) = p.filter(|p| !p.exists()) {
+            bail!("{}: no such file or folder ({flag})", p.display());
+        }
     }
     if a.out.exists() && !a.out.is_dir() {
         bail!("{}: exists and is not a folder (--out)", a.out.display());

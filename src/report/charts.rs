@@ -80,7 +80,7 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
     }
     svg("accuracy vs training time chart", 720, 420, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Test accuracy vs training time", ("sans-serif", 20))
+            .caption("Test accuracy vs training time", ("sans-serif", 24))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(64)
@@ -88,6 +88,9 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
             .map_err(boxed)?;
         chart
             .configure_mesh()
+            .max_light_lines(2)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
             .x_desc("training time, seconds (log scale)")
             .y_desc("test accuracy")
             .x_label_formatter(&|v| {
@@ -102,8 +105,11 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
             .y_label_formatter(&|v| format!("{v:.3}"))
             .draw()
             .map_err(boxed)?;
+        let mid = (x0 * x1).sqrt();
         for (i, &(x, y, name)) in pts.iter().enumerate() {
             let c = color(i);
+            // Labels of points in the right half go to their left, so they stay inside.
+            let h = if x > mid { HPos::Right } else { HPos::Left };
             chart
                 .draw_series(std::iter::once(Circle::new((x, y), 7, c.filled())))
                 .map_err(boxed)?;
@@ -111,9 +117,9 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
                 .draw_series(std::iter::once(Text::new(
                     format!("{name} ({:.4}, {:.1} s)", y, x),
                     (x, y),
-                    TextStyle::from(("sans-serif", 14).into_font())
+                    TextStyle::from(("sans-serif", 17).into_font())
                         .color(&BLACK)
-                        .pos(Pos::new(HPos::Left, VPos::Bottom)),
+                        .pos(Pos::new(h, VPos::Bottom)),
                 )))
                 .map_err(boxed)?;
         }
@@ -126,9 +132,9 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
 pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
     let k = classes.len().max(1);
     let cell = (440 / k as u32).clamp(14, 48);
-    let left = 110;
+    let left = 130;
     let top = 48;
-    let bottom = 110;
+    let bottom = 130;
     let w = left + cell * k as u32 + 20;
     let h = top + cell * k as u32 + bottom;
     let m = &p.metrics.confusion;
@@ -136,12 +142,12 @@ pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
         root.draw(&Text::new(
             format!("{}: confusion matrix", p.name),
             ((w / 2) as i32, 8),
-            TextStyle::from(("sans-serif", 18).into_font())
+            TextStyle::from(("sans-serif", 22).into_font())
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Top)),
         ))
         .map_err(boxed)?;
-        let font = (cell as f64 * 0.32).clamp(8.0, 13.0) as u32;
+        let font = (cell as f64 * 0.4).clamp(9.0, 17.0) as u32;
         for (r, row) in m.iter().enumerate() {
             let total: usize = row.iter().sum();
             for (c, &v) in row.iter().enumerate() {
@@ -177,14 +183,14 @@ pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
             root.draw(&Text::new(
                 name.clone(),
                 (left as i32 - 6, top as i32 + mid),
-                text_style(12, HPos::Right, VPos::Center),
+                text_style(15, HPos::Right, VPos::Center),
             ))
             .map_err(boxed)?;
             root.draw(&Text::new(
                 name.clone(),
                 (left as i32 + mid, (top + cell * k as u32) as i32 + 6),
                 TextStyle::from(
-                    ("sans-serif", 12)
+                    ("sans-serif", 15)
                         .into_font()
                         .transform(FontTransform::Rotate90),
                 )
@@ -196,7 +202,7 @@ pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
         root.draw(&Text::new(
             "rows: true class, columns: predicted class".to_string(),
             (8, (h - 14) as i32),
-            text_style(12, HPos::Left, VPos::Center),
+            text_style(15, HPos::Left, VPos::Center),
         ))
         .map_err(boxed)?;
         Ok(())
@@ -208,16 +214,16 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
     let classes = &r.data.class_names;
     let k = classes.len().max(1);
     let n = r.pipelines.len().max(1);
-    let (left, right, top, bottom) = (56i32, 16i32, 64i32, 100i32);
+    let (left, right, top, bottom) = (56i32, 16i32, 70i32, 120i32);
     let group = ((760 - left - right) / k as i32).max(12 * n as i32 + 8);
     let w = left + group * k as i32 + right;
-    let h = 420i32;
+    let h = 460i32;
     let plot_h = h - top - bottom;
     svg("per-class F1 chart", w as u32, h as u32, |root| {
         root.draw(&Text::new(
             "Per-class F1 on the test set".to_string(),
             (w / 2, 8),
-            TextStyle::from(("sans-serif", 20).into_font())
+            TextStyle::from(("sans-serif", 24).into_font())
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Top)),
         ))
@@ -234,14 +240,14 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
             root.draw(&Text::new(
                 format!("{v:.1}"),
                 (left - 6, y),
-                text_style(12, HPos::Right, VPos::Center),
+                text_style(15, HPos::Right, VPos::Center),
             ))
             .map_err(boxed)?;
         }
         root.draw(&Text::new(
             "F1".to_string(),
             (14, top + plot_h / 2),
-            TextStyle::from(("sans-serif", 14).into_font().transform(FontTransform::Rotate270))
+            TextStyle::from(("sans-serif", 17).into_font().transform(FontTransform::Rotate270))
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Center)),
         ))
@@ -261,7 +267,7 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
             root.draw(&Text::new(
                 name.clone(),
                 (left + ci as i32 * group + group / 2, y_of(0.0) + 6),
-                TextStyle::from(("sans-serif", 12).into_font().transform(FontTransform::Rotate90))
+                TextStyle::from(("sans-serif", 15).into_font().transform(FontTransform::Rotate90))
                     .color(&BLACK)
                     .pos(Pos::new(HPos::Left, VPos::Center)),
             ))
@@ -278,8 +284,8 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
             root.draw(&Rectangle::new([(x, 38), (x + 14, 52)], color(pi).filled()))
                 .map_err(boxed)?;
             let label = format!("{} (macro-F1 {:.4})", p.name, p.macro_f1);
-            let width = 30 + 7 * label.chars().count() as i32;
-            root.draw(&Text::new(label, (x + 20, 45), text_style(13, HPos::Left, VPos::Center)))
+            let width = 36 + 8 * label.chars().count() as i32;
+            root.draw(&Text::new(label, (x + 20, 45), text_style(16, HPos::Left, VPos::Center)))
                 .map_err(boxed)?;
             x += width;
         }
