@@ -106,22 +106,40 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
             .draw()
             .map_err(boxed)?;
         let mid = (x0 * x1).sqrt();
+        // Points first, then labels in pixel space, moved down a line where they would
+        // overlap an earlier one (close pipelines otherwise print on top of each other).
+        let mut labels = Vec::new();
         for (i, &(x, y, name)) in pts.iter().enumerate() {
-            let c = color(i);
+            chart
+                .draw_series(std::iter::once(Circle::new((x, y), 7, color(i).filled())))
+                .map_err(boxed)?;
+            let (px, py) = chart.backend_coord(&(x, y));
             // Labels of points in the right half go to their left, so they stay inside.
             let h = if x > mid { HPos::Right } else { HPos::Left };
-            chart
-                .draw_series(std::iter::once(Circle::new((x, y), 7, c.filled())))
-                .map_err(boxed)?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!("{name} ({:.4}, {:.1} s)", y, x),
-                    (x, y),
-                    TextStyle::from(("sans-serif", 17).into_font())
-                        .color(&BLACK)
-                        .pos(Pos::new(h, VPos::Bottom)),
-                )))
-                .map_err(boxed)?;
+            let dx = if x > mid { -10 } else { 10 };
+            labels.push((px + dx, py, h, format!("{name} ({y:.4}, {x:.1} s)"), color(i)));
+        }
+        labels.sort_by_key(|l| l.1);
+        let mut placed: Vec<(i32, i32, i32)> = Vec::new(); // (left, right, y)
+        for (lx, py, h, text, ink) in labels {
+            let w = 9 * text.chars().count() as i32;
+            let (l, r) = if matches!(h, HPos::Left) { (lx, lx + w) } else { (lx - w, lx) };
+            let mut ly = py;
+            while placed
+                .iter()
+                .any(|&(pl, pr, y)| pl < r && l < pr && (y - ly).abs() < 20)
+            {
+                ly += 20;
+            }
+            placed.push((l, r, ly));
+            root.draw(&Text::new(
+                text,
+                (lx, ly),
+                TextStyle::from(("sans-serif", 17).into_font())
+                    .color(&ink)
+                    .pos(Pos::new(h, VPos::Center)),
+            ))
+            .map_err(boxed)?;
         }
         Ok(())
     })
