@@ -196,7 +196,8 @@ pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .gallery{display:flex;flex-wrap:wrap;gap:.6em}.tile{margin:0;text-align:center;font-size:.8em}
 .tile img{image-rendering:pixelated;border:1px solid #ccc;margin:1px}.muted{color:#666;font-size:.9em}";
 
-/// The whole page.
+/// The whole page (`test` is the test set the report was made on: the gallery and the HOG
+/// pictures show its images).
 pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
     let d = &r.data;
     let mut o = String::new();
@@ -279,7 +280,13 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
         esc(&d.class_names.join(", "))
     );
     let _ = writeln!(o, "<h2 id=\"hog\">HOG visualisations</h2>");
-    o.push_str(&hog_figures(r, test)?);
+    match hog_figures(r, test) {
+        Ok(figs) => o.push_str(&figs),
+        // A picture that cannot be drawn (odd image sizes) is no reason to lose the report.
+        Err(e) => {
+            let _ = writeln!(o, "<p>No HOG pictures: {}</p>", esc(&e.to_string()));
+        }
+    }
     for (i, p) in r.pipelines.iter().enumerate() {
         pipeline_section(&mut o, p, i, r, test)?;
     }

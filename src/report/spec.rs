@@ -259,16 +259,11 @@ pub fn pipelines(classical: &[String], cnn: &[String], seed: u64) -> Result<Vec<
     }
     for s in classical.iter().filter(|s| !is_none(s)) {
         let (name, config) = if s == "default" {
-            (Some(DEFAULT_CLASSICAL_NAME.to_string()), ClassicalConfig::default())
+            // The default configuration, seeded like a spec (its only seeded stage is the SVM).
+            let (_, c) = classical_from_spec("", seed)?;
+            (Some(DEFAULT_CLASSICAL_NAME.to_string()), c)
         } else {
             classical_from_spec(s, seed)?
-        };
-        let config = {
-            let mut c = config;
-            if s == "default" {
-                c.svm.seed = seed;
-            }
-            c
         };
         out.push(PipelineSpec {
             name: name.unwrap_or_else(|| format!("{DEFAULT_CLASSICAL_NAME}[{s}]")),
