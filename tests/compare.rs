@@ -86,10 +86,15 @@ fn expected_cells(p: &Value) -> Vec<String> {
 
 /// Numbers shown must also be the JSON's within half a unit of their last digit.
 fn assert_close(shown: &str, exact: f64, what: &str) {
-    let v: f64 = shown.parse().unwrap_or_else(|_| panic!("{what}: `{shown}` is not a number"));
+    let v: f64 = shown
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: `{shown}` is not a number"));
     let decimals = shown.split_once('.').map_or(0, |(_, d)| d.len());
     let half = 0.5 * 10f64.powi(-(decimals as i32)) + 1e-12;
-    assert!((v - exact).abs() <= half, "{what}: shown {shown}, json {exact}");
+    assert!(
+        (v - exact).abs() <= half,
+        "{what}: shown {shown}, json {exact}"
+    );
 }
 
 /// Rows of the console table: (name, kind, numbers...) split on whitespace; names have none.
@@ -105,7 +110,9 @@ fn console_rows(out: &str) -> Vec<Vec<String>> {
 
 /// Rows of the first Markdown table after `heading`.
 fn md_table_after(md: &str, heading: &str) -> Vec<Vec<String>> {
-    let start = md.find(heading).unwrap_or_else(|| panic!("{heading} not in report.md"));
+    let start = md
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} not in report.md"));
     md[start..]
         .lines()
         .skip_while(|l| !l.starts_with('|'))
@@ -128,8 +135,16 @@ fn check_summary_numbers(rows: &[Vec<String>], report: &Value, source: &str) {
         assert_eq!(row, &want, "{source}");
         assert_close(&row[2], p["accuracy"].as_f64().unwrap(), "accuracy");
         assert_close(&row[3], p["macro_f1"].as_f64().unwrap(), "macro-F1");
-        assert_close(&row[4], p["training"]["seconds"].as_f64().unwrap(), "train s");
-        assert_close(&row[6], p["inference"]["latency_ms_median"].as_f64().unwrap(), "latency");
+        assert_close(
+            &row[4],
+            p["training"]["seconds"].as_f64().unwrap(),
+            "train s",
+        );
+        assert_close(
+            &row[6],
+            p["inference"]["latency_ms_median"].as_f64().unwrap(),
+            "latency",
+        );
     }
 }
 
@@ -195,7 +210,10 @@ fn compare_writes_three_files_whose_numbers_agree() {
     assert_eq!(report["data"]["train"]["images"], 300);
     let pipelines = report["pipelines"].as_array().unwrap();
     assert_eq!(pipelines.len(), 3);
-    let kinds: Vec<&str> = pipelines.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = pipelines
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["classical", "classical", "cnn"]);
     for p in pipelines {
         assert_eq!(p["test_fingerprint"], sha.as_str(), "{}", p["name"]);
@@ -246,7 +264,10 @@ fn compare_writes_three_files_whose_numbers_agree() {
         let heading = format!("## {} (", p["name"].as_str().unwrap());
         let section = &md[md.find(&heading).unwrap()..];
         let rows = md_table_after(section, "### Per class");
-        for (row, c) in rows.iter().zip(p["metrics"]["per_class"].as_array().unwrap()) {
+        for (row, c) in rows
+            .iter()
+            .zip(p["metrics"]["per_class"].as_array().unwrap())
+        {
             assert_eq!(row[0], c["name"].as_str().unwrap());
             assert_eq!(row[3], format!("{:.4}", c["f1"].as_f64().unwrap()));
         }
@@ -273,16 +294,32 @@ fn compare_writes_three_files_whose_numbers_agree() {
         "hog-samples",
         "gallery-0",
     ] {
-        assert!(html.contains(&format!("id=\"{id}\"")), "{id} missing from report.html");
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "{id} missing from report.html"
+        );
     }
-    for bad in ["src=\"http", "href=\"http", "<script", "<link", "@import", "url("] {
+    for bad in [
+        "src=\"http",
+        "href=\"http",
+        "<script",
+        "<link",
+        "@import",
+        "url(",
+    ] {
         assert!(!html.contains(bad), "report.html contains {bad}");
     }
     assert!(html.matches("<svg").count() >= 5);
     assert!(html.contains("data:image/png;base64,"));
     // plotters drew the labels as SVG text.
-    assert!(html.contains("\nhog4-pca (macro-F1 "), "pipeline label not drawn");
-    assert!(html.contains("\nAnkle boot\n</text>"), "class label not drawn");
+    assert!(
+        html.contains("\nhog4-pca (macro-F1 "),
+        "pipeline label not drawn"
+    );
+    assert!(
+        html.contains("\nAnkle boot\n</text>"),
+        "class label not drawn"
+    );
 }
 
 #[test]
@@ -295,11 +332,21 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for key in ["schema_version", "generator", "run", "data", "pipelines", "notes"] {
+    for key in [
+        "schema_version",
+        "generator",
+        "run",
+        "data",
+        "pipelines",
+        "notes",
+    ] {
         assert!(props.contains_key(key), "schema lacks {key}");
         assert!(required.contains(&key), "schema does not require {key}");
     }
-    assert_eq!(s["properties"]["schema_version"]["const"], hogsvm::report::SCHEMA_VERSION);
+    assert_eq!(
+        s["properties"]["schema_version"]["const"],
+        hogsvm::report::SCHEMA_VERSION
+    );
     // Every top-level key of a real report is in the schema (and the other way round).
     let dir = tempfile::tempdir().unwrap();
     let o = run(&[
@@ -320,10 +367,9 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
         "3",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("report.json")).unwrap(),
-    )
-    .unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
     let keys: Vec<&String> = report.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), props.len());
     for k in keys {
@@ -360,7 +406,10 @@ fn image_folder_with_test_split_grid_and_pipelines_file() {
     let data = dir.path().join("shapes");
     for (c, class) in ["alpha", "beta", "gamma"].iter().enumerate() {
         for i in 0..12 {
-            png(&data.join(class).join(format!("{i}.png")), (c * 100 + i * (c + 1)) as u32);
+            png(
+                &data.join(class).join(format!("{i}.png")),
+                (c * 100 + i * (c + 1)) as u32,
+            );
         }
     }
     let cfg = dir.path().join("pipelines.toml");
@@ -405,9 +454,15 @@ fn image_folder_with_test_split_grid_and_pipelines_file() {
     assert_eq!(p["test_fingerprint"], report["data"]["test"]["sha256"]);
     let g = &p["grid"];
     assert_eq!(g["folds"], 2);
-    assert_eq!(g["train_images"], 27, "the search sees the training split only");
+    assert_eq!(
+        g["train_images"], 27,
+        "the search sees the training split only"
+    );
     assert_eq!(g["rows"].as_array().unwrap().len(), 4);
-    let chosen = (g["chosen_cell"].as_u64().unwrap(), g["chosen_c"].as_f64().unwrap());
+    let chosen = (
+        g["chosen_cell"].as_u64().unwrap(),
+        g["chosen_c"].as_f64().unwrap(),
+    );
     let best = g["rows"]
         .as_array()
         .unwrap()
@@ -436,7 +491,14 @@ fn compare_errors_are_one_line_with_exit_code_2() {
     let f = fixtures();
     let data = f.to_str().unwrap();
     let o = run(&[
-        "compare", "--data", data, "--classical", "none", "--cnn", "none", "--out",
+        "compare",
+        "--data",
+        data,
+        "--classical",
+        "none",
+        "--cnn",
+        "none",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert_clean_error(&o, "nothing to compare");
@@ -448,23 +510,69 @@ fn compare_errors_are_one_line_with_exit_code_2() {
     assert_clean_error(&o, "not a folder");
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
     // Bad specs name the key.
-    let o = run(&["compare", "--data", data, "--classical", "colour=red", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--classical",
+        "colour=red",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, "colour");
-    let o = run(&["compare", "--data", data, "--cnn", "channels=0", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--cnn",
+        "channels=0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, "channels");
     let o = run(&[
-        "compare", "--data", data, "--classical", "name=x", "--classical", "name=x,cell=4",
-        "--out", out.to_str().unwrap(),
+        "compare",
+        "--data",
+        data,
+        "--classical",
+        "name=x",
+        "--classical",
+        "name=x,cell=4",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert_clean_error(&o, "same name");
     // Missing data, a folder without a test set, a bad pipelines file.
-    let o = run(&["compare", "--data", "/nonexistent/data", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "compare",
+        "--data",
+        "/nonexistent/data",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, "/nonexistent/data");
     let cfg = dir.path().join("p.json");
     std::fs::write(&cfg, "{\"svm\": 1}").unwrap();
-    let o = run(&["compare", "--data", data, "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, "p.json");
-    let o = run(&["compare", "--data", data, "--cnn", "none", "--classical", "none", "--grid"]);
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--cnn",
+        "none",
+        "--classical",
+        "none",
+        "--grid",
+    ]);
     assert_clean_error(&o, "nothing to compare");
     assert!(!out.exists());
 }

@@ -56,7 +56,12 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 3, requires = "grid")]
     grid_folds: usize,
     /// Values of C for --grid, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1", requires = "grid")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.01,0.1,1",
+        requires = "grid"
+    )]
     grid_c: Vec<f64>,
     /// HOG cell sizes for --grid, comma-separated [default: the pipeline's own].
     #[arg(long, value_delimiter = ',', requires = "grid")]
@@ -115,7 +120,10 @@ fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
         return Ok((
             tr,
             te,
-            format!("--test-split {f}: stratified hold-out of --data, seed {}", a.seed),
+            format!(
+                "--test-split {f}: stratified hold-out of --data, seed {}",
+                a.seed
+            ),
         ));
     }
     if a.data.is_dir() && data::is_standard_split(&a.data) {
@@ -126,7 +134,11 @@ fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
                 ..opts
             },
         )?;
-        return Ok((train, test, "standard split (the t10k-* files of --data)".into()));
+        return Ok((
+            train,
+            test,
+            "standard split (the t10k-* files of --data)".into(),
+        ));
     }
     bail!(
         "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with train-* and \
@@ -271,7 +283,9 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
                 .into(),
         );
     } else {
-        notes.push("Peak memory was not measured: it needs Linux >= 4.0 (/proc/self/clear_refs).".into());
+        notes.push(
+            "Peak memory was not measured: it needs Linux >= 4.0 (/proc/self/clear_refs).".into(),
+        );
     }
     if a.grid {
         notes.push("Training time of a pipeline searched with --grid is the refit on the whole training split; the search's own time is in its grid table.".into());

@@ -34,7 +34,9 @@ fn err(what: &str) -> impl Fn(Box<dyn std::fmt::Display>) -> Error + '_ {
 /// Draw on a `w x h` SVG canvas with `f`; return the `<svg>` text.
 fn svg<F>(what: &str, w: u32, h: u32, f: F) -> Result<String>
 where
-    F: FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), Box<dyn std::fmt::Display>>,
+    F: FnOnce(
+        &DrawingArea<SVGBackend<'_>, Shift>,
+    ) -> std::result::Result<(), Box<dyn std::fmt::Display>>,
 {
     let mut s = String::new();
     {
@@ -117,13 +119,23 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
             // Labels of points in the right half go to their left, so they stay inside.
             let h = if x > mid { HPos::Right } else { HPos::Left };
             let dx = if x > mid { -10 } else { 10 };
-            labels.push((px + dx, py, h, format!("{name} ({y:.4}, {x:.1} s)"), color(i)));
+            labels.push((
+                px + dx,
+                py,
+                h,
+                format!("{name} ({y:.4}, {x:.1} s)"),
+                color(i),
+            ));
         }
         labels.sort_by_key(|l| l.1);
         let mut placed: Vec<(i32, i32, i32)> = Vec::new(); // (left, right, y)
         for (lx, py, h, text, ink) in labels {
             let w = 9 * text.chars().count() as i32;
-            let (l, r) = if matches!(h, HPos::Left) { (lx, lx + w) } else { (lx - w, lx) };
+            let (l, r) = if matches!(h, HPos::Left) {
+                (lx, lx + w)
+            } else {
+                (lx - w, lx)
+            };
             let mut ly = py;
             while placed
                 .iter()
@@ -169,7 +181,11 @@ pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
         for (r, row) in m.iter().enumerate() {
             let total: usize = row.iter().sum();
             for (c, &v) in row.iter().enumerate() {
-                let share = if total > 0 { v as f64 / total as f64 } else { 0.0 };
+                let share = if total > 0 {
+                    v as f64 / total as f64
+                } else {
+                    0.0
+                };
                 // White to dark blue.
                 let mix = |lo: f64, hi: f64| (lo + (hi - lo) * share).round() as u8;
                 let fill = RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0));
@@ -265,9 +281,13 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
         root.draw(&Text::new(
             "F1".to_string(),
             (14, top + plot_h / 2),
-            TextStyle::from(("sans-serif", 17).into_font().transform(FontTransform::Rotate270))
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Center)),
+            TextStyle::from(
+                ("sans-serif", 17)
+                    .into_font()
+                    .transform(FontTransform::Rotate270),
+            )
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Center)),
         ))
         .map_err(boxed)?;
         let bar = ((group - 8) / n as i32).max(2);
@@ -285,9 +305,13 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
             root.draw(&Text::new(
                 name.clone(),
                 (left + ci as i32 * group + group / 2, y_of(0.0) + 6),
-                TextStyle::from(("sans-serif", 15).into_font().transform(FontTransform::Rotate90))
-                    .color(&BLACK)
-                    .pos(Pos::new(HPos::Left, VPos::Center)),
+                TextStyle::from(
+                    ("sans-serif", 15)
+                        .into_font()
+                        .transform(FontTransform::Rotate90),
+                )
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
             ))
             .map_err(boxed)?;
         }
@@ -303,8 +327,12 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
                 .map_err(boxed)?;
             let label = format!("{} (macro-F1 {:.4})", p.name, p.macro_f1);
             let width = 36 + 8 * label.chars().count() as i32;
-            root.draw(&Text::new(label, (x + 20, 45), text_style(16, HPos::Left, VPos::Center)))
-                .map_err(boxed)?;
+            root.draw(&Text::new(
+                label,
+                (x + 20, 45),
+                text_style(16, HPos::Left, VPos::Center),
+            ))
+            .map_err(boxed)?;
             x += width;
         }
         Ok(())

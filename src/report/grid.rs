@@ -76,7 +76,10 @@ pub fn stratified_folds(labels: &[u32], k: usize, seed: u64) -> Result<Vec<Vec<u
     if k < 2 || k > labels.len() {
         return Err(Error::param(
             "grid_folds",
-            format!("must be between 2 and the number of training images ({})", labels.len()),
+            format!(
+                "must be between 2 and the number of training images ({})",
+                labels.len()
+            ),
             k,
         ));
     }
@@ -154,10 +157,13 @@ pub fn search(
             });
         }
     }
-    let best = rows
-        .iter()
-        .enumerate()
-        .fold(0, |b, (i, r)| if r.mean_accuracy > rows[b].mean_accuracy { i } else { b });
+    let best = rows.iter().enumerate().fold(0, |b, (i, r)| {
+        if r.mean_accuracy > rows[b].mean_accuracy {
+            i
+        } else {
+            b
+        }
+    });
     let (chosen_cell, chosen_c) = (rows[best].cell, rows[best].c);
     let mut cfg = base.clone();
     cfg.hog = cfg.hog.cell(chosen_cell, chosen_cell);

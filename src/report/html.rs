@@ -89,7 +89,10 @@ fn shown_hog(r: &CompareReport) -> (HogParams, String) {
             }
         }
     }
-    (ClassicalConfig::default().hog, "default classical configuration".into())
+    (
+        ClassicalConfig::default().hog,
+        "default classical configuration".into(),
+    )
 }
 
 /// HOG pictures of the first test image of each of the first [`HOG_SAMPLES`] classes: the image
@@ -132,15 +135,29 @@ fn hog_figures(r: &CompareReport, test: &Dataset) -> Result<String> {
         );
         let vis = crate::hog::visualize::hog_image(
             &hog,
-            crate::hog::ImageRef::gray_u8(big.as_raw(), big.height() as usize, big.width() as usize)?,
+            crate::hog::ImageRef::gray_u8(
+                big.as_raw(),
+                big.height() as usize,
+                big.width() as usize,
+            )?,
         )?
         .to_gray8();
         let name = &test.class_names[test.labels[i] as usize];
         let _ = writeln!(
             o,
             "<figure class=\"tile\">{}{}<figcaption>test #{i}: {}</figcaption></figure>",
-            img_tag(&png_data_uri(&enlarge(&img, f))?, img.width() * f, img.height() * f, &format!("test image {i}")),
-            img_tag(&png_data_uri(&vis)?, vis.width(), vis.height(), &format!("HOG of test image {i}")),
+            img_tag(
+                &png_data_uri(&enlarge(&img, f))?,
+                img.width() * f,
+                img.height() * f,
+                &format!("test image {i}")
+            ),
+            img_tag(
+                &png_data_uri(&vis)?,
+                vis.width(),
+                vis.height(),
+                &format!("HOG of test image {i}")
+            ),
             esc(name)
         );
     }
@@ -247,7 +264,11 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
         charts::f1_bars(r)?
     );
     let _ = writeln!(o, "</div>");
-    let _ = writeln!(o, "<h2 id=\"reproduce\">Reproduce</h2><pre>{}</pre>", esc(&r.run.command));
+    let _ = writeln!(
+        o,
+        "<h2 id=\"reproduce\">Reproduce</h2><pre>{}</pre>",
+        esc(&r.run.command)
+    );
     let _ = writeln!(
         o,
         "<p>hogsvm {}, seed {}, {} threads, {}; started {}; data loaded in {} s; whole run {} s.</p>",
@@ -266,12 +287,20 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
             vec![
                 n.to_string(),
                 f.images.to_string(),
-                f.class_counts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "),
+                f.class_counts
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 f.sha256.clone(),
             ]
         })
         .collect();
-    o.push_str(&table(&["set", "images", "per class", "sha256"], &rows, "left"));
+    o.push_str(&table(
+        &["set", "images", "per class", "sha256"],
+        &rows,
+        "left",
+    ));
     let _ = writeln!(
         o,
         "<p>Images {}x{}; classes: {}.</p>",
@@ -348,7 +377,10 @@ fn pipeline_section(
             ]
         })
         .collect();
-    for (name, a) in [("macro avg", &m.macro_avg), ("weighted avg", &m.weighted_avg)] {
+    for (name, a) in [
+        ("macro avg", &m.macro_avg),
+        ("weighted avg", &m.weighted_avg),
+    ] {
         rows.push(vec![
             name.into(),
             render::score(a.precision),
@@ -358,7 +390,11 @@ fn pipeline_section(
         ]);
     }
     let _ = writeln!(o, "<div>");
-    o.push_str(&table(&["class", "precision", "recall", "F1", "support"], &rows, "per-class"));
+    o.push_str(&table(
+        &["class", "precision", "recall", "F1", "support"],
+        &rows,
+        "per-class",
+    ));
     let mut rows: Vec<Vec<String>> = p
         .training
         .stages
@@ -434,7 +470,11 @@ fn pipeline_section(
                 ]
             })
             .collect();
-        o.push_str(&table(&["cell", "C", "mean CV accuracy", "std", ""], &rows, "grid"));
+        o.push_str(&table(
+            &["cell", "C", "mean CV accuracy", "std", ""],
+            &rows,
+            "grid",
+        ));
     }
     let _ = writeln!(
         o,

@@ -26,10 +26,9 @@ fn status_kib(key: &str) -> Option<u64> {
 
 /// The value of `key` (e.g. `VmHWM`) in `/proc/self/status` text, in bytes.
 pub fn parse_status_kib(text: &str, key: &str) -> Option<u64> {
-    let line = text.lines().find(|l| {
-        l.split_once(':')
-            .is_some_and(|(k, _)| k.trim() == key)
-    })?;
+    let line = text
+        .lines()
+        .find(|l| l.split_once(':').is_some_and(|(k, _)| k.trim() == key))?;
     let (_, v) = line.split_once(':')?;
     let mut parts = v.split_whitespace();
     let n: u64 = parts.next()?.parse().ok()?;

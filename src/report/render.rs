@@ -118,11 +118,21 @@ pub fn console(r: &CompareReport) -> String {
 }
 
 fn md_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace('\n', " ")
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', " ")
 }
 
 fn md_table(out: &mut String, header: &[&str], rows: &[Vec<String>], right_from: usize) {
-    let _ = writeln!(out, "| {} |", header.iter().map(|h| md_escape(h)).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(
+        out,
+        "| {} |",
+        header
+            .iter()
+            .map(|h| md_escape(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     let seps: Vec<&str> = (0..header.len())
         .map(|j| if j >= right_from { "---:" } else { "---" })
         .collect();
@@ -156,7 +166,11 @@ pub fn markdown(r: &CompareReport) -> String {
         d.test.sha256
     );
     let _ = writeln!(o, "## Summary\n");
-    let rows: Vec<Vec<String>> = r.pipelines.iter().map(|p| summary_cells(p).to_vec()).collect();
+    let rows: Vec<Vec<String>> = r
+        .pipelines
+        .iter()
+        .map(|p| summary_cells(p).to_vec())
+        .collect();
     md_table(&mut o, &SUMMARY_HEADER, &rows, 2);
     let _ = writeln!(
         o,
@@ -183,7 +197,11 @@ pub fn markdown(r: &CompareReport) -> String {
         rows.push(vec![
             name.to_string(),
             f.images.to_string(),
-            f.class_counts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "),
+            f.class_counts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
             format!("`{}`", f.sha256),
         ]);
     }
@@ -255,7 +273,14 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
                 .collect();
             md_table(
                 o,
-                &["epoch", "loss", "train acc", "val acc", "images/s", "seconds"],
+                &[
+                    "epoch",
+                    "loss",
+                    "train acc",
+                    "val acc",
+                    "images/s",
+                    "seconds",
+                ],
                 &rows,
                 1,
             );
@@ -279,8 +304,16 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
                     r.c.to_string(),
                     score(r.mean_accuracy),
                     score(r.std_accuracy),
-                    r.fold_accuracy.iter().map(|a| score(*a)).collect::<Vec<_>>().join(" "),
-                    if chosen { "chosen".into() } else { String::new() },
+                    r.fold_accuracy
+                        .iter()
+                        .map(|a| score(*a))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    if chosen {
+                        "chosen".into()
+                    } else {
+                        String::new()
+                    },
                 ]
             })
             .collect();
@@ -295,7 +328,12 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
     let rows = vec![
         vec![
             format!("throughput (batch {})", p.inference.batch_size),
-            format!("{} images/s ({} s for {} images)", rate(p.inference.images_per_s), secs(p.inference.batch_seconds), p.test_images),
+            format!(
+                "{} images/s ({} s for {} images)",
+                rate(p.inference.images_per_s),
+                secs(p.inference.batch_seconds),
+                p.test_images
+            ),
         ],
         vec![
             "latency (batch 1)".into(),
@@ -306,7 +344,10 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
                 p.inference.latency_samples
             ),
         ],
-        vec!["model file".into(), format!("{} bytes ({} MB)", p.model_bytes, mb(p.model_bytes))],
+        vec![
+            "model file".into(),
+            format!("{} bytes ({} MB)", p.model_bytes, mb(p.model_bytes)),
+        ],
         vec![
             "peak RSS".into(),
             match p.memory.peak_rss_bytes {
@@ -344,7 +385,10 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
             ]
         })
         .collect();
-    for (name, a) in [("macro avg", &m.macro_avg), ("weighted avg", &m.weighted_avg)] {
+    for (name, a) in [
+        ("macro avg", &m.macro_avg),
+        ("weighted avg", &m.weighted_avg),
+    ] {
         rows.push(vec![
             format!("*{name}*"),
             score(a.precision),
@@ -353,8 +397,16 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
             m.samples.to_string(),
         ]);
     }
-    md_table(o, &["class", "precision", "recall", "F1", "support"], &rows, 1);
-    let _ = writeln!(o, "### Confusion matrix (rows: true class, columns: predicted)\n");
+    md_table(
+        o,
+        &["class", "precision", "recall", "F1", "support"],
+        &rows,
+        1,
+    );
+    let _ = writeln!(
+        o,
+        "### Confusion matrix (rows: true class, columns: predicted)\n"
+    );
     let mut header: Vec<&str> = vec!["true \\ predicted"];
     header.extend(classes.iter().map(String::as_str));
     let rows: Vec<Vec<String>> = m
@@ -378,7 +430,14 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
         let rows: Vec<Vec<String>> = p
             .misclassified
             .iter()
-            .map(|x| vec![x.index.to_string(), x.truth.clone(), x.predicted.clone(), x.source.clone()])
+            .map(|x| {
+                vec![
+                    x.index.to_string(),
+                    x.truth.clone(),
+                    x.predicted.clone(),
+                    x.source.clone(),
+                ]
+            })
             .collect();
         md_table(o, &["test index", "true", "predicted", "source"], &rows, 99);
     }

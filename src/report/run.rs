@@ -193,7 +193,11 @@ pub fn run_pipeline(
                 }
                 None => cfg.clone(),
             };
-            log(&format!("{}: training (classical) on {} images", spec.name, train.len()));
+            log(&format!(
+                "{}: training (classical) on {} images",
+                spec.name,
+                train.len()
+            ));
             let (m, times) = cfg.fit(train)?;
             let training = classical_training(&cfg, &times);
             let json = serde_json::to_value(&cfg).expect("config serialises");
@@ -249,7 +253,11 @@ pub fn run_pipeline(
     };
 
     // Throughput: the test set in batches; these predictions give the metrics.
-    log(&format!("{}: evaluating on {} test images", spec.name, test.len()));
+    log(&format!(
+        "{}: evaluating on {} test images",
+        spec.name,
+        test.len()
+    ));
     let batch = opts.batch_size.max(1);
     let chunks: Vec<Dataset> = (0..test.len())
         .step_by(batch)
@@ -268,7 +276,9 @@ pub fn run_pipeline(
     let samples = opts.latency_samples.max(1);
     let mut lat = Vec::with_capacity(samples);
     if !test.is_empty() {
-        let singles: Vec<Dataset> = (0..samples).map(|i| test.subset(&[i % test.len()])).collect();
+        let singles: Vec<Dataset> = (0..samples)
+            .map(|i| test.subset(&[i % test.len()]))
+            .collect();
         model.predict(&singles[0])?; // warm-up, untimed
         for s in &singles {
             let t = Instant::now();
@@ -285,7 +295,9 @@ pub fn run_pipeline(
         #[cfg(feature = "cnn")]
         AnyModel::Cnn(m) => (m.n_params() as u64, cnn_dims(m)),
     };
-    let wrong: Vec<usize> = (0..test.len()).filter(|&i| pred[i] != test.labels[i]).collect();
+    let wrong: Vec<usize> = (0..test.len())
+        .filter(|&i| pred[i] != test.labels[i])
+        .collect();
     let misclassified = wrong
         .iter()
         .take(opts.gallery)

@@ -255,7 +255,11 @@ pub fn pipelines(classical: &[String], cnn: &[String], seed: u64) -> Result<Vec<
     };
     let classical = side(classical);
     if classical.len() > 1 && classical.iter().any(|s| is_none(s)) {
-        return Err(Error::param("classical", "`none` cannot be combined with other specs", "none"));
+        return Err(Error::param(
+            "classical",
+            "`none` cannot be combined with other specs",
+            "none",
+        ));
     }
     for s in classical.iter().filter(|s| !is_none(s)) {
         let (name, config) = if s == "default" {
@@ -273,13 +277,20 @@ pub fn pipelines(classical: &[String], cnn: &[String], seed: u64) -> Result<Vec<
     }
     let cnn = side(cnn);
     if cnn.len() > 1 && cnn.iter().any(|s| is_none(s)) {
-        return Err(Error::param("cnn", "`none` cannot be combined with other specs", "none"));
+        return Err(Error::param(
+            "cnn",
+            "`none` cannot be combined with other specs",
+            "none",
+        ));
     }
     for s in cnn.iter().filter(|s| !is_none(s)) {
         #[cfg(feature = "cnn")]
         {
             let (name, config) = if s == "default" {
-                (Some(DEFAULT_CNN_NAME.to_string()), compare_cnn_default(seed))
+                (
+                    Some(DEFAULT_CNN_NAME.to_string()),
+                    compare_cnn_default(seed),
+                )
             } else {
                 cnn_from_spec(s, seed)?
             };
@@ -425,7 +436,10 @@ mod tests {
         assert_eq!((c.hog.block_rows, c.hog.block_cols), (2, 2));
         assert_eq!(c.hog_extra.len(), 1);
         assert_eq!(c.hog_extra[0].cell_rows, 7);
-        assert_eq!(c.hog_extra[0].block_rows, 2, "extra descriptor shares the main parameters");
+        assert_eq!(
+            c.hog_extra[0].block_rows, 2,
+            "extra descriptor shares the main parameters"
+        );
         assert_eq!(c.feature_map, FeatureMap::Hellinger);
         let p = c.pca.as_ref().unwrap();
         assert_eq!(p.components, Components::Count(128));
@@ -441,7 +455,10 @@ mod tests {
         assert_eq!(c, ClassicalConfig::default());
         // Class weights as a list, the seed key.
         let (_, c) = classical_from_spec("class-weight=1,2,3,seed=4", 0).unwrap();
-        assert_eq!(c.svm.class_weight, ClassWeight::Explicit(vec![1.0, 2.0, 3.0]));
+        assert_eq!(
+            c.svm.class_weight,
+            ClassWeight::Explicit(vec![1.0, 2.0, 3.0])
+        );
         assert_eq!(c.svm.seed, 4);
     }
 
@@ -467,13 +484,22 @@ mod tests {
         let p = pipelines(&[], &["none".into()], 0).unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].name, DEFAULT_CLASSICAL_NAME);
-        let p = pipelines(&["cell=4".into(), "name=b,cell=7".into()], &["none".into()], 0).unwrap();
+        let p = pipelines(
+            &["cell=4".into(), "name=b,cell=7".into()],
+            &["none".into()],
+            0,
+        )
+        .unwrap();
         assert_eq!(p[0].name, "hog+svm[cell=4]");
         assert_eq!(p[1].name, "b");
         let e = pipelines(&["none".into()], &["none".into()], 0).unwrap_err();
         assert!(e.to_string().contains("nothing to compare"), "{e}");
-        let e = pipelines(&["name=a".into(), "name=a,cell=4".into()], &["none".into()], 0)
-            .unwrap_err();
+        let e = pipelines(
+            &["name=a".into(), "name=a,cell=4".into()],
+            &["none".into()],
+            0,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("same name"), "{e}");
         assert!(pipelines(&["none".into(), "cell=4".into()], &["none".into()], 0).is_err());
     }
@@ -511,12 +537,18 @@ mod tests {
             PipelinesFile::side(&f.classical).unwrap(),
             vec!["cell=4".to_string(), "name=seven,cell=7".to_string()]
         );
-        assert_eq!(PipelinesFile::side(&f.cnn).unwrap(), vec!["none".to_string()]);
+        assert_eq!(
+            PipelinesFile::side(&f.cnn).unwrap(),
+            vec!["none".to_string()]
+        );
         let j = dir.path().join("p.json");
         std::fs::write(&j, r#"{"cnn": [{"name": "base"}]}"#).unwrap();
         let f = PipelinesFile::read(&j).unwrap();
         assert_eq!(f.classical, None);
-        assert_eq!(PipelinesFile::side(&f.cnn).unwrap(), vec!["name=base".to_string()]);
+        assert_eq!(
+            PipelinesFile::side(&f.cnn).unwrap(),
+            vec!["name=base".to_string()]
+        );
         std::fs::write(&j, r#"{"svm": []}"#).unwrap();
         let e = PipelinesFile::read(&j).unwrap_err().to_string();
         assert!(e.contains("p.json") && e.contains("svm"), "{e}");
