@@ -92,6 +92,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A report or chart could not be drawn or encoded.
+    #[error("{what}: {reason}")]
+    Render {
+        /// What was being drawn.
+        what: String,
+        /// The drawing library's message.
+        reason: String,
+    },
+
     /// A dataset is unusable as a whole (no images, one size mismatch, ...).
     #[error("{}: {reason}", path.display())]
     Dataset {

@@ -1,12 +1,340 @@
 //! `hogsvm compare`: both pipelines on the same split, one report.
 
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context};
 use clap::Args;
+use hogsvm::data::{self, Dataset, LoadOptions, Split};
+use hogsvm::report::grid::GridOptions;
+use hogsvm::report::run::{run_pipeline, RunOptions};
+use hogsvm::report::spec::{self, PipelineConfig, PipelinesFile};
+use hogsvm::report::{
+    iso8601_utc, render, CompareReport, DataInfo, DatasetFingerprint, Generator, RunInfo,
+    SCHEMA_VERSION,
+};
+
+use super::options::{parse_size, print_load_report, with_threads};
 
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
-pub struct CompareArgs {}
+pub struct CompareArgs {
+    /// Training data: an IDX file or folder, or an image folder root/<class>/<image>. A folder
+    /// holding both train-* and t10k-* IDX files is the standard split (t10k is the test set).
+    #[arg(long, default_value = "fixtures/fashion-mnist")]
+    data: PathBuf,
+    /// Separate test data (same forms as --data).
+    #[arg(long, conflicts_with = "test_split")]
+    test: Option<PathBuf>,
+    /// Hold out this fraction of --data, stratified by class, as the test set.
+    #[arg(long)]
+    test_split: Option<f64>,
+    /// Folder for report.md, report.html and report.json (created if missing).
+    #[arg(long, default_value = "report")]
+    out: PathBuf,
+    /// Seed for the split, PCA, the SVM's order, the CNN and the CV folds.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// A classical pipeline: `default`, `none`, or key=value,... (cell, block, orientations,
+    /// block-norm, sqrt, extra-cell, feature-map, standardize, pca, whiten, rff, gamma, c,
+    /// loss, tol, max-iter, class-weight, seed, name). Repeatable [default: default].
+    #[arg(long, value_name = "SPEC")]
+    classical: Vec<String>,
+    /// A CNN: `default`, `none`, or key=value,... (name and the keys of `train --model cnn
+    /// --cnn`, e.g. channels=16,32,epochs=5). Repeatable [default: default].
+    #[arg(long, value_name = "SPEC")]
+    cnn: Vec<String>,
+    /// TOML or JSON file with `classical` and/or `cnn` lists of specs (strings, or tables
+    /// with `name` and `spec`); --classical / --cnn replace the file's list for their side.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// k-fold cross-validated search over C (and --grid-cells) for each classical pipeline, on
+    /// the training split only; the best is refitted on the whole training split.
+    #[arg(long)]
+    grid: bool,
+    /// Folds of --grid.
+    #[arg(long, default_value_t = 3, requires = "grid")]
+    grid_folds: usize,
+    /// Values of C for --grid, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.01,0.1,1",
+        requires = "grid"
+    )]
+    grid_c: Vec<f64>,
+    /// HOG cell sizes for --grid, comma-separated [default: the pipeline's own].
+    #[arg(long, value_delimiter = ',', requires = "grid")]
+    grid_cells: Vec<usize>,
+    /// Use only the first N training images (after any split).
+    #[arg(long, value_name = "N")]
+    train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N")]
+    test_limit: Option<usize>,
+    /// Images per call when timing throughput.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Single-image predictions timed for the latency (median).
+    #[arg(long, default_value_t = 51)]
+    latency_samples: usize,
+    /// Misclassified test images shown per pipeline.
+    #[arg(long, default_value_t = 12)]
+    gallery: usize,
+    /// Resize every image to WxH first (all pipelines).
+    #[arg(long, value_name = "WxH")]
+    resize: Option<String>,
+    /// Skip images that fail to decode.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    let (ds, report) = data::load(path, opts)?;
+    print_load_report(&report);
+    Ok(ds)
+}
+
+/// Train and test sets, and how the test set was made.
+fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
+    let opts = LoadOptions {
+        resize: a.resize.as_deref().map(parse_size).transpose()?,
+        skip_invalid: a.skip_invalid,
+        split: Split::Train,
+    };
+    let train = load_with(&a.data, &opts)?;
+    if let Some(t) = &a.test {
+        let split = if data::is_standard_split(t) {
+            Split::Test
+        } else {
+            Split::Train
+        };
+        let test = load_with(t, &LoadOptions { split, ..opts })?;
+        return Ok((train, test, format!("--test {}", t.display())));
+    }
+    if let Some(f) = a.test_split {
+        let (tr, te) = train.stratified_split(f, a.seed)?;
+        return Ok((
+            tr,
+            te,
+            format!(
+                "--test-split {f}: stratified hold-out of --data, seed {}",
+                a.seed
+            ),
+        ));
+    }
+    if a.data.is_dir() && data::is_standard_split(&a.data) {
+        let test = load_with(
+            &a.data,
+            &LoadOptions {
+                split: Split::Test,
+                ..opts
+            },
+        )?;
+        return Ok((
+            train,
+            test,
+            "standard split (the t10k-* files of --data)".into(),
+        ));
+    }
+    bail!(
+        "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with train-* and \
+         t10k-* IDX files)",
+        a.data.display()
+    )
+}
+
+fn limit(ds: Dataset, n: Option<usize>) -> Dataset {
+    match n {
+        Some(n) if n < ds.len() => ds.subset(&(0..n).collect::<Vec<_>>()),
+        _ => ds,
+    }
+}
+
+/// The command line as a shell would take it back.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=.,/:+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
 
 /// Run `compare`.
-pub fn run(_a: CompareArgs) -> anyhow::Result<()> {
-    anyhow::bail!("compare is not built yet")
+pub fn run(a: CompareArgs) -> anyhow::Result<()> {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    // Everything that can be checked before the (long) run is checked first.
+    let (mut classical, mut cnn) = (a.classical.clone(), a.cnn.clone());
+    if let Some(path) = &a.config {
+        let f = PipelinesFile::read(path)?;
+        if classical.is_empty() {
+            classical = PipelinesFile::side(&f.classical).unwrap_or_default();
+        }
+        if cnn.is_empty() {
+            cnn = PipelinesFile::side(&f.cnn).unwrap_or_default();
+        }
+    }
+    let pipelines = spec::pipelines(&classical, &cnn, a.seed)?;
+    if a.batch == 0 {
+        bail!("invalid --batch 0: must be at least 1");
+    }
+    if a.latency_samples == 0 {
+        bail!("invalid --latency-samples 0: must be at least 1");
+    }
+    if a.threads == Some(0) {
+        bail!("invalid --threads 0: must be at least 1");
+    }
+    for (p, flag) in [(Some(&a.data), "--data"), (a.test.as_ref(), "--test")] {
+        if let Some(p) = p.filter(|p| !p.exists()) {
+            bail!("{}: no such file or folder ({flag})", p.display());
+        }
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("{}: exists and is not a folder (--out)", a.out.display());
+    }
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("{}: cannot create the output folder", a.out.display()))?;
+    let grid = a.grid.then(|| GridOptions {
+        folds: a.grid_folds,
+        cs: a.grid_c.clone(),
+        cells: a.grid_cells.clone(),
+        seed: a.seed,
+    });
+    if grid.is_some() && !pipelines.iter().any(|p| p.config.kind() == "classical") {
+        bail!("--grid searches the classical pipelines, and none is selected");
+    }
+
+    let t_load = Instant::now();
+    let (train, test, test_source) = datasets(&a)?;
+    let train = limit(train, a.train_limit);
+    let test = limit(test, a.test_limit);
+    hogsvm::pipeline::check_classes(&train.class_names, &test.class_names)
+        .context("train and test sets differ")?;
+    if train.is_empty() || test.is_empty() {
+        bail!("no training or no test images left (check --train-limit / --test-limit)");
+    }
+    let load_seconds = t_load.elapsed().as_secs_f64();
+    eprintln!(
+        "compare: {} train / {} test images, {} pipeline(s): {}",
+        train.len(),
+        test.len(),
+        pipelines.len(),
+        pipelines
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let opts = RunOptions {
+        batch_size: a.batch,
+        latency_samples: a.latency_samples,
+        gallery: a.gallery,
+        grid,
+    };
+    let (results, threads) = with_threads(a.threads, || {
+        let threads = rayon::current_num_threads();
+        let mut out = Vec::new();
+        for p in &pipelines {
+            let r = run_pipeline(p, &train, &test, &opts, &mut |line| eprintln!("{line}"))
+                .with_context(|| format!("pipeline {}", p.name))?;
+            eprintln!(
+                "{}: accuracy {} in {} s of training",
+                p.name,
+                render::score(r.0.accuracy),
+                render::secs(r.0.training.seconds)
+            );
+            out.push(r.0);
+        }
+        anyhow::Ok((out, threads))
+    })??;
+
+    let mut notes = Vec::new();
+    for p in &pipelines {
+        #[allow(irrefutable_let_patterns)]
+        if let PipelineConfig::Cnn(c) = &p.config {
+            if c.epochs == spec::COMPARE_CNN_EPOCHS && !p.spec.contains("epochs") {
+                notes.push(format!(
+                    "{}: compare trains the CNN for {} epochs by default (CnnConfig::default has {}) so that the default run takes about a minute; pass --cnn epochs=N for a longer schedule.",
+                    p.name,
+                    spec::COMPARE_CNN_EPOCHS,
+                    hogsvm::cnn::CnnConfig::default().epochs
+                ));
+            }
+            if c.val_fraction > 0.0 {
+                notes.push(format!(
+                    "{}: the CNN holds out {}% of the training split (stratified) for validation, early stopping and the best-epoch choice, so it trains on fewer images than the classical pipeline; its training time includes that validation.",
+                    p.name,
+                    (c.val_fraction * 100.0).round()
+                ));
+            }
+        }
+    }
+    if results.iter().any(|r| r.memory.peak_rss_bytes.is_some()) {
+        notes.push(
+            "Peak RSS is that of the whole process (VmHWM after a reset before each pipeline): it includes the loaded datasets and memory the allocator kept from earlier pipelines, so compare pipelines by their difference from the start RSS in report.json."
+                .into(),
+        );
+    } else {
+        notes.push(
+            "Peak memory was not measured: it needs Linux >= 4.0 (/proc/self/clear_refs).".into(),
+        );
+    }
+    if a.grid {
+        notes.push("Training time of a pipeline searched with --grid is the refit on the whole training split; the search's own time is in its grid table.".into());
+    }
+    notes.push("Times are wall-clock on this machine, one run each; other load on the machine shows up in them.".into());
+    if a.train_limit.is_some() || a.test_limit.is_some() {
+        notes.push(format!(
+            "Limited to the first {} training and {} test images (--train-limit / --test-limit).",
+            train.len(),
+            test.len()
+        ));
+    }
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = std::iter::once("hogsvm".to_string())
+        .chain(args.iter().map(|s| shell_quote(s)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let report = CompareReport {
+        schema_version: SCHEMA_VERSION,
+        generator: Generator::default(),
+        run: RunInfo {
+            command,
+            args,
+            seed: a.seed,
+            threads,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            platform: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            date_utc: iso8601_utc(started),
+            load_seconds,
+            total_seconds: t0.elapsed().as_secs_f64(),
+        },
+        data: DataInfo {
+            train_path: a.data.display().to_string(),
+            test_source,
+            rows: test.rows,
+            cols: test.cols,
+            class_names: test.class_names.clone(),
+            train: DatasetFingerprint::of(&train),
+            test: DatasetFingerprint::of(&test),
+        },
+        pipelines: results,
+        notes,
+    };
+    report.write_files(&a.out, &test)?;
+    print!("{}", render::console(&report));
+    println!(
+        "wrote {0}/report.md, {0}/report.html and {0}/report.json",
+        a.out.display()
+    );
+    Ok(())
 }

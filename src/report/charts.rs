@@ -1,0 +1,340 @@
+//! The report's charts, drawn with plotters' SVG backend (text as SVG `<text>` elements, no
+//! font files): accuracy vs training time, a confusion-matrix heatmap per pipeline and per-class
+//! F1 bars grouped by pipeline. Each function returns one `<svg>` element as a string.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{CompareReport, PipelineResult};
+use crate::error::{Error, Result};
+
+/// Colours of the pipelines, in report order (cycled).
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// The colour of pipeline `i`.
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn err(what: &str) -> impl Fn(Box<dyn std::fmt::Display>) -> Error + '_ {
+    move |e| Error::Render {
+        what: what.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Draw on a `w x h` SVG canvas with `f`; return the `<svg>` text.
+fn svg<F>(what: &str, w: u32, h: u32, f: F) -> Result<String>
+where
+    F: FnOnce(
+        &DrawingArea<SVGBackend<'_>, Shift>,
+    ) -> std::result::Result<(), Box<dyn std::fmt::Display>>,
+{
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, (w, h)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| err(what)(Box::new(e.to_string())))?;
+        f(&root).map_err(err(what))?;
+        root.present()
+            .map_err(|e| err(what)(Box::new(e.to_string())))?;
+    }
+    Ok(s)
+}
+
+fn boxed<E: std::fmt::Display + 'static>(e: E) -> Box<dyn std::fmt::Display> {
+    Box::new(e.to_string())
+}
+
+fn text_style(size: u32, h: HPos, v: VPos) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", size).into_font())
+        .color(&BLACK)
+        .pos(Pos::new(h, v))
+}
+
+/// Accuracy (y) against training seconds (x, log scale), one labelled point per pipeline.
+pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
+    let pts: Vec<(f64, f64, &str)> = r
+        .pipelines
+        .iter()
+        .map(|p| (p.training.seconds.max(1e-3), p.accuracy, p.name.as_str()))
+        .collect();
+    let (mut x0, mut x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    x0 /= 2.0;
+    x1 *= 2.0;
+    let (mut y0, mut y1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    y0 = (y0 - 0.05).max(0.0);
+    y1 = (y1 + 0.03).min(1.0);
+    if y1 - y0 < 0.05 {
+        y0 = (y1 - 0.05).max(0.0);
+    }
+    svg("accuracy vs training time chart", 720, 420, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Test accuracy vs training time", ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .map_err(boxed)?;
+        chart
+            .configure_mesh()
+            .max_light_lines(2)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .x_desc("training time, seconds (log scale)")
+            .y_desc("test accuracy")
+            .x_label_formatter(&|v| {
+                if *v >= 10.0 {
+                    format!("{v:.0}")
+                } else if *v >= 1.0 {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .y_label_formatter(&|v| format!("{v:.3}"))
+            .draw()
+            .map_err(boxed)?;
+        let mid = (x0 * x1).sqrt();
+        // Points first, then labels in pixel space, moved down a line where they would
+        // overlap an earlier one (close pipelines otherwise print on top of each other).
+        let mut labels = Vec::new();
+        for (i, &(x, y, name)) in pts.iter().enumerate() {
+            chart
+                .draw_series(std::iter::once(Circle::new((x, y), 7, color(i).filled())))
+                .map_err(boxed)?;
+            let (px, py) = chart.backend_coord(&(x, y));
+            // Labels of points in the right half go to their left, so they stay inside.
+            let h = if x > mid { HPos::Right } else { HPos::Left };
+            let dx = if x > mid { -10 } else { 10 };
+            labels.push((
+                px + dx,
+                py,
+                h,
+                format!("{name} ({y:.4}, {x:.1} s)"),
+                color(i),
+            ));
+        }
+        labels.sort_by_key(|l| l.1);
+        let mut placed: Vec<(i32, i32, i32)> = Vec::new(); // (left, right, y)
+        for (lx, py, h, text, ink) in labels {
+            let w = 9 * text.chars().count() as i32;
+            let (l, r) = if matches!(h, HPos::Left) {
+                (lx, lx + w)
+            } else {
+                (lx - w, lx)
+            };
+            let mut ly = py;
+            while placed
+                .iter()
+                .any(|&(pl, pr, y)| pl < r && l < pr && (y - ly).abs() < 20)
+            {
+                ly += 20;
+            }
+            placed.push((l, r, ly));
+            root.draw(&Text::new(
+                text,
+                (lx, ly),
+                TextStyle::from(("sans-serif", 17).into_font())
+                    .color(&ink)
+                    .pos(Pos::new(h, VPos::Center)),
+            ))
+            .map_err(boxed)?;
+        }
+        Ok(())
+    })
+}
+
+/// Confusion matrix heatmap of one pipeline: counts in the cells, colour = share of the true
+/// class (row-normalised, i.e. recall on the diagonal).
+pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
+    let k = classes.len().max(1);
+    let cell = (440 / k as u32).clamp(14, 48);
+    let left = 130;
+    let top = 48;
+    let bottom = 130;
+    let w = left + cell * k as u32 + 20;
+    let h = top + cell * k as u32 + bottom;
+    let m = &p.metrics.confusion;
+    svg("confusion matrix chart", w, h, |root| {
+        root.draw(&Text::new(
+            format!("{}: confusion matrix", p.name),
+            ((w / 2) as i32, 8),
+            TextStyle::from(("sans-serif", 22).into_font())
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(boxed)?;
+        let font = (cell as f64 * 0.4).clamp(9.0, 17.0) as u32;
+        for (r, row) in m.iter().enumerate() {
+            let total: usize = row.iter().sum();
+            for (c, &v) in row.iter().enumerate() {
+                let share = if total > 0 {
+                    v as f64 / total as f64
+                } else {
+                    0.0
+                };
+                // White to dark blue.
+                let mix = |lo: f64, hi: f64| (lo + (hi - lo) * share).round() as u8;
+                let fill = RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0));
+                let x = (left + c as u32 * cell) as i32;
+                let y = (top + r as u32 * cell) as i32;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    fill.filled(),
+                ))
+                .map_err(boxed)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    RGBColor(220, 220, 220).stroke_width(1),
+                ))
+                .map_err(boxed)?;
+                let ink = if share > 0.5 { WHITE } else { BLACK };
+                root.draw(&Text::new(
+                    v.to_string(),
+                    (x + cell as i32 / 2, y + cell as i32 / 2),
+                    TextStyle::from(("sans-serif", font).into_font())
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                ))
+                .map_err(boxed)?;
+            }
+        }
+        for (i, name) in classes.iter().enumerate() {
+            let mid = (i as u32 * cell + cell / 2) as i32;
+            root.draw(&Text::new(
+                name.clone(),
+                (left as i32 - 6, top as i32 + mid),
+                text_style(15, HPos::Right, VPos::Center),
+            ))
+            .map_err(boxed)?;
+            root.draw(&Text::new(
+                name.clone(),
+                (left as i32 + mid, (top + cell * k as u32) as i32 + 6),
+                TextStyle::from(
+                    ("sans-serif", 15)
+                        .into_font()
+                        .transform(FontTransform::Rotate90),
+                )
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(boxed)?;
+        }
+        root.draw(&Text::new(
+            "rows: true class, columns: predicted class".to_string(),
+            (8, (h - 14) as i32),
+            text_style(15, HPos::Left, VPos::Center),
+        ))
+        .map_err(boxed)?;
+        Ok(())
+    })
+}
+
+/// Per-class F1, one bar per pipeline in each class group, with a legend.
+pub fn f1_bars(r: &CompareReport) -> Result<String> {
+    let classes = &r.data.class_names;
+    let k = classes.len().max(1);
+    let n = r.pipelines.len().max(1);
+    let (left, right, top, bottom) = (56i32, 16i32, 70i32, 120i32);
+    let group = ((760 - left - right) / k as i32).max(12 * n as i32 + 8);
+    let w = left + group * k as i32 + right;
+    let h = 460i32;
+    let plot_h = h - top - bottom;
+    svg("per-class F1 chart", w as u32, h as u32, |root| {
+        root.draw(&Text::new(
+            "Per-class F1 on the test set".to_string(),
+            (w / 2, 8),
+            TextStyle::from(("sans-serif", 24).into_font())
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(boxed)?;
+        let y_of = |v: f64| top + plot_h - (v.clamp(0.0, 1.0) * plot_h as f64).round() as i32;
+        for t in 0..=5 {
+            let v = t as f64 / 5.0;
+            let y = y_of(v);
+            root.draw(&PathElement::new(
+                vec![(left, y), (w - right, y)],
+                RGBColor(225, 225, 225).stroke_width(1),
+            ))
+            .map_err(boxed)?;
+            root.draw(&Text::new(
+                format!("{v:.1}"),
+                (left - 6, y),
+                text_style(15, HPos::Right, VPos::Center),
+            ))
+            .map_err(boxed)?;
+        }
+        root.draw(&Text::new(
+            "F1".to_string(),
+            (14, top + plot_h / 2),
+            TextStyle::from(
+                ("sans-serif", 17)
+                    .into_font()
+                    .transform(FontTransform::Rotate270),
+            )
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))
+        .map_err(boxed)?;
+        let bar = ((group - 8) / n as i32).max(2);
+        for (ci, name) in classes.iter().enumerate() {
+            let gx = left + ci as i32 * group + 4;
+            for (pi, p) in r.pipelines.iter().enumerate() {
+                let f1 = p.metrics.per_class.get(ci).map_or(0.0, |c| c.f1);
+                let x = gx + pi as i32 * bar;
+                root.draw(&Rectangle::new(
+                    [(x, y_of(f1)), (x + bar - 1, y_of(0.0))],
+                    color(pi).filled(),
+                ))
+                .map_err(boxed)?;
+            }
+            root.draw(&Text::new(
+                name.clone(),
+                (left + ci as i32 * group + group / 2, y_of(0.0) + 6),
+                TextStyle::from(
+                    ("sans-serif", 15)
+                        .into_font()
+                        .transform(FontTransform::Rotate90),
+                )
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(boxed)?;
+        }
+        root.draw(&PathElement::new(
+            vec![(left, y_of(0.0)), (w - right, y_of(0.0))],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(boxed)?;
+        // Legend.
+        let mut x = left;
+        for (pi, p) in r.pipelines.iter().enumerate() {
+            root.draw(&Rectangle::new([(x, 38), (x + 14, 52)], color(pi).filled()))
+                .map_err(boxed)?;
+            let label = format!("{} (macro-F1 {:.4})", p.name, p.macro_f1);
+            let width = 36 + 8 * label.chars().count() as i32;
+            root.draw(&Text::new(
+                label,
+                (x + 20, 45),
+                text_style(16, HPos::Left, VPos::Center),
+            ))
+            .map_err(boxed)?;
+            x += width;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,444 @@
+//! The console table and `report.md`, rendered from a [`CompareReport`]. Every number is
+//! formatted by the functions here, so the console, the Markdown and the HTML show the JSON's
+//! numbers rounded the same way (the `compare` test parses them back).
+
+use std::fmt::Write;
+
+use super::{CompareReport, PipelineResult};
+
+/// Accuracy, F1, precision, recall: 4 decimals.
+pub fn score(x: f64) -> String {
+    format!("{x:.4}")
+}
+/// Seconds: 2 decimals.
+pub fn secs(x: f64) -> String {
+    format!("{x:.2}")
+}
+/// Images per second: whole numbers.
+pub fn rate(x: f64) -> String {
+    format!("{x:.0}")
+}
+/// Milliseconds: 3 decimals.
+pub fn ms(x: f64) -> String {
+    format!("{x:.3}")
+}
+/// Bytes as megabytes (10^6): 2 decimals.
+pub fn mb(bytes: u64) -> String {
+    format!("{:.2}", bytes as f64 / 1e6)
+}
+/// Optional bytes as megabytes, `-` when absent.
+pub fn mb_opt(bytes: Option<u64>) -> String {
+    bytes.map_or("-".into(), mb)
+}
+
+/// Classifier input dimension: the last stage before the scores / logits.
+pub fn classifier_dim(p: &PipelineResult) -> usize {
+    let n = p.dims.len();
+    if n >= 2 {
+        p.dims[n - 2].dim
+    } else {
+        p.dims.last().map_or(0, |d| d.dim)
+    }
+}
+
+/// Headline columns shared by the console, Markdown and HTML tables.
+pub const SUMMARY_HEADER: [&str; 11] = [
+    "pipeline",
+    "kind",
+    "accuracy",
+    "macro-F1",
+    "train s",
+    "images/s",
+    "latency ms",
+    "model MB",
+    "peak RSS MB",
+    "params",
+    "features",
+];
+
+/// One pipeline's headline cells, in [`SUMMARY_HEADER`] order.
+pub fn summary_cells(p: &PipelineResult) -> [String; 11] {
+    [
+        p.name.clone(),
+        p.kind.clone(),
+        score(p.accuracy),
+        score(p.macro_f1),
+        secs(p.training.seconds),
+        rate(p.inference.images_per_s),
+        ms(p.inference.latency_ms_median),
+        mb(p.model_bytes),
+        mb_opt(p.memory.peak_rss_bytes),
+        p.params.to_string(),
+        classifier_dim(p).to_string(),
+    ]
+}
+
+/// The short table `compare` prints.
+pub fn console(r: &CompareReport) -> String {
+    let rows: Vec<[String; 11]> = r.pipelines.iter().map(summary_cells).collect();
+    let width = |j: usize| {
+        rows.iter()
+            .map(|row| row[j].chars().count())
+            .chain([SUMMARY_HEADER[j].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..SUMMARY_HEADER.len()).map(width).collect();
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (j, c) in cells.iter().enumerate() {
+            if j > 0 {
+                s.push_str("  ");
+            }
+            if j < 2 {
+                let _ = write!(s, "{:<w$}", c, w = widths[j]);
+            } else {
+                let _ = write!(s, "{:>w$}", c, w = widths[j]);
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&SUMMARY_HEADER.map(String::from));
+    for row in &rows {
+        out += &line(row);
+    }
+    let d = &r.data;
+    let _ = writeln!(
+        out,
+        "test: {} images, sha256 {} | train: {} images | seed {} | {} threads | images/s at batch {}, latency = median of {} single-image calls",
+        d.test.images,
+        &d.test.sha256[..16],
+        d.train.images,
+        r.run.seed,
+        r.run.threads,
+        r.pipelines.first().map_or(0, |p| p.inference.batch_size),
+        r.pipelines.first().map_or(0, |p| p.inference.latency_samples),
+    );
+    out
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+fn md_table(out: &mut String, header: &[&str], rows: &[Vec<String>], right_from: usize) {
+    let _ = writeln!(
+        out,
+        "| {} |",
+        header
+            .iter()
+            .map(|h| md_escape(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let seps: Vec<&str> = (0..header.len())
+        .map(|j| if j >= right_from { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(out, "| {} |", seps.join(" | "));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| md_escape(c)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out.push('\n');
+}
+
+/// `report.md`.
+pub fn markdown(r: &CompareReport) -> String {
+    let mut o = String::new();
+    let d = &r.data;
+    let _ = writeln!(o, "# hogsvm compare: classical pipeline vs CNN\n");
+    let _ = writeln!(
+        o,
+        "{} {} on {} ({} threads, {} CPUs, {}), seed {}. Train: {} images from `{}`; test: {} images ({}). Every pipeline was trained on the same training set and evaluated on the same test images (SHA-256 `{}`).\n",
+        r.generator.name,
+        r.generator.version,
+        r.run.date_utc,
+        r.run.threads,
+        r.run.cpus,
+        r.run.platform,
+        r.run.seed,
+        d.train.images,
+        d.train_path,
+        d.test.images,
+        d.test_source,
+        d.test.sha256
+    );
+    let _ = writeln!(o, "## Summary\n");
+    let rows: Vec<Vec<String>> = r
+        .pipelines
+        .iter()
+        .map(|p| summary_cells(p).to_vec())
+        .collect();
+    md_table(&mut o, &SUMMARY_HEADER, &rows, 2);
+    let _ = writeln!(
+        o,
+        "*train s*: training time (sum of the stages below; a `--grid` search is not included). *images/s*: the test set predicted in batches of {} images. *latency ms*: median of {} single-image predictions. *model MB*: bytes of the saved model file / 10^6. *peak RSS MB*: peak resident memory of the whole process during the pipeline (see notes). *params*: numbers stored in the model. *features*: the classifier's input dimension. docs/REPORT.md defines each number.\n",
+        r.pipelines.first().map_or(0, |p| p.inference.batch_size),
+        r.pipelines.first().map_or(0, |p| p.inference.latency_samples),
+    );
+    let _ = writeln!(o, "## Reproduce\n");
+    let _ = writeln!(o, "```\n{}\n```\n", r.run.command);
+    let _ = writeln!(
+        o,
+        "hogsvm {}, seed {}, {} threads, {}; started {}; data loaded in {} s; whole run {} s.\n",
+        r.generator.version,
+        r.run.seed,
+        r.run.threads,
+        r.run.platform,
+        r.run.date_utc,
+        secs(r.run.load_seconds),
+        secs(r.run.total_seconds)
+    );
+    let _ = writeln!(o, "## Data\n");
+    let mut rows = Vec::new();
+    for (name, f) in [("train", &d.train), ("test", &d.test)] {
+        rows.push(vec![
+            name.to_string(),
+            f.images.to_string(),
+            f.class_counts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!("`{}`", f.sha256),
+        ]);
+    }
+    md_table(&mut o, &["set", "images", "per class", "sha256"], &rows, 99);
+    let _ = writeln!(
+        o,
+        "Images {}x{}; classes: {}. The hash covers the image size, the pixels and the labels (docs/REPORT.md).\n",
+        d.rows,
+        d.cols,
+        d.class_names.join(", ")
+    );
+    for p in &r.pipelines {
+        pipeline_md(&mut o, p, &d.class_names);
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(o, "## Notes\n");
+        for n in &r.notes {
+            let _ = writeln!(o, "* {n}");
+        }
+        o.push('\n');
+    }
+    o
+}
+
+fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
+    let _ = writeln!(o, "## {} ({})\n", md_escape(&p.name), p.kind);
+    let _ = writeln!(
+        o,
+        "Spec `{}`. Accuracy {}, macro-F1 {} on {} test images (sha256 `{}`); {} misclassified.\n",
+        p.spec,
+        score(p.accuracy),
+        score(p.macro_f1),
+        p.test_images,
+        p.test_fingerprint,
+        p.misclassified_total
+    );
+    let _ = writeln!(o, "### Training\n");
+    let mut rows: Vec<Vec<String>> = p
+        .training
+        .stages
+        .iter()
+        .map(|s| vec![s.name.clone(), secs(s.seconds)])
+        .collect();
+    rows.push(vec!["total".into(), secs(p.training.seconds)]);
+    md_table(o, &["stage", "seconds"], &rows, 1);
+    if let (Some(run), Some(best)) = (p.training.epochs_run, p.training.best_epoch) {
+        let _ = writeln!(
+            o,
+            "{run} epochs run, weights of epoch {best} kept{}.\n",
+            if p.training.stopped_early == Some(true) {
+                " (stopped early)"
+            } else {
+                ""
+            }
+        );
+        if let Some(h) = &p.training.history {
+            let rows: Vec<Vec<String>> = h
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.epoch.to_string(),
+                        score(e.loss),
+                        score(e.train_acc),
+                        e.val_acc.map_or("-".into(), score),
+                        rate(e.images_per_sec),
+                        secs(e.seconds),
+                    ]
+                })
+                .collect();
+            md_table(
+                o,
+                &[
+                    "epoch",
+                    "loss",
+                    "train acc",
+                    "val acc",
+                    "images/s",
+                    "seconds",
+                ],
+                &rows,
+                1,
+            );
+        }
+    }
+    if let Some(g) = &p.grid {
+        let _ = writeln!(
+            o,
+            "### Cross-validated search ({} folds on the {} training images, {} s)\n",
+            g.folds,
+            g.train_images,
+            secs(g.seconds)
+        );
+        let rows: Vec<Vec<String>> = g
+            .rows
+            .iter()
+            .map(|r| {
+                let chosen = r.cell == g.chosen_cell && r.c == g.chosen_c;
+                vec![
+                    r.cell.to_string(),
+                    r.c.to_string(),
+                    score(r.mean_accuracy),
+                    score(r.std_accuracy),
+                    r.fold_accuracy
+                        .iter()
+                        .map(|a| score(*a))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    if chosen {
+                        "chosen".into()
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        md_table(
+            o,
+            &["cell", "C", "mean CV accuracy", "std", "folds", ""],
+            &rows,
+            2,
+        );
+    }
+    let _ = writeln!(o, "### Speed, size, memory\n");
+    let rows = vec![
+        vec![
+            format!("throughput (batch {})", p.inference.batch_size),
+            format!(
+                "{} images/s ({} s for {} images)",
+                rate(p.inference.images_per_s),
+                secs(p.inference.batch_seconds),
+                p.test_images
+            ),
+        ],
+        vec![
+            "latency (batch 1)".into(),
+            format!(
+                "median {} ms, p90 {} ms over {} calls",
+                ms(p.inference.latency_ms_median),
+                ms(p.inference.latency_ms_p90),
+                p.inference.latency_samples
+            ),
+        ],
+        vec![
+            "model file".into(),
+            format!("{} bytes ({} MB)", p.model_bytes, mb(p.model_bytes)),
+        ],
+        vec![
+            "peak RSS".into(),
+            match p.memory.peak_rss_bytes {
+                Some(b) => format!(
+                    "{} MB (process at start of pipeline: {} MB)",
+                    mb(b),
+                    mb_opt(p.memory.start_rss_bytes)
+                ),
+                None => "not measured".into(),
+            },
+        ],
+        vec!["parameters".into(), p.params.to_string()],
+        vec![
+            "dimensions".into(),
+            p.dims
+                .iter()
+                .map(|d| format!("{} {}", d.stage, d.dim))
+                .collect::<Vec<_>>()
+                .join(" → "),
+        ],
+    ];
+    md_table(o, &["what", "value"], &rows, 99);
+    let _ = writeln!(o, "### Per class\n");
+    let m = &p.metrics;
+    let mut rows: Vec<Vec<String>> = m
+        .per_class
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                score(c.precision),
+                score(c.recall),
+                score(c.f1),
+                c.support.to_string(),
+            ]
+        })
+        .collect();
+    for (name, a) in [
+        ("macro avg", &m.macro_avg),
+        ("weighted avg", &m.weighted_avg),
+    ] {
+        rows.push(vec![
+            format!("*{name}*"),
+            score(a.precision),
+            score(a.recall),
+            score(a.f1),
+            m.samples.to_string(),
+        ]);
+    }
+    md_table(
+        o,
+        &["class", "precision", "recall", "F1", "support"],
+        &rows,
+        1,
+    );
+    let _ = writeln!(
+        o,
+        "### Confusion matrix (rows: true class, columns: predicted)\n"
+    );
+    let mut header: Vec<&str> = vec!["true \\ predicted"];
+    header.extend(classes.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = m
+        .confusion
+        .iter()
+        .zip(classes)
+        .map(|(row, name)| {
+            let mut v = vec![name.clone()];
+            v.extend(row.iter().map(|c| c.to_string()));
+            v
+        })
+        .collect();
+    md_table(o, &header, &rows, 1);
+    if !p.misclassified.is_empty() {
+        let _ = writeln!(
+            o,
+            "### First {} of {} misclassified test images\n",
+            p.misclassified.len(),
+            p.misclassified_total
+        );
+        let rows: Vec<Vec<String>> = p
+            .misclassified
+            .iter()
+            .map(|x| {
+                vec![
+                    x.index.to_string(),
+                    x.truth.clone(),
+                    x.predicted.clone(),
+                    x.source.clone(),
+                ]
+            })
+            .collect();
+        md_table(o, &["test index", "true", "predicted", "source"], &rows, 99);
+    }
+}

@@ -1,0 +1,369 @@
+//! Train, evaluate and measure one pipeline on a given split.
+//!
+//! Measurements (docs/REPORT.md says more):
+//! * training time per stage, as the library's fit reports it;
+//! * throughput: the whole test set predicted in batches of [`RunOptions::batch_size`] images
+//!   (these are the predictions the metrics come from);
+//! * latency: the median (and 90th percentile) over [`RunOptions::latency_samples`]
+//!   single-image predictions, after one untimed warm-up call;
+//! * model size: the bytes of the model file `to_bytes` would save;
+//! * peak memory: see [`super::mem`].
+
+use std::time::Instant;
+
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::metrics::Report;
+use crate::model::AnyModel;
+use crate::pipeline::{ClassicalConfig, ClassicalModel};
+
+use super::fingerprint::sha256_hex;
+use super::grid::{self, GridOptions};
+use super::spec::{PipelineConfig, PipelineSpec};
+use super::{mem, Inference, Memory, Misclassified, PipelineResult, Stage, StageDim, Training};
+
+/// How to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// Images per predict call for the throughput pass.
+    pub batch_size: usize,
+    /// Single-image predictions timed for the latency (at least 1).
+    pub latency_samples: usize,
+    /// Misclassified images listed per pipeline.
+    pub gallery: usize,
+    /// Cross-validated search for classical pipelines, if any.
+    pub grid: Option<GridOptions>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: 256,
+            latency_samples: 51,
+            gallery: 12,
+            grid: None,
+        }
+    }
+}
+
+/// Parameters and per-stage dimensions of a classical model.
+pub fn classical_size(m: &ClassicalModel) -> Result<(u64, Vec<StageDim>)> {
+    let mut params = m.svm.weights.len() + m.svm.intercepts.len();
+    let mut dims = vec![StageDim {
+        stage: "image".into(),
+        dim: m.rows * m.cols,
+    }];
+    let hog = m.config.hog_len(m.rows, m.cols)?;
+    dims.push(StageDim {
+        stage: "hog".into(),
+        dim: hog,
+    });
+    if m.config.feature_map != crate::featmap::FeatureMap::None {
+        dims.push(StageDim {
+            stage: "feature_map".into(),
+            dim: m.config.feature_map.output_dim(hog),
+        });
+    }
+    if let Some(s) = &m.scaler {
+        params += s.mean.len() + s.scale.len();
+    }
+    if let Some(p) = &m.pca {
+        params += p.mean.len() + p.components.len();
+        dims.push(StageDim {
+            stage: "pca".into(),
+            dim: p.n_components(),
+        });
+    }
+    if let Some(r) = &m.rff {
+        params += r.weights.len() + r.offsets.len();
+        dims.push(StageDim {
+            stage: "rff".into(),
+            dim: r.offsets.len(),
+        });
+    }
+    dims.push(StageDim {
+        stage: "svm_scores".into(),
+        dim: m.svm.weights.nrows(),
+    });
+    Ok((params as u64, dims))
+}
+
+#[cfg(feature = "cnn")]
+fn cnn_dims(m: &crate::cnn::CnnModel) -> Vec<StageDim> {
+    let mut dims = vec![StageDim {
+        stage: "image".into(),
+        dim: m.rows * m.cols,
+    }];
+    let (mut r, mut c) = (m.rows, m.cols);
+    for (i, ch) in m.config.channels.iter().enumerate() {
+        r /= 2;
+        c /= 2;
+        dims.push(StageDim {
+            stage: format!("conv{}", i + 1),
+            dim: ch * r * c,
+        });
+    }
+    for (i, h) in m.config.hidden.iter().enumerate() {
+        dims.push(StageDim {
+            stage: format!("fc{}", i + 1),
+            dim: *h,
+        });
+    }
+    dims.push(StageDim {
+        stage: "logits".into(),
+        dim: m.class_names.len(),
+    });
+    dims
+}
+
+fn classical_training(cfg: &ClassicalConfig, t: &crate::pipeline::StageTimes) -> Training {
+    let mut stages = vec![("hog", t.hog)];
+    if cfg.feature_map != crate::featmap::FeatureMap::None {
+        stages.push(("feature_map", t.feature_map));
+    }
+    if cfg.standardize {
+        stages.push(("scaler", t.scaler));
+    }
+    if cfg.pca.is_some() {
+        stages.push(("pca", t.pca));
+    }
+    if cfg.rff.is_some() {
+        stages.push(("rff", t.rff));
+    }
+    stages.push(("svm", t.svm));
+    let stages: Vec<Stage> = stages
+        .into_iter()
+        .map(|(n, s)| Stage {
+            name: n.into(),
+            seconds: s,
+        })
+        .collect();
+    Training {
+        seconds: stages.iter().map(|s| s.seconds).sum(),
+        stages,
+        epochs_run: None,
+        best_epoch: None,
+        stopped_early: None,
+        history: None,
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    // Nearest rank.
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Train `spec` on `train`, evaluate it on `test` and measure it. `log` receives progress lines.
+/// Also returns the test predictions (for the gallery).
+pub fn run_pipeline(
+    spec: &PipelineSpec,
+    train: &Dataset,
+    test: &Dataset,
+    opts: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(PipelineResult, Vec<u32>)> {
+    crate::pipeline::check_classes(&train.class_names, &test.class_names)?;
+    let reset = mem::reset_peak();
+    let start_rss = if reset { mem::current_rss() } else { None };
+    let mut grid_report = None;
+    let (model, training, config_json) = match &spec.config {
+        PipelineConfig::Classical(cfg) => {
+            let cfg = match &opts.grid {
+                Some(g) => {
+                    let (best, rep) = grid::search(cfg, train, g, log)?;
+                    log(&format!(
+                        "{}: grid chose cell {} and C {} ({:.1} s)",
+                        spec.name, rep.chosen_cell, rep.chosen_c, rep.seconds
+                    ));
+                    grid_report = Some(rep);
+                    best
+                }
+                None => cfg.clone(),
+            };
+            log(&format!(
+                "{}: training (classical) on {} images",
+                spec.name,
+                train.len()
+            ));
+            let (m, times) = cfg.fit(train)?;
+            let training = classical_training(&cfg, &times);
+            let json = serde_json::to_value(&cfg).expect("config serialises");
+            (AnyModel::Classical(m), training, json)
+        }
+        #[cfg(feature = "cnn")]
+        PipelineConfig::Cnn(cfg) => {
+            log(&format!(
+                "{}: training (cnn, up to {} epochs) on {} images",
+                spec.name,
+                cfg.epochs,
+                train.len()
+            ));
+            let name = spec.name.clone();
+            let epochs = cfg.epochs;
+            let (m, summary) = cfg.fit(train, &mut |l| {
+                log(&format!(
+                    "{name}: epoch {}/{epochs} loss {:.4} train acc {:.4} val acc {} ({:.0} images/s, {:.1} s)",
+                    l.epoch,
+                    l.loss,
+                    l.train_acc,
+                    l.val_acc.map_or("-".into(), |v| format!("{v:.4}")),
+                    l.images_per_sec,
+                    l.seconds
+                ))
+            })?;
+            let history = summary
+                .history
+                .iter()
+                .map(|l| super::EpochRow {
+                    epoch: l.epoch,
+                    loss: l.loss,
+                    train_acc: l.train_acc,
+                    val_acc: l.val_acc,
+                    images_per_sec: l.images_per_sec,
+                    seconds: l.seconds,
+                })
+                .collect();
+            let training = Training {
+                seconds: summary.seconds,
+                stages: vec![Stage {
+                    name: "train".into(),
+                    seconds: summary.seconds,
+                }],
+                epochs_run: Some(summary.history.len()),
+                best_epoch: Some(summary.best_epoch),
+                stopped_early: Some(summary.stopped_early),
+                history: Some(history),
+            };
+            let json = serde_json::to_value(cfg).expect("config serialises");
+            (AnyModel::Cnn(m), training, json)
+        }
+    };
+
+    // Throughput: the test set in batches; these predictions give the metrics.
+    log(&format!(
+        "{}: evaluating on {} test images",
+        spec.name,
+        test.len()
+    ));
+    let batch = opts.batch_size.max(1);
+    let chunks: Vec<Dataset> = (0..test.len())
+        .step_by(batch)
+        .map(|s| test.subset(&(s..(s + batch).min(test.len())).collect::<Vec<_>>()))
+        .collect();
+    let t = Instant::now();
+    let mut pred = Vec::with_capacity(test.len());
+    for c in &chunks {
+        pred.extend(model.predict(c)?);
+    }
+    let batch_seconds = t.elapsed().as_secs_f64();
+    drop(chunks);
+    let metrics = Report::new(&test.labels, &pred, &test.class_names)?;
+
+    // Latency: one image per call.
+    let samples = opts.latency_samples.max(1);
+    let mut lat = Vec::with_capacity(samples);
+    if !test.is_empty() {
+        let singles: Vec<Dataset> = (0..samples)
+            .map(|i| test.subset(&[i % test.len()]))
+            .collect();
+        model.predict(&singles[0])?; // warm-up, untimed
+        for s in &singles {
+            let t = Instant::now();
+            std::hint::black_box(model.predict(s)?);
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+
+    let peak = if reset { mem::peak_rss() } else { None };
+    let model_bytes = model.to_bytes()?.len() as u64;
+    let (params, dims) = match &model {
+        AnyModel::Classical(m) => classical_size(m)?,
+        #[cfg(feature = "cnn")]
+        AnyModel::Cnn(m) => (m.n_params() as u64, cnn_dims(m)),
+    };
+    let wrong: Vec<usize> = (0..test.len())
+        .filter(|&i| pred[i] != test.labels[i])
+        .collect();
+    let misclassified = wrong
+        .iter()
+        .take(opts.gallery)
+        .map(|&i| Misclassified {
+            index: i,
+            source: test.sources.get(i).cloned().unwrap_or_default(),
+            truth: test.class_names[test.labels[i] as usize].clone(),
+            predicted: test.class_names[pred[i] as usize].clone(),
+        })
+        .collect();
+    let n = test.len();
+    let result = PipelineResult {
+        name: spec.name.clone(),
+        kind: spec.config.kind().into(),
+        spec: spec.spec.clone(),
+        config: config_json,
+        test_fingerprint: sha256_hex(test),
+        test_images: n,
+        accuracy: metrics.accuracy,
+        macro_f1: metrics.macro_avg.f1,
+        metrics,
+        training,
+        inference: Inference {
+            batch_size: batch,
+            batch_seconds,
+            images_per_s: if batch_seconds > 0.0 {
+                n as f64 / batch_seconds
+            } else {
+                0.0
+            },
+            latency_samples: lat.len(),
+            latency_ms_median: median(&lat),
+            latency_ms_p90: percentile(&lat, 0.9),
+        },
+        model_bytes,
+        memory: Memory {
+            peak_rss_bytes: peak,
+            start_rss_bytes: start_rss,
+            method: if peak.is_some() {
+                mem::METHOD.into()
+            } else {
+                "not measured: resetting and reading the peak RSS needs Linux >= 4.0 \
+                 (/proc/self/clear_refs and VmHWM)"
+                    .into()
+            },
+        },
+        params,
+        dims,
+        grid: grid_report,
+        misclassified,
+        misclassified_total: wrong.len(),
+    };
+    Ok((result, pred))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_percentile() {
+        assert_eq!(median(&[1.0, 2.0, 3.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 3.0, 4.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.9), 9.0);
+        assert_eq!(percentile(&v, 1.0), 10.0);
+    }
+}

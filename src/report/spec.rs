@@ -1,0 +1,556 @@
+//! Which pipelines `compare` runs: `key=value,...` specs (`--classical`, `--cnn`) or a small TOML
+//! / JSON file listing them.
+//!
+//! A classical spec starts from [`ClassicalConfig::default`] (the best measured configuration)
+//! and sets, by key: `name`, `cell`, `block`, `orientations`, `block-norm`, `sqrt`
+//! (`true`/`false`), `extra-cell` (cell sizes of extra, concatenated HOG descriptors, e.g.
+//! `extra-cell=6+8`, or `none`), `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`),
+//! `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff` (dimension or
+//! `none`), `gamma`, `c`, `loss`, `tol`, `max-iter`, `class-weight` (`none`, `balanced` or
+//! weights `w0+w1+...`), `seed`. A CNN spec starts from [`compare_cnn_default`] and takes
+//! `name` and every key of `CnnConfig::set`. A comma-separated token without `=` continues the
+//! previous value (`channels=16,32,epochs=3`). `default` is the default pipeline; `none` drops
+//! the side.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::featmap::{FeatureMap, RffParams};
+use crate::hog::BlockNorm;
+use crate::pipeline::ClassicalConfig;
+use crate::reduce::{Components, PcaParams};
+use crate::svm::{ClassWeight, Loss};
+
+/// Epochs of the CNN that `compare` runs by default: small enough that the default run on the
+/// bundled 2,000-image fixture takes about a minute on 2 cores. Retune here when the CNN's
+/// speed changes (docs/REPORT.md records the choice); `--cnn epochs=N` overrides it.
+pub const COMPARE_CNN_EPOCHS: usize = 3;
+
+/// Name of the default classical pipeline.
+pub const DEFAULT_CLASSICAL_NAME: &str = "hog+svm";
+/// Name of the default CNN pipeline.
+pub const DEFAULT_CNN_NAME: &str = "cnn";
+
+/// A pipeline's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineConfig {
+    /// HOG → feature map → scaler → PCA → RFF → linear SVM.
+    Classical(ClassicalConfig),
+    /// The small CNN.
+    #[cfg(feature = "cnn")]
+    Cnn(crate::cnn::CnnConfig),
+}
+
+impl PipelineConfig {
+    /// `classical` or `cnn`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PipelineConfig::Classical(_) => "classical",
+            #[cfg(feature = "cnn")]
+            PipelineConfig::Cnn(_) => "cnn",
+        }
+    }
+}
+
+/// One pipeline to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSpec {
+    /// Unique name in the report.
+    pub name: String,
+    /// The spec text it came from (`default` for the default).
+    pub spec: String,
+    /// Its configuration.
+    pub config: PipelineConfig,
+}
+
+/// Split `a=1,b=2,3,c=x` into `[(a, 1), (b, "2,3"), (c, x)]`.
+pub fn pairs(spec: &str, what: &'static str) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for tok in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match tok.split_once('=') {
+            Some((k, v)) => out.push((k.trim().to_string(), v.trim().to_string())),
+            None => match out.last_mut() {
+                Some((_, v)) => {
+                    v.push(',');
+                    v.push_str(tok);
+                }
+                None => return Err(Error::param(what, "expected key=value,...", tok)),
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn num<T: std::str::FromStr>(key: &'static str, v: &str) -> Result<T> {
+    v.trim()
+        .parse()
+        .map_err(|_| Error::param(key, "expected a number", v))
+}
+
+fn flag(key: &'static str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(Error::param(key, "expected true or false", v)),
+    }
+}
+
+fn is_none(v: &str) -> bool {
+    v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("off")
+}
+
+/// A classical pipeline from a spec (see the module documentation); seeds of PCA, random
+/// features and the SVM are `seed` unless the spec sets `seed`. Returns the name the spec
+/// gives, if any, and the validated configuration.
+pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, ClassicalConfig)> {
+    let mut c = ClassicalConfig::default();
+    let mut name = None;
+    let mut seed = seed;
+    let mut extra: Option<Vec<usize>> = None;
+    let mut whiten = None;
+    let mut gamma = None;
+    let (mut cell, mut block) = (None, None);
+    for (k, v) in pairs(spec, "classical")? {
+        match k.replace('_', "-").to_ascii_lowercase().as_str() {
+            "name" => name = Some(v),
+            "cell" => cell = Some(num::<usize>("cell", &v)?),
+            "block" => block = Some(num::<usize>("block", &v)?),
+            "orientations" => c.hog = c.hog.orientations(num("orientations", &v)?),
+            "block-norm" => c.hog = c.hog.block_norm(v.parse::<BlockNorm>()?),
+            "sqrt" | "transform-sqrt" => c.hog = c.hog.transform_sqrt(flag("sqrt", &v)?),
+            "extra-cell" | "extra-cells" => {
+                extra = Some(if is_none(&v) {
+                    Vec::new()
+                } else {
+                    v.split(['+', ',', ':'])
+                        .map(|x| num::<usize>("extra_cell", x))
+                        .collect::<Result<_>>()?
+                })
+            }
+            "feature-map" | "map" => c.feature_map = v.parse::<FeatureMap>()?,
+            "standardize" => c.standardize = flag("standardize", &v)?,
+            "pca" => {
+                c.pca = if is_none(&v) {
+                    None
+                } else {
+                    Some(PcaParams {
+                        components: v.parse::<Components>()?,
+                        ..Default::default()
+                    })
+                }
+            }
+            "whiten" => whiten = Some(flag("whiten", &v)?),
+            "rff" => {
+                c.rff = if is_none(&v) {
+                    None
+                } else {
+                    Some(RffParams {
+                        dim: num("rff", &v)?,
+                        gamma: None,
+                        seed,
+                    })
+                }
+            }
+            "gamma" => gamma = Some(num::<f64>("gamma", &v)?),
+            "c" => c.svm.c = num("c", &v)?,
+            "loss" => c.svm.loss = v.parse::<Loss>()?,
+            "tol" => c.svm.tol = num("tol", &v)?,
+            "max-iter" => c.svm.max_iter = num("max_iter", &v)?,
+            "class-weight" => {
+                c.svm.class_weight = match v.as_str() {
+                    "none" => ClassWeight::None,
+                    "balanced" => ClassWeight::Balanced,
+                    list => ClassWeight::Explicit(
+                        list.split(['+', ',', ':'])
+                            .map(|w| num::<f64>("class_weight", w))
+                            .collect::<Result<_>>()?,
+                    ),
+                }
+            }
+            "seed" => seed = num("seed", &v)?,
+            _ => {
+                return Err(Error::param(
+                    "classical",
+                    "unknown key (expected name, cell, block, orientations, block-norm, sqrt, \
+                     extra-cell, feature-map, standardize, pca, whiten, rff, gamma, c, loss, \
+                     tol, max-iter, class-weight or seed)",
+                    k,
+                ))
+            }
+        }
+    }
+    if let Some(n) = cell {
+        c.hog = c.hog.cell(n, n);
+    }
+    if let Some(n) = block {
+        c.hog = c.hog.block(n, n);
+    }
+    if let Some(cells) = extra {
+        c.hog_extra = cells.into_iter().map(|n| c.hog.cell(n, n)).collect();
+    }
+    if let Some(w) = whiten {
+        match c.pca.as_mut() {
+            Some(p) => p.whiten = w,
+            None if w => return Err(Error::param("whiten", "needs pca", "true")),
+            None => {}
+        }
+    }
+    if let Some(g) = gamma {
+        match c.rff.as_mut() {
+            Some(r) => r.gamma = Some(g),
+            None => return Err(Error::param("gamma", "needs rff", g)),
+        }
+    }
+    if let Some(p) = c.pca.as_mut() {
+        p.seed = seed;
+    }
+    if let Some(r) = c.rff.as_mut() {
+        r.seed = seed;
+    }
+    c.svm.seed = seed;
+    c.validate()?;
+    if !(c.svm.c.is_finite() && c.svm.c > 0.0) {
+        return Err(Error::param("c", "must be a positive number", c.svm.c));
+    }
+    Ok((name, c))
+}
+
+/// The CNN `compare` runs by default: `CnnConfig::default()` with [`COMPARE_CNN_EPOCHS`]
+/// epochs and the run's seed.
+#[cfg(feature = "cnn")]
+pub fn compare_cnn_default(seed: u64) -> crate::cnn::CnnConfig {
+    let mut c = crate::cnn::CnnConfig::default();
+    c.epochs = COMPARE_CNN_EPOCHS;
+    c.seed = seed;
+    c
+}
+
+/// A CNN from a spec over [`compare_cnn_default`]; returns the name the spec gives, if any,
+/// and the validated configuration.
+#[cfg(feature = "cnn")]
+pub fn cnn_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, crate::cnn::CnnConfig)> {
+    let mut c = compare_cnn_default(seed);
+    let mut name = None;
+    for (k, v) in pairs(spec, "cnn")? {
+        if k.eq_ignore_ascii_case("name") {
+            name = Some(v);
+        } else {
+            c.set(&k, &v)?;
+        }
+    }
+    c.validate()?;
+    Ok((name, c))
+}
+
+/// Parse the `--classical` and `--cnn` values (each a spec, `default` or `none`) into the list of
+/// pipelines, classical first. An empty list for a side means its default pipeline.
+pub fn pipelines(classical: &[String], cnn: &[String], seed: u64) -> Result<Vec<PipelineSpec>> {
+    let mut out = Vec::new();
+    let side = |list: &[String]| -> Vec<String> {
+        if list.is_empty() {
+            vec!["default".to_string()]
+        } else {
+            list.to_vec()
+        }
+    };
+    let classical = side(classical);
+    if classical.len() > 1 && classical.iter().any(|s| is_none(s)) {
+        return Err(Error::param(
+            "classical",
+            "`none` cannot be combined with other specs",
+            "none",
+        ));
+    }
+    for s in classical.iter().filter(|s| !is_none(s)) {
+        let (name, config) = if s == "default" {
+            // The default configuration, seeded like a spec (its only seeded stage is the SVM).
+            let (_, c) = classical_from_spec("", seed)?;
+            (Some(DEFAULT_CLASSICAL_NAME.to_string()), c)
+        } else {
+            classical_from_spec(s, seed)?
+        };
+        out.push(PipelineSpec {
+            name: name.unwrap_or_else(|| format!("{DEFAULT_CLASSICAL_NAME}[{s}]")),
+            spec: s.clone(),
+            config: PipelineConfig::Classical(config),
+        });
+    }
+    let cnn = side(cnn);
+    if cnn.len() > 1 && cnn.iter().any(|s| is_none(s)) {
+        return Err(Error::param(
+            "cnn",
+            "`none` cannot be combined with other specs",
+            "none",
+        ));
+    }
+    for s in cnn.iter().filter(|s| !is_none(s)) {
+        #[cfg(feature = "cnn")]
+        {
+            let (name, config) = if s == "default" {
+                (
+                    Some(DEFAULT_CNN_NAME.to_string()),
+                    compare_cnn_default(seed),
+                )
+            } else {
+                cnn_from_spec(s, seed)?
+            };
+            out.push(PipelineSpec {
+                name: name.unwrap_or_else(|| format!("{DEFAULT_CNN_NAME}[{s}]")),
+                spec: s.clone(),
+                config: PipelineConfig::Cnn(config),
+            });
+        }
+        #[cfg(not(feature = "cnn"))]
+        return Err(Error::param(
+            "cnn",
+            "this build has no CNN (built without the `cnn` feature)",
+            s,
+        ));
+    }
+    if out.is_empty() {
+        return Err(Error::param(
+            "pipelines",
+            "nothing to compare: both sides are `none` (give at least one --classical or --cnn)",
+            "--classical none --cnn none",
+        ));
+    }
+    for (i, p) in out.iter().enumerate() {
+        if out[..i].iter().any(|q| q.name == p.name) {
+            return Err(Error::param(
+                "name",
+                "two pipelines have the same name; give one a name=... in its spec",
+                &p.name,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A pipelines file: `classical` and `cnn` lists of specs (strings), or of tables with `spec`
+/// and an optional `name`. A missing key leaves that side to the command line (or its default);
+/// an empty list drops the side.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelinesFile {
+    /// Classical specs.
+    pub classical: Option<Vec<FileEntry>>,
+    /// CNN specs.
+    pub cnn: Option<Vec<FileEntry>>,
+}
+
+/// One entry of a [`PipelinesFile`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum FileEntry {
+    /// A spec string.
+    Spec(String),
+    /// A table.
+    Table {
+        /// Name in the report.
+        name: Option<String>,
+        /// The spec (default: `default`).
+        #[serde(default)]
+        spec: Option<String>,
+    },
+}
+
+impl FileEntry {
+    /// The entry as one spec string (`name=` prepended when the table names it).
+    pub fn to_spec(&self) -> String {
+        match self {
+            FileEntry::Spec(s) => s.clone(),
+            FileEntry::Table { name, spec } => {
+                let spec = spec.clone().unwrap_or_default();
+                match name {
+                    Some(n) => {
+                        if spec.is_empty() || spec == "default" {
+                            format!("name={n}")
+                        } else {
+                            format!("name={n},{spec}")
+                        }
+                    }
+                    None if spec.is_empty() => "default".into(),
+                    None => spec,
+                }
+            }
+        }
+    }
+}
+
+impl PipelinesFile {
+    /// Read a `.toml` or `.json` file (by extension; anything else is tried as TOML).
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let parsed: std::result::Result<Self, String> = if json {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|e| Error::invalid_file(path, e.replace('\n', " ")))
+    }
+
+    /// The specs of one side as strings; `none` when the list is empty.
+    pub fn side(list: &Option<Vec<FileEntry>>) -> Option<Vec<String>> {
+        list.as_ref().map(|l| {
+            if l.is_empty() {
+                vec!["none".to_string()]
+            } else {
+                l.iter().map(FileEntry::to_spec).collect()
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_continue_values() {
+        let p = pairs("cell=4, block=2,class-weight=1,2,3,name=a b", "x").unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("cell".into(), "4".into()),
+                ("block".into(), "2".into()),
+                ("class-weight".into(), "1,2,3".into()),
+                ("name".into(), "a b".into()),
+            ]
+        );
+        assert!(pairs("oops", "x").is_err());
+        assert!(pairs("", "x").unwrap().is_empty());
+    }
+
+    #[test]
+    fn classical_spec_sets_each_stage() {
+        let (name, c) = classical_from_spec(
+            "name=hog4,cell=4,block=2,pca=128,whiten=true,rff=512,gamma=0.5,c=1,feature-map=hellinger,extra-cell=7",
+            9,
+        )
+        .unwrap();
+        assert_eq!(name.as_deref(), Some("hog4"));
+        assert_eq!((c.hog.cell_rows, c.hog.cell_cols), (4, 4));
+        assert_eq!((c.hog.block_rows, c.hog.block_cols), (2, 2));
+        assert_eq!(c.hog_extra.len(), 1);
+        assert_eq!(c.hog_extra[0].cell_rows, 7);
+        assert_eq!(
+            c.hog_extra[0].block_rows, 2,
+            "extra descriptor shares the main parameters"
+        );
+        assert_eq!(c.feature_map, FeatureMap::Hellinger);
+        let p = c.pca.as_ref().unwrap();
+        assert_eq!(p.components, Components::Count(128));
+        assert!(p.whiten);
+        assert_eq!(p.seed, 9);
+        let r = c.rff.as_ref().unwrap();
+        assert_eq!((r.dim, r.gamma, r.seed), (512, Some(0.5), 9));
+        assert_eq!(c.svm.c, 1.0);
+        assert_eq!(c.svm.seed, 9);
+        // Nothing set: the default configuration (with the seed).
+        let (name, c) = classical_from_spec("", 0).unwrap();
+        assert_eq!(name, None);
+        assert_eq!(c, ClassicalConfig::default());
+        // Class weights as a list, the seed key.
+        let (_, c) = classical_from_spec("class-weight=1,2,3,seed=4", 0).unwrap();
+        assert_eq!(
+            c.svm.class_weight,
+            ClassWeight::Explicit(vec![1.0, 2.0, 3.0])
+        );
+        assert_eq!(c.svm.seed, 4);
+    }
+
+    #[test]
+    fn classical_spec_errors_name_the_key() {
+        for (spec, needle) in [
+            ("cell=x", "cell"),
+            ("colour=red", "colour"),
+            ("pca=-3", "pca"),
+            ("c=0", "c"),
+            ("whiten=true", "needs pca"),
+            ("gamma=1", "needs rff"),
+            ("feature-map=magic", "feature_map"),
+            ("cell=0", "cell"),
+        ] {
+            let e = classical_from_spec(spec, 0).unwrap_err().to_string();
+            assert!(e.contains(needle), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn pipeline_lists() {
+        let p = pipelines(&[], &["none".into()], 0).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].name, DEFAULT_CLASSICAL_NAME);
+        let p = pipelines(
+            &["cell=4".into(), "name=b,cell=7".into()],
+            &["none".into()],
+            0,
+        )
+        .unwrap();
+        assert_eq!(p[0].name, "hog+svm[cell=4]");
+        assert_eq!(p[1].name, "b");
+        let e = pipelines(&["none".into()], &["none".into()], 0).unwrap_err();
+        assert!(e.to_string().contains("nothing to compare"), "{e}");
+        let e = pipelines(
+            &["name=a".into(), "name=a,cell=4".into()],
+            &["none".into()],
+            0,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("same name"), "{e}");
+        assert!(pipelines(&["none".into(), "cell=4".into()], &["none".into()], 0).is_err());
+    }
+
+    #[cfg(feature = "cnn")]
+    #[test]
+    fn cnn_specs() {
+        let p = pipelines(&["none".into()], &[], 3).unwrap();
+        let PipelineConfig::Cnn(c) = &p[0].config else {
+            panic!()
+        };
+        assert_eq!(c.epochs, COMPARE_CNN_EPOCHS);
+        assert_eq!(c.seed, 3);
+        assert_eq!(p[0].name, DEFAULT_CNN_NAME);
+        let (name, c) = cnn_from_spec("name=small,channels=8,16,hidden=none,epochs=1", 0).unwrap();
+        assert_eq!(name.as_deref(), Some("small"));
+        assert_eq!(c.channels, vec![8, 16]);
+        assert!(c.hidden.is_empty());
+        assert_eq!(c.epochs, 1);
+        assert!(cnn_from_spec("channels=0", 0).is_err());
+        assert!(cnn_from_spec("wings=2", 0).is_err());
+    }
+
+    #[test]
+    fn pipelines_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("p.toml");
+        std::fs::write(
+            &t,
+            "classical = [\"cell=4\", { name = \"seven\", spec = \"cell=7\" }]\ncnn = []\n",
+        )
+        .unwrap();
+        let f = PipelinesFile::read(&t).unwrap();
+        assert_eq!(
+            PipelinesFile::side(&f.classical).unwrap(),
+            vec!["cell=4".to_string(), "name=seven,cell=7".to_string()]
+        );
+        assert_eq!(
+            PipelinesFile::side(&f.cnn).unwrap(),
+            vec!["none".to_string()]
+        );
+        let j = dir.path().join("p.json");
+        std::fs::write(&j, r#"{"cnn": [{"name": "base"}]}"#).unwrap();
+        let f = PipelinesFile::read(&j).unwrap();
+        assert_eq!(f.classical, None);
+        assert_eq!(
+            PipelinesFile::side(&f.cnn).unwrap(),
+            vec!["name=base".to_string()]
+        );
+        std::fs::write(&j, r#"{"svm": []}"#).unwrap();
+        let e = PipelinesFile::read(&j).unwrap_err().to_string();
+        assert!(e.contains("p.json") && e.contains("svm"), "{e}");
+    }
+}

@@ -1,0 +1,578 @@
+//! `hogsvm compare`, the real binary in temporary folders: the three files, the numbers in the
+//! console, report.md and report.json agree, report.json validates against
+//! docs/report-schema.json, every pipeline row carries the same test fingerprint, and errors are
+//! one line with exit code 2.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hogsvm"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    root().join("fixtures/fashion-mnist")
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run hogsvm")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Exit code 2 and exactly one line on stderr that contains `needle`.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "not one line: {e}");
+    assert!(e.starts_with("hogsvm: error: "), "{e}");
+    assert!(e.contains(needle), "`{needle}` not in: {e}");
+}
+
+fn schema() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join("docs/report-schema.json")).unwrap())
+        .unwrap()
+}
+
+/// Validate `instance` against docs/report-schema.json (boon, draft 2020-12).
+fn validate(instance: &Value) -> Result<(), String> {
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("file:///report-schema.json", schema())
+        .map_err(|e| e.to_string())?;
+    let idx = compiler
+        .compile("file:///report-schema.json", &mut schemas)
+        .map_err(|e| format!("schema does not compile: {e}"))?;
+    schemas.validate(instance, idx).map_err(|e| e.to_string())
+}
+
+/// The cells the console and Markdown summary must show for a pipeline, formatted here
+/// independently of the renderer: name, kind, accuracy, macro-F1, train s, images/s,
+/// latency ms, model MB, peak RSS MB, params, features.
+fn expected_cells(p: &Value) -> Vec<String> {
+    let f = |v: &Value| v.as_f64().unwrap();
+    let dims = p["dims"].as_array().unwrap();
+    let features = dims[dims.len() - 2]["dim"].as_u64().unwrap();
+    vec![
+        p["name"].as_str().unwrap().to_string(),
+        p["kind"].as_str().unwrap().to_string(),
+        format!("{:.4}", f(&p["accuracy"])),
+        format!("{:.4}", f(&p["macro_f1"])),
+        format!("{:.2}", f(&p["training"]["seconds"])),
+        format!("{:.0}", f(&p["inference"]["images_per_s"])),
+        format!("{:.3}", f(&p["inference"]["latency_ms_median"])),
+        format!("{:.2}", p["model_bytes"].as_u64().unwrap() as f64 / 1e6),
+        match p["memory"]["peak_rss_bytes"].as_u64() {
+            Some(b) => format!("{:.2}", b as f64 / 1e6),
+            None => "-".into(),
+        },
+        p["params"].as_u64().unwrap().to_string(),
+        features.to_string(),
+    ]
+}
+
+/// Numbers shown must also be the JSON's within half a unit of their last digit.
+fn assert_close(shown: &str, exact: f64, what: &str) {
+    let v: f64 = shown
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: `{shown}` is not a number"));
+    let decimals = shown.split_once('.').map_or(0, |(_, d)| d.len());
+    let half = 0.5 * 10f64.powi(-(decimals as i32)) + 1e-12;
+    assert!(
+        (v - exact).abs() <= half,
+        "{what}: shown {shown}, json {exact}"
+    );
+}
+
+/// Rows of the console table: (name, kind, numbers...) split on whitespace; names have none.
+fn console_rows(out: &str) -> Vec<Vec<String>> {
+    let mut lines = out.lines();
+    let header = lines.next().expect("a table");
+    assert!(header.starts_with("pipeline"), "{out}");
+    lines
+        .take_while(|l| !l.starts_with("test:"))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+/// Rows of the first Markdown table after `heading`.
+fn md_table_after(md: &str, heading: &str) -> Vec<Vec<String>> {
+    let start = md
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} not in report.md"));
+    md[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn check_summary_numbers(rows: &[Vec<String>], report: &Value, source: &str) {
+    let pipelines = report["pipelines"].as_array().unwrap();
+    assert_eq!(rows.len(), pipelines.len(), "{source}: {rows:?}");
+    for (row, p) in rows.iter().zip(pipelines) {
+        let want = expected_cells(p);
+        assert_eq!(row, &want, "{source}");
+        assert_close(&row[2], p["accuracy"].as_f64().unwrap(), "accuracy");
+        assert_close(&row[3], p["macro_f1"].as_f64().unwrap(), "macro-F1");
+        assert_close(
+            &row[4],
+            p["training"]["seconds"].as_f64().unwrap(),
+            "train s",
+        );
+        assert_close(
+            &row[6],
+            p["inference"]["latency_ms_median"].as_f64().unwrap(),
+            "latency",
+        );
+    }
+}
+
+/// Test fingerprint computed here from the data, independently of the binary.
+fn fixture_test_sha(limit: usize) -> String {
+    let (test, _) = hogsvm::data::load(
+        &fixtures(),
+        &hogsvm::data::LoadOptions {
+            split: hogsvm::data::Split::Test,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let test = test.subset(&(0..limit).collect::<Vec<_>>());
+    hogsvm::report::fingerprint::sha256_hex(&test)
+}
+
+#[test]
+fn compare_writes_three_files_whose_numbers_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nested/report"); // created if missing
+    let o = run(&[
+        "compare",
+        "--data",
+        fixtures().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "120",
+        "--classical",
+        "default",
+        "--classical",
+        "name=hog4-pca,cell=4,block=2,pca=32",
+        "--cnn",
+        "name=tiny-cnn,channels=4,hidden=none,epochs=1,val-split=0.1",
+        "--latency-samples",
+        "5",
+        "--gallery",
+        "5",
+        "--threads",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["report.json", "report.md", "report.html"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let console = stdout(&o);
+
+    // Schema: report.json validates, with the documented version.
+    validate(&report).unwrap();
+    assert_eq!(report["schema_version"], 1);
+
+    // The same test images in every row: the fingerprint recomputed here from the fixture.
+    let sha = fixture_test_sha(120);
+    assert_eq!(report["data"]["test"]["sha256"], sha.as_str());
+    assert_eq!(report["data"]["test"]["images"], 120);
+    assert_eq!(report["data"]["train"]["images"], 300);
+    let pipelines = report["pipelines"].as_array().unwrap();
+    assert_eq!(pipelines.len(), 3);
+    let kinds: Vec<&str> = pipelines
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["classical", "classical", "cnn"]);
+    for p in pipelines {
+        assert_eq!(p["test_fingerprint"], sha.as_str(), "{}", p["name"]);
+        assert_eq!(p["test_images"], 120);
+        assert_eq!(p["metrics"]["samples"], 120);
+        let conf: u64 = p["metrics"]["confusion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+            .sum();
+        assert_eq!(conf, 120);
+        assert_eq!(p["accuracy"], p["metrics"]["accuracy"]);
+        assert_eq!(p["macro_f1"], p["metrics"]["macro_avg"]["f1"]);
+        assert!(p["model_bytes"].as_u64().unwrap() > 1000);
+        assert!(p["params"].as_u64().unwrap() > 0);
+        assert_eq!(p["inference"]["latency_samples"], 5);
+        assert!(p["misclassified"].as_array().unwrap().len() <= 5);
+    }
+    // Classical stages and dims; the CNN's epochs.
+    let stages: Vec<&str> = pipelines[1]["training"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["hog", "pca", "svm"]);
+    let dims: Vec<u64> = pipelines[1]["dims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dim"].as_u64().unwrap())
+        .collect();
+    assert_eq!(dims, [784, 1296, 32, 10]);
+    assert_eq!(pipelines[2]["training"]["epochs_run"], 1);
+    assert_eq!(pipelines[2]["name"], "tiny-cnn");
+    #[cfg(target_os = "linux")]
+    for p in pipelines {
+        assert!(p["memory"]["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+    }
+
+    // Console and Markdown show the JSON's numbers.
+    check_summary_numbers(&console_rows(&console), &report, "console");
+    check_summary_numbers(&md_table_after(&md, "## Summary"), &report, "report.md");
+    assert!(console.contains(&sha[..16]), "{console}");
+    // Per-class F1 in report.md, for every pipeline.
+    for p in pipelines {
+        let heading = format!("## {} (", p["name"].as_str().unwrap());
+        let section = &md[md.find(&heading).unwrap()..];
+        let rows = md_table_after(section, "### Per class");
+        for (row, c) in rows
+            .iter()
+            .zip(p["metrics"]["per_class"].as_array().unwrap())
+        {
+            assert_eq!(row[0], c["name"].as_str().unwrap());
+            assert_eq!(row[3], format!("{:.4}", c["f1"].as_f64().unwrap()));
+        }
+        assert!(section.contains(sha.as_str()));
+    }
+    // Reproducibility facts.
+    let cmd = report["run"]["command"].as_str().unwrap();
+    assert!(cmd.starts_with("hogsvm compare --data "), "{cmd}");
+    assert!(
+        cmd.contains("--cnn name=tiny-cnn,channels=4,hidden=none,epochs=1,val-split=0.1 "),
+        "{cmd}"
+    );
+    assert!(md.contains(cmd), "command not in report.md");
+    assert_eq!(report["run"]["threads"], 2);
+    assert_eq!(report["generator"]["version"], env!("CARGO_PKG_VERSION"));
+
+    // HTML: self-contained, every chart there.
+    for id in [
+        "chart-accuracy-time",
+        "chart-f1",
+        "chart-confusion-0",
+        "chart-confusion-1",
+        "chart-confusion-2",
+        "hog-samples",
+        "gallery-0",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "{id} missing from report.html"
+        );
+    }
+    for bad in [
+        "src=\"http",
+        "href=\"http",
+        "<script",
+        "<link",
+        "@import",
+        "url(",
+    ] {
+        assert!(!html.contains(bad), "report.html contains {bad}");
+    }
+    assert!(html.matches("<svg").count() >= 5);
+    assert!(html.contains("data:image/png;base64,"));
+    // plotters drew the labels as SVG text.
+    assert!(
+        html.contains("\nhog4-pca (macro-F1 "),
+        "pipeline label not drawn"
+    );
+    assert!(
+        html.contains("\nAnkle boot\n</text>"),
+        "class label not drawn"
+    );
+}
+
+#[test]
+fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
+    let s = schema();
+    let props = s["properties"].as_object().unwrap();
+    let required: Vec<&str> = s["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for key in [
+        "schema_version",
+        "generator",
+        "run",
+        "data",
+        "pipelines",
+        "notes",
+    ] {
+        assert!(props.contains_key(key), "schema lacks {key}");
+        assert!(required.contains(&key), "schema does not require {key}");
+    }
+    assert_eq!(
+        s["properties"]["schema_version"]["const"],
+        hogsvm::report::SCHEMA_VERSION
+    );
+    // Every top-level key of a real report is in the schema (and the other way round).
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "compare",
+        "--data",
+        fixtures().to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--train-limit",
+        "200",
+        "--test-limit",
+        "50",
+        "--classical",
+        "cell=7,block=2",
+        "--cnn",
+        "none",
+        "--latency-samples",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let keys: Vec<&String> = report.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), props.len());
+    for k in keys {
+        assert!(props.contains_key(k), "{k} not in the schema");
+    }
+    validate(&report).unwrap();
+    assert_eq!(report["pipelines"][0]["name"], "hog+svm[cell=7,block=2]");
+    // Broken reports fail validation.
+    let mut bad = report.clone();
+    bad["pipelines"][0]["accuracy"] = 1.5.into();
+    assert!(validate(&bad).is_err());
+    let mut bad = report.clone();
+    bad.as_object_mut().unwrap().remove("data");
+    assert!(validate(&bad).is_err());
+    let mut bad = report.clone();
+    bad["pipelines"][0]["test_fingerprint"] = "abc".into();
+    assert!(validate(&bad).is_err());
+    let mut bad = report;
+    bad["schema_version"] = 2.into();
+    assert!(validate(&bad).is_err());
+}
+
+fn png(path: &Path, seed: u32) {
+    let img = image::GrayImage::from_fn(16, 16, |x, y| {
+        image::Luma([((x * 7 + y * 13 + seed * 31) % 256) as u8])
+    });
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save(path).unwrap();
+}
+
+#[test]
+fn image_folder_with_test_split_grid_and_pipelines_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    for (c, class) in ["alpha", "beta", "gamma"].iter().enumerate() {
+        for i in 0..12 {
+            png(
+                &data.join(class).join(format!("{i}.png")),
+                (c * 100 + i * (c + 1)) as u32,
+            );
+        }
+    }
+    let cfg = dir.path().join("pipelines.toml");
+    std::fs::write(
+        &cfg,
+        "classical = [{ name = \"c4\", spec = \"cell=4,block=2\" }]\ncnn = []\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "compare",
+        "--data",
+        data.to_str().unwrap(),
+        "--test-split",
+        "0.25",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--grid",
+        "--grid-folds",
+        "2",
+        "--grid-c",
+        "0.1,1",
+        "--grid-cells",
+        "4,8",
+        "--out",
+        out.to_str().unwrap(),
+        "--latency-samples",
+        "3",
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    validate(&report).unwrap();
+    assert_eq!(report["data"]["test"]["images"], 9);
+    assert_eq!(report["data"]["train"]["images"], 27);
+    assert_eq!(report["run"]["seed"], 5);
+    let p = &report["pipelines"][0];
+    assert_eq!(report["pipelines"].as_array().unwrap().len(), 1);
+    assert_eq!(p["name"], "c4");
+    assert_eq!(p["test_fingerprint"], report["data"]["test"]["sha256"]);
+    let g = &p["grid"];
+    assert_eq!(g["folds"], 2);
+    assert_eq!(
+        g["train_images"], 27,
+        "the search sees the training split only"
+    );
+    assert_eq!(g["rows"].as_array().unwrap().len(), 4);
+    let chosen = (
+        g["chosen_cell"].as_u64().unwrap(),
+        g["chosen_c"].as_f64().unwrap(),
+    );
+    let best = g["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["mean_accuracy"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    let row = g["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| (r["cell"].as_u64().unwrap(), r["c"].as_f64().unwrap()) == chosen)
+        .unwrap();
+    assert_eq!(row["mean_accuracy"].as_f64().unwrap(), best);
+    // The refitted model uses the chosen parameters.
+    assert_eq!(p["config"]["hog"]["cell_rows"].as_u64().unwrap(), chosen.0);
+    assert_eq!(p["config"]["svm"]["c"].as_f64().unwrap(), chosen.1);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("### Cross-validated search (2 folds"), "{md}");
+    check_summary_numbers(&console_rows(&stdout(&o)), &report, "console");
+}
+
+#[test]
+fn compare_errors_are_one_line_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never");
+    let f = fixtures();
+    let data = f.to_str().unwrap();
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--classical",
+        "none",
+        "--cnn",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "nothing to compare");
+    assert!(!out.exists(), "nothing written on a usage error");
+    // --out is a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let o = run(&["compare", "--data", data, "--out", file.to_str().unwrap()]);
+    assert_clean_error(&o, "not a folder");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    // Bad specs name the key.
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--classical",
+        "colour=red",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "colour");
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--cnn",
+        "channels=0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "channels");
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--classical",
+        "name=x",
+        "--classical",
+        "name=x,cell=4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "same name");
+    // Missing data, a folder without a test set, a bad pipelines file.
+    let o = run(&[
+        "compare",
+        "--data",
+        "/nonexistent/data",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "/nonexistent/data");
+    let cfg = dir.path().join("p.json");
+    std::fs::write(&cfg, "{\"svm\": 1}").unwrap();
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "p.json");
+    let o = run(&[
+        "compare",
+        "--data",
+        data,
+        "--cnn",
+        "none",
+        "--classical",
+        "none",
+        "--grid",
+    ]);
+    assert_clean_error(&o, "nothing to compare");
+    assert!(!out.exists());
+}
