@@ -260,7 +260,10 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     for p in &pipelines {
         #[allow(irrefutable_let_patterns)]
         if let PipelineConfig::Cnn(c) = &p.config {
-            if c.epochs == spec::COMPARE_CNN_EPOCHS && !p.spec.contains("epochs") {
+            if c.epochs == spec::COMPARE_CNN_EPOCHS
+                && c.epochs != hogsvm::cnn::CnnConfig::default().epochs
+                && !p.spec.contains("epochs")
+            {
                 notes.push(format!(
                     "{}: compare trains the CNN for {} epochs by default (CnnConfig::default has {}) so that the default run takes about a minute; pass --cnn epochs=N for a longer schedule.",
                     p.name,

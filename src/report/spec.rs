@@ -23,8 +23,10 @@ use crate::svm::{ClassWeight, Loss};
 
 /// Epochs of the CNN that `compare` runs by default: small enough that the default run on the
 /// bundled 2,000-image fixture takes about a minute on 2 cores. Retune here when the CNN's
-/// speed changes (docs/REPORT.md records the choice); `--cnn epochs=N` overrides it.
-pub const COMPARE_CNN_EPOCHS: usize = 3;
+/// speed changes (docs/REPORT.md records the choice); `--cnn epochs=N` overrides it. Since the
+/// fused candle ops landed this is `CnnConfig::default()`'s own 15 (about 35-50 s on the
+/// fixture on 2 cores).
+pub const COMPARE_CNN_EPOCHS: usize = 15;
 
 /// Name of the default classical pipeline.
 pub const DEFAULT_CLASSICAL_NAME: &str = "hog+svm";
