@@ -1,10 +1,14 @@
 //! # hogsvm
 //!
 //! Classical image classification done carefully — HOG features that give scikit-image's
-//! numbers, fast — and, in later stages, PCA, a linear SVM and a small CNN to compare against.
+//! numbers, fast; PCA, feature maps and a liblinear-class linear SVM — and a small CNN on candle
+//! to compare against, on the same split, in one report.
 //!
 //! Data flows one way through the stages:
-//! [`data`] (IDX files, image folders) → [`hog`] (features) → [`io`] (`.npy` out).
+//! [`data`] (IDX files, image folders) → [`hog`] (features; [`io`] writes `.npy`) →
+//! [`featmap`] / [`reduce`] → [`svm`], assembled by [`pipeline`]; or [`data`] → `cnn` (feature
+//! `cnn`, on by default); then [`metrics`] → [`report`]. [`model`] reads and writes the model
+//! files of both kinds.
 //!
 //! ```
 //! use hogsvm::data::{load, LoadOptions};
