@@ -175,6 +175,30 @@ fn step(net: &Net, loss: &Tensor, cfg: &CnnConfig, lr: f64, st: &mut OptState) -
     Ok(norm)
 }
 
+/// Evaluation-mode logits for images `indices` of `pixels`, batch by batch: `each` gets every
+/// batch's `(n, classes)` logits in order.
+fn for_each_logits(
+    net: &Net,
+    pixels: &[u8],
+    indices: &[usize],
+    (mean, std): (f32, f32),
+    batch: usize,
+    mut each: impl FnMut(&Tensor) -> Result<()>,
+) -> Result<()> {
+    let e = ce("prediction");
+    let (rows, cols) = (net.rows, net.cols);
+    let mut buf = Vec::new();
+    for chunk in indices.chunks(batch.max(1)) {
+        buf.resize(chunk.len() * rows * cols, 0.0);
+        prepare_batch(pixels, rows, cols, chunk, mean, std, None, &mut buf);
+        let x =
+            Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &super::device()).map_err(&e)?;
+        let (logits, _) = net.forward(&x, None)?;
+        each(&logits)?;
+    }
+    Ok(())
+}
+
 /// Evaluation-mode predictions for images `indices` of `pixels`, in batches.
 pub(crate) fn predict_indices(
     net: &Net,
@@ -184,18 +208,11 @@ pub(crate) fn predict_indices(
     std: f32,
     batch: usize,
 ) -> Result<Vec<u32>> {
-    let e = ce("prediction");
-    let (rows, cols) = (net.rows, net.cols);
     let mut out = Vec::with_capacity(indices.len());
-    let mut buf = Vec::new();
-    for chunk in indices.chunks(batch.max(1)) {
-        buf.resize(chunk.len() * rows * cols, 0.0);
-        prepare_batch(pixels, rows, cols, chunk, mean, std, None, &mut buf);
-        let x =
-            Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &super::device()).map_err(&e)?;
-        let (logits, _) = net.forward(&x, None)?;
-        out.extend(argmax_rows(&logits)?);
-    }
+    for_each_logits(net, pixels, indices, (mean, std), batch, |l| {
+        out.extend(argmax_rows(l)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -209,18 +226,12 @@ pub(crate) fn proba_indices(
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
     let e = ce("prediction");
-    let (rows, cols) = (net.rows, net.cols);
     let mut out = Vec::with_capacity(indices.len());
-    let mut buf = Vec::new();
-    for chunk in indices.chunks(batch.max(1)) {
-        buf.resize(chunk.len() * rows * cols, 0.0);
-        prepare_batch(pixels, rows, cols, chunk, mean, std, None, &mut buf);
-        let x =
-            Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &super::device()).map_err(&e)?;
-        let (logits, _) = net.forward(&x, None)?;
-        let p = candle_nn::ops::softmax_last_dim(&logits).map_err(&e)?;
+    for_each_logits(net, pixels, indices, (mean, std), batch, |l| {
+        let p = candle_nn::ops::softmax_last_dim(l).map_err(&e)?;
         out.extend(p.to_vec2::<f32>().map_err(&e)?);
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

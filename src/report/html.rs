@@ -404,41 +404,7 @@ fn pipeline_section(
     rows.push(vec!["total".into(), render::secs(p.training.seconds)]);
     o.push_str(&table(&["training stage", "seconds"], &rows, "stages"));
     let _ = writeln!(o, "</div>");
-    let mut facts = vec![
-        vec![
-            format!("throughput (batch {})", p.inference.batch_size),
-            format!("{} images/s", render::rate(p.inference.images_per_s)),
-        ],
-        vec![
-            "latency (batch 1)".into(),
-            format!(
-                "median {} ms, p90 {} ms ({} calls)",
-                render::ms(p.inference.latency_ms_median),
-                render::ms(p.inference.latency_ms_p90),
-                p.inference.latency_samples
-            ),
-        ],
-        vec![
-            "model file".into(),
-            format!("{} bytes ({} MB)", p.model_bytes, render::mb(p.model_bytes)),
-        ],
-        vec![
-            "peak RSS".into(),
-            match p.memory.peak_rss_bytes {
-                Some(b) => format!("{} MB", render::mb(b)),
-                None => "not measured".into(),
-            },
-        ],
-        vec!["parameters".into(), p.params.to_string()],
-        vec![
-            "dimensions".into(),
-            p.dims
-                .iter()
-                .map(|d| format!("{} {}", d.stage, d.dim))
-                .collect::<Vec<_>>()
-                .join(" → "),
-        ],
-    ];
+    let mut facts = render::speed_size_memory(p);
     if let (Some(run), Some(best)) = (p.training.epochs_run, p.training.best_epoch) {
         facts.push(vec!["epochs".into(), format!("{run} run, best {best}")]);
     }

@@ -226,6 +226,54 @@ pub fn markdown(r: &CompareReport) -> String {
     o
 }
 
+/// The "speed, size, memory" rows of a pipeline, as the Markdown and HTML reports show them.
+pub fn speed_size_memory(p: &PipelineResult) -> Vec<Vec<String>> {
+    vec![
+        vec![
+            format!("throughput (batch {})", p.inference.batch_size),
+            format!(
+                "{} images/s ({} s for {} images)",
+                rate(p.inference.images_per_s),
+                secs(p.inference.batch_seconds),
+                p.test_images
+            ),
+        ],
+        vec![
+            "latency (batch 1)".into(),
+            format!(
+                "median {} ms, p90 {} ms over {} calls",
+                ms(p.inference.latency_ms_median),
+                ms(p.inference.latency_ms_p90),
+                p.inference.latency_samples
+            ),
+        ],
+        vec![
+            "model file".into(),
+            format!("{} bytes ({} MB)", p.model_bytes, mb(p.model_bytes)),
+        ],
+        vec![
+            "peak RSS".into(),
+            match p.memory.peak_rss_bytes {
+                Some(b) => format!(
+                    "{} MB (process at start of pipeline: {} MB)",
+                    mb(b),
+                    mb_opt(p.memory.start_rss_bytes)
+                ),
+                None => "not measured".into(),
+            },
+        ],
+        vec!["parameters".into(), p.params.to_string()],
+        vec![
+            "dimensions".into(),
+            p.dims
+                .iter()
+                .map(|d| format!("{} {}", d.stage, d.dim))
+                .collect::<Vec<_>>()
+                .join(" → "),
+        ],
+    ]
+}
+
 fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
     let _ = writeln!(o, "## {} ({})\n", md_escape(&p.name), p.kind);
     let _ = writeln!(
@@ -325,50 +373,7 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
         );
     }
     let _ = writeln!(o, "### Speed, size, memory\n");
-    let rows = vec![
-        vec![
-            format!("throughput (batch {})", p.inference.batch_size),
-            format!(
-                "{} images/s ({} s for {} images)",
-                rate(p.inference.images_per_s),
-                secs(p.inference.batch_seconds),
-                p.test_images
-            ),
-        ],
-        vec![
-            "latency (batch 1)".into(),
-            format!(
-                "median {} ms, p90 {} ms over {} calls",
-                ms(p.inference.latency_ms_median),
-                ms(p.inference.latency_ms_p90),
-                p.inference.latency_samples
-            ),
-        ],
-        vec![
-            "model file".into(),
-            format!("{} bytes ({} MB)", p.model_bytes, mb(p.model_bytes)),
-        ],
-        vec![
-            "peak RSS".into(),
-            match p.memory.peak_rss_bytes {
-                Some(b) => format!(
-                    "{} MB (process at start of pipeline: {} MB)",
-                    mb(b),
-                    mb_opt(p.memory.start_rss_bytes)
-                ),
-                None => "not measured".into(),
-            },
-        ],
-        vec!["parameters".into(), p.params.to_string()],
-        vec![
-            "dimensions".into(),
-            p.dims
-                .iter()
-                .map(|d| format!("{} {}", d.stage, d.dim))
-                .collect::<Vec<_>>()
-                .join(" → "),
-        ],
-    ];
+    let rows = speed_size_memory(p);
     md_table(o, &["what", "value"], &rows, 99);
     let _ = writeln!(o, "### Per class\n");
     let m = &p.metrics;
