@@ -338,3 +338,41 @@ fn same_seed_same_model_whatever_the_thread_count() {
     assert_eq!(l1[0].loss.to_bits(), l3[0].loss.to_bits());
     assert_eq!(m1.to_bytes().unwrap(), m3.to_bytes().unwrap());
 }
+
+/// `bench-cnn` (what scripts/peer_cnn.py calls) prints one JSON object with the fields the
+/// script reads, and the parameter count of the network it was asked for.
+#[test]
+fn bench_cnn_prints_the_fields_the_peer_script_reads() {
+    let o = bin()
+        .args(["bench-cnn", "--data"])
+        .arg(fixtures().join("fashion-mnist"))
+        .args(["--channels", "8,16", "--hidden", "32", "--batch", "16"])
+        .args([
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--infer-batch",
+            "20",
+            "--threads",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in [
+        "train_images_per_s",
+        "train_step_ms_median",
+        "infer_images_per_s",
+        "latency_ms",
+    ] {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
+    }
+    assert_eq!(v["train_step_ms"].as_array().unwrap().len(), 2);
+    assert_eq!(v["batch"], 16);
+    // conv 8x1x3x3 + bn 2x8 + conv 16x8x3x3 + bn 2x16 + fc 32x(16*7*7)+32 + out 10x32+10
+    let want = 72 + 16 + 1152 + 32 + 32 * 784 + 32 + 320 + 10;
+    assert_eq!(v["params"], want);
+}
