@@ -37,6 +37,9 @@
 //!   allocates a zeroed gradient for every node input and adds the node's gradient into it, so
 //!   every full-size intermediate costs several passes in the backward; the fused ops never
 //!   form the normalized tensor nor its gradient, and the forward writes only the pooled output.
+//!   For k = 2 the forward also keeps one byte per window saying where the window's gradient
+//!   goes (its first maximum, or nowhere when the ReLU cuts it), computed with branch-free
+//!   selects, so the backward passes do not search the windows again.
 //!
 //! The backward passes are themselves custom ops (applied without graph tracking, so they are
 //! not differentiable a second time), so a `loss.backward()` never falls back to candle's slow
@@ -1395,36 +1398,68 @@ struct PoolBn {
     train: bool,
 }
 
+/// Routing code of a 2×2 window whose (pre-ReLU) maximum is not > 0 (≤ 0 or NaN): its gradient
+/// is zero. Otherwise a window's code is the position of its first maximum, `2·row + col`.
+const NOT_ROUTED: u8 = u8::MAX;
+
+/// Where each window's gradient goes, computed by the forward pass of a fused pool op with
+/// k = 2 (one [`NOT_ROUTED`] or `2·row + col` byte per output, NCHW order), so that the
+/// backward passes need not recompute the window maxima. Shared between an op and its backward.
+type Routes = std::sync::Arc<Vec<u8>>;
+
 /// Forward of `relu(max_pool_k(t_c(x)))` over `(N, C, H, W)`, `t_c` the channel's affine (or the
-/// identity): returns the pooled output, never materializing `t(x)`.
+/// identity): returns the pooled output, never materializing `t(x)`, and for k = 2 the routing
+/// codes of every window (see [`Routes`]).
 fn pool_relu_fwd(
     x: &[f32],
     dims: &[usize],
     k: usize,
     ab: Option<(&[f32], &[f32])>,
-) -> Result<Vec<f32>> {
+) -> Result<(Vec<f32>, Option<Vec<u8>>)> {
     let (planes, h, w, oh, ow) = pool_geom(dims, k)?;
     let c = dims[1];
     let mut y = vec![0f32; planes * oh * ow];
+    // Codes only for k = 2 (the other sizes recompute the routing in the backward pass; they
+    // get one unused byte per plane).
+    let code_len = if k == 2 { oh * ow } else { 1 };
+    let mut codes = vec![0u8; planes * code_len];
     y.par_chunks_mut(oh * ow)
         .zip(x.par_chunks(h * w))
+        .zip(codes.par_chunks_mut(code_len))
         .enumerate()
         .with_min_len(16)
-        .for_each(|(pl, (yp, xp))| match ab {
-            None => pool_relu_plane(xp, yp, w, k, oh, ow, |v| v),
+        .for_each(|(pl, ((yp, xp), cp))| match ab {
+            None => pool_relu_plane(xp, yp, cp, w, k, oh, ow, |v| v),
             Some((a, b)) => {
                 let (a, b) = (a[pl % c], b[pl % c]);
-                pool_relu_plane(xp, yp, w, k, oh, ow, move |v| v * a + b)
+                pool_relu_plane(xp, yp, cp, w, k, oh, ow, move |v| v * a + b)
             }
         });
-    Ok(y)
+    Ok((y, (k == 2).then_some(codes)))
 }
 
-/// One plane of [`pool_relu_fwd`] (monomorphized per transform so the k = 2 loop vectorizes).
+/// First maximum of four values and its position (strict `>`, so ties keep the earlier value;
+/// a NaN beats any number and the first NaN wins), written with selects instead of branches so
+/// that a loop over windows vectorizes. Same rule as [`window_argmax`] / [`max_nan`].
+#[inline(always)]
+fn argmax4(v: [f32; 4]) -> (f32, u8) {
+    let (mut best, mut idx) = (v[0], 0u8);
+    for (j, &x) in v.iter().enumerate().skip(1) {
+        let take = (x > best) | (x.is_nan() & !best.is_nan());
+        best = if take { x } else { best };
+        idx = if take { j as u8 } else { idx };
+    }
+    (best, idx)
+}
+
+/// One plane of [`pool_relu_fwd`] (monomorphized per transform so the k = 2 loop vectorizes);
+/// `cp` receives the plane's routing codes (k = 2 only; empty otherwise).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pool_relu_plane(
     xp: &[f32],
     yp: &mut [f32],
+    cp: &mut [u8],
     w: usize,
     k: usize,
     oh: usize,
@@ -1436,12 +1471,16 @@ fn pool_relu_plane(
         if k == 2 {
             let r0 = &xp[2 * oy * w..][..2 * ow];
             let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
-            for (ox, o) in out.iter_mut().enumerate() {
-                let m = max_nan(
-                    max_nan(t(r0[2 * ox]), t(r0[2 * ox + 1])),
-                    max_nan(t(r1[2 * ox]), t(r1[2 * ox + 1])),
-                );
+            let codes = &mut cp[oy * ow..][..ow];
+            for (((o, code), a), b) in out
+                .iter_mut()
+                .zip(codes.iter_mut())
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                let (m, i) = argmax4([t(a[0]), t(a[1]), t(b[0]), t(b[1])]);
                 *o = if m < 0.0 { 0.0 } else { m };
+                *code = if m > 0.0 { i } else { NOT_ROUTED };
             }
         } else {
             for (ox, o) in out.iter_mut().enumerate() {
@@ -1455,6 +1494,23 @@ fn pool_relu_plane(
 /// Fused max-pool + ReLU op (no batch norm): x → relu(max_pool(x)).
 struct PoolReluOp {
     k: usize,
+    /// Routing codes of the forward pass (k = 2), for the backward.
+    routes: RouteSlot,
+}
+
+/// Where a fused op's forward pass leaves its routing codes for its backward pass.
+type RouteSlot = std::sync::Mutex<Option<Routes>>;
+
+/// Stores the routing codes computed by a forward pass.
+fn put_routes(slot: &RouteSlot, codes: Option<Vec<u8>>) {
+    if let Ok(mut r) = slot.lock() {
+        *r = codes.map(std::sync::Arc::new);
+    }
+}
+
+/// The routing codes of a forward pass, if any.
+fn get_routes(slot: &RouteSlot) -> Option<Routes> {
+    slot.lock().ok().and_then(|r| r.clone())
 }
 
 impl CustomOp1 for PoolReluOp {
@@ -1464,7 +1520,8 @@ impl CustomOp1 for PoolReluOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "max_pool2d_relu")?;
-        let y = pool_relu_fwd(x, l.dims(), self.k, None)?;
+        let (y, codes) = pool_relu_fwd(x, l.dims(), self.k, None)?;
+        put_routes(&self.routes, codes);
         let (_, _, _, oh, ow) = pool_geom(l.dims(), self.k)?;
         Ok((
             CpuStorage::F32(y),
@@ -1479,6 +1536,7 @@ impl CustomOp1 for PoolReluOp {
                 k: self.k,
                 bn: None,
                 sums: None,
+                routes: get_routes(&self.routes),
             },
         )?))
     }
@@ -1493,14 +1551,33 @@ struct PoolReluBwdOp {
     bn: Option<PoolBn>,
     /// `[Σg; Σg·x̂]` per channel (from [`PoolBnSumsOp`]), train-mode batch norm only.
     sums: Option<(Vec<f32>, Vec<f32>)>,
+    /// The forward pass's routing codes (k = 2); recomputed from x when absent.
+    routes: Option<Routes>,
+}
+
+/// The routing codes in `routes` if they fit `planes` planes of `oh·ow` windows with k = 2.
+fn usable_routes(
+    routes: &Option<Routes>,
+    k: usize,
+    planes: usize,
+    oh: usize,
+    ow: usize,
+) -> Option<&[u8]> {
+    routes
+        .as_deref()
+        .map(Vec::as_slice)
+        .filter(|r| k == 2 && r.len() == planes * oh * ow)
 }
 
 /// Calls `f(index_in_plane, dz)` for every window of the plane whose (pre-ReLU) maximum is
-/// > 0, i.e. every place where the sparse gradient `g` is non-zero.
+/// > 0, i.e. every place where the sparse gradient `g` is non-zero, in window order. With the
+/// plane's routing codes (`codes`, k = 2) the maxima are not recomputed.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn for_each_routed(
     xp: &[f32],
     dzp: &[f32],
+    codes: Option<&[u8]>,
     w: usize,
     k: usize,
     oh: usize,
@@ -1508,6 +1585,18 @@ fn for_each_routed(
     t: impl Fn(f32) -> f32 + Copy,
     mut f: impl FnMut(usize, f32),
 ) {
+    if let (Some(cp), 2) = (codes, k) {
+        for oy in 0..oh {
+            let (cr, dr) = (&cp[oy * ow..][..ow], &dzp[oy * ow..][..ow]);
+            for (ox, (&c, &g)) in cr.iter().zip(dr).enumerate() {
+                if c != NOT_ROUTED {
+                    let (r, col) = (usize::from(c >> 1), usize::from(c & 1));
+                    f((2 * oy + r) * w + 2 * ox + col, g);
+                }
+            }
+        }
+        return;
+    }
     for oy in 0..oh {
         for ox in 0..ow {
             let (idx, m) = window_argmax_t(xp, w, k, oy, ox, t);
@@ -1548,52 +1637,58 @@ impl CustomOp2 for PoolReluBwdOp {
             }
         }
         let inv_m = 1.0 / (d[0] * h * w) as f32;
+        let routes = usable_routes(&self.routes, k, planes, oh, ow);
         let mut dx = vec![0f32; planes * h * w];
         dx.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w))
             .zip(dz.par_chunks(oh * ow))
             .enumerate()
             .with_min_len(16)
-            .for_each(|(pl, ((dxp, xp), dzp))| match &self.bn {
-                None => for_each_routed(xp, dzp, w, k, oh, ow, |v| v, |i, g| dxp[i] = g),
-                Some(bn) => {
-                    let ch = pl % c;
-                    let (a, b) = (bn.a[ch], bn.b[ch]);
-                    let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
-                    // gamma·invstd = a (a was computed as invstd·gamma).
-                    let scale = a;
-                    match (&self.sums, bn.train) {
-                        (Some((sg, sgx)), true) => {
-                            let db = sg[ch] * inv_m;
-                            let dg = sgx[ch] * inv_m;
-                            for (o, &xv) in dxp.iter_mut().zip(xp) {
-                                *o = scale * (0.0 - db - (xv - mu) * is * dg);
+            .for_each(|(pl, ((dxp, xp), dzp))| {
+                let codes = routes.map(|r| &r[pl * oh * ow..][..oh * ow]);
+                match &self.bn {
+                    None => for_each_routed(xp, dzp, codes, w, k, oh, ow, |v| v, |i, g| dxp[i] = g),
+                    Some(bn) => {
+                        let ch = pl % c;
+                        let (a, b) = (bn.a[ch], bn.b[ch]);
+                        let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
+                        // gamma·invstd = a (a was computed as invstd·gamma).
+                        let scale = a;
+                        match (&self.sums, bn.train) {
+                            (Some((sg, sgx)), true) => {
+                                let db = sg[ch] * inv_m;
+                                let dg = sgx[ch] * inv_m;
+                                for (o, &xv) in dxp.iter_mut().zip(xp) {
+                                    *o = scale * (0.0 - db - (xv - mu) * is * dg);
+                                }
+                                for_each_routed(
+                                    xp,
+                                    dzp,
+                                    codes,
+                                    w,
+                                    k,
+                                    oh,
+                                    ow,
+                                    move |v| v * a + b,
+                                    |i, g| {
+                                        dxp[i] = scale * (g - db - (xp[i] - mu) * is * dg);
+                                    },
+                                );
                             }
-                            for_each_routed(
+                            _ => for_each_routed(
                                 xp,
                                 dzp,
+                                codes,
                                 w,
                                 k,
                                 oh,
                                 ow,
                                 move |v| v * a + b,
                                 |i, g| {
-                                    dxp[i] = scale * (g - db - (xp[i] - mu) * is * dg);
+                                    dxp[i] = scale * g;
                                 },
-                            );
+                            ),
                         }
-                        _ => for_each_routed(
-                            xp,
-                            dzp,
-                            w,
-                            k,
-                            oh,
-                            ow,
-                            move |v| v * a + b,
-                            |i, g| {
-                                dxp[i] = scale * g;
-                            },
-                        ),
                     }
                 }
             });
@@ -1606,6 +1701,8 @@ impl CustomOp2 for PoolReluBwdOp {
 struct PoolBnSumsOp {
     k: usize,
     bn: PoolBn,
+    /// The forward pass's routing codes (k = 2); recomputed from x when absent.
+    routes: Option<Routes>,
 }
 
 impl CustomOp2 for PoolBnSumsOp {
@@ -1633,15 +1730,18 @@ impl CustomOp2 for PoolBnSumsOp {
             );
         }
         let bn = &self.bn;
+        let routes = usable_routes(&self.routes, k, n * c, oh, ow);
         let sums = bn_channel_sums(n, c, |i, ch| {
             let xp = &x[(i * c + ch) * h * w..][..h * w];
             let dzp = &dz[(i * c + ch) * oh * ow..][..oh * ow];
+            let codes = routes.map(|r| &r[(i * c + ch) * oh * ow..][..oh * ow]);
             let (a, b) = (bn.a[ch], bn.b[ch]);
             let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
             let (mut s0, mut s1) = (0f32, 0f32);
             for_each_routed(
                 xp,
                 dzp,
+                codes,
                 w,
                 k,
                 oh,
@@ -1665,6 +1765,8 @@ impl CustomOp2 for PoolBnSumsOp {
 struct BnPoolReluOp {
     k: usize,
     bn: PoolBn,
+    /// Routing codes of the forward pass (k = 2), for the backward.
+    routes: RouteSlot,
 }
 
 impl CustomOp3 for BnPoolReluOp {
@@ -1691,7 +1793,8 @@ impl CustomOp3 for BnPoolReluOp {
                 self.bn.a.len()
             );
         }
-        let y = pool_relu_fwd(x, d, self.k, Some((&self.bn.a, &self.bn.b)))?;
+        let (y, codes) = pool_relu_fwd(x, d, self.k, Some((&self.bn.a, &self.bn.b)))?;
+        put_routes(&self.routes, codes);
         let (_, _, _, oh, ow) = pool_geom(d, self.k)?;
         Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
     }
@@ -1710,6 +1813,7 @@ impl CustomOp3 for BnPoolReluOp {
             &PoolBnSumsOp {
                 k: self.k,
                 bn: self.bn.clone(),
+                routes: get_routes(&self.routes),
             },
         )?;
         let dbeta = sums.get(0)?;
@@ -1723,6 +1827,7 @@ impl CustomOp3 for BnPoolReluOp {
                 } else {
                     None
                 },
+                routes: get_routes(&self.routes),
             };
             Some(x.apply_op2_no_bwd(&dz, &op)?)
         } else {
@@ -1769,7 +1874,10 @@ pub fn max_pool2d_relu(x: &Tensor, k: usize) -> Result<Tensor> {
     if !x.device().is_cpu() {
         return x.max_pool2d(k)?.relu();
     }
-    x.contiguous()?.apply_op1(PoolReluOp { k })
+    x.contiguous()?.apply_op1(PoolReluOp {
+        k,
+        routes: RouteSlot::default(),
+    })
 }
 
 /// Training-mode batch norm, max-pool (kernel = stride = `k`) and ReLU fused into one op:
@@ -1820,7 +1928,11 @@ pub fn batch_norm_train_pool_relu(
     let z = x.apply_op3(
         &gamma.contiguous()?,
         &beta.contiguous()?,
-        BnPoolReluOp { k, bn },
+        BnPoolReluOp {
+            k,
+            bn,
+            routes: RouteSlot::default(),
+        },
     )?;
     Ok((z, mean, var))
 }
@@ -1870,7 +1982,11 @@ pub fn batch_norm_eval_pool_relu(
     x.contiguous()?.apply_op3(
         &gamma.contiguous()?,
         &beta.contiguous()?,
-        BnPoolReluOp { k, bn },
+        BnPoolReluOp {
+            k,
+            bn,
+            routes: RouteSlot::default(),
+        },
     )
 }
 
@@ -2519,5 +2635,76 @@ mod tests {
         // Empty batch is fine.
         let e = conv2d(&rng.tensor(&[0, 3, 8, 8]), &w, 1, true).unwrap();
         assert_eq!(e.dims(), &[0, 4, 8, 8]);
+    }
+
+    #[test]
+    fn argmax4_matches_window_argmax() {
+        // Every 2×2 window over values with ties, signed zeros and NaNs.
+        let vals = [-1f32, -0.0, 0.0, 1.0, f32::NAN, 2.0];
+        for i in 0..vals.len().pow(4) {
+            let v = [0, 1, 2, 3].map(|j| vals[i / vals.len().pow(j) % vals.len()]);
+            let (m, c) = argmax4(v);
+            let (idx, m2) = window_argmax(&v, 2, 2, 0, 0);
+            assert_eq!((m.to_bits(), usize::from(c)), (m2.to_bits(), idx), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn routes_match_recomputed_maxima() {
+        // Backward passes with the forward's routing codes vs recomputing the window maxima,
+        // bit for bit, with many ties (values on a coarse grid) and a few NaNs.
+        let mut rng = Rng(96);
+        let dims = [6usize, 3, 9, 8];
+        let n: usize = dims.iter().product();
+        let mut xv: Vec<f32> = (0..n).map(|_| (rng.next() * 3.0).round()).collect();
+        xv[7] = f32::NAN;
+        xv[100] = f32::NAN;
+        let x = Tensor::from_vec(xv, dims.as_slice(), &Device::Cpu).unwrap();
+        let gamma = Tensor::new(&[1.5f32, -0.5, 0.0], &Device::Cpu).unwrap();
+        let beta = Tensor::new(&[0.25f32, 0.0, -0.1], &Device::Cpu).unwrap();
+        let bn = pool_bn(
+            vec![0.1, -0.2, 0.3],
+            vec![1.1, 0.9, 2.0],
+            &gamma,
+            &beta,
+            true,
+        )
+        .unwrap();
+        let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (_, codes) = pool_relu_fwd(&xs, &dims, 2, Some((&bn.a, &bn.b))).unwrap();
+        let (_, plain_codes) = pool_relu_fwd(&xs, &dims, 2, None).unwrap();
+        let routes = codes.map(std::sync::Arc::new);
+        assert!(routes.is_some());
+        let dz = rng.tensor(&[6, 3, 4, 4]);
+        let sums = |routes: Option<Routes>| {
+            let op = PoolBnSumsOp {
+                k: 2,
+                bn: bn.clone(),
+                routes,
+            };
+            x.apply_op2_no_bwd(&dz, &op).unwrap()
+        };
+        let (s_codes, s_plain) = (sums(routes.clone()), sums(None));
+        assert_eq!(bits(&s_codes), bits(&s_plain), "sums");
+        let sv = s_plain.to_vec2::<f32>().unwrap();
+        let dx = |routes: Option<Routes>, bn: Option<PoolBn>| {
+            let op = PoolReluBwdOp {
+                k: 2,
+                sums: bn.as_ref().map(|_| (sv[0].clone(), sv[1].clone())),
+                bn,
+                routes,
+            };
+            x.apply_op2_no_bwd(&dz, &op).unwrap()
+        };
+        assert_eq!(
+            bits(&dx(routes.clone(), Some(bn.clone()))),
+            bits(&dx(None, Some(bn.clone()))),
+            "bn dx"
+        );
+        let plain = plain_codes.map(std::sync::Arc::new);
+        assert_eq!(bits(&dx(plain, None)), bits(&dx(None, None)), "dx");
+        // Codes that do not fit the shape are ignored.
+        let wrong = Some(std::sync::Arc::new(vec![0u8; 5]));
+        assert_eq!(bits(&dx(wrong, None)), bits(&dx(None, None)), "bad codes");
     }
 }
