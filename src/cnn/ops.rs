@@ -40,6 +40,10 @@
 //!   For k = 2 the forward also keeps one byte per window saying where the window's gradient
 //!   goes (its first maximum, or nowhere when the ReLU cuts it), computed with branch-free
 //!   selects, so the backward passes do not search the windows again.
+//! * [`conv_bn_train_pool_relu`] goes one step further for training: the whole block
+//!   (convolution → batch norm → max-pool → ReLU) is one graph node whose op keeps the
+//!   convolution output itself, so candle never allocates, zeroes and accumulates a gradient of
+//!   the convolution output's size (that bookkeeping was about a tenth of a training step).
 //!
 //! The backward passes are themselves custom ops (applied without graph tracking, so they are
 //! not differentiable a second time), so a `loss.backward()` never falls back to candle's slow
@@ -370,49 +374,7 @@ impl CustomOp2 for Conv2dOp {
             );
         };
         let g = ConvGeom::new(l1.dims(), c_out, k_cin, kh, kw, self.pad)?;
-        let (k, p) = (g.k(), g.p());
-        let mut y = vec![0f32; g.n * c_out * p];
-        let chunk = conv_chunk(p);
-        y.par_chunks_mut(chunk * c_out * p)
-            .zip(x.par_chunks((chunk * g.in_len()).max(1)))
-            .for_each(|(yc, xc)| {
-                let m = xc.len() / g.in_len().max(1);
-                let ld = m * p;
-                let out_len = if m == 1 { 0 } else { c_out * ld };
-                with_scratch(k * ld, out_len, |col, ybuf| {
-                    for j in 0..m {
-                        im2col(
-                            &xc[j * g.in_len()..][..g.in_len()],
-                            &g,
-                            &mut col[j * p..],
-                            ld,
-                        );
-                    }
-                    if m == 1 {
-                        // y_i (C_out × P) = W (C_out × K) · col (K × P)
-                        sgemm((c_out, p, k), yc, (p, 1), false, w, (k, 1), col, (p, 1));
-                    } else {
-                        // ybuf (C_out × mP) = W (C_out × K) · col (K × mP), then scatter the
-                        // images' column blocks to their (C_out × P) outputs.
-                        sgemm(
-                            (c_out, ld, k),
-                            ybuf,
-                            (ld, 1),
-                            false,
-                            w,
-                            (k, 1),
-                            col,
-                            (ld, 1),
-                        );
-                        for j in 0..m {
-                            for o in 0..c_out {
-                                yc[(j * c_out + o) * p..][..p]
-                                    .copy_from_slice(&ybuf[o * ld + j * p..][..p]);
-                            }
-                        }
-                    }
-                })
-            });
+        let y = conv_forward(x, w, &g);
         Ok((CpuStorage::F32(y), Shape::from((g.n, c_out, g.oh, g.ow))))
     }
 
@@ -423,35 +385,84 @@ impl CustomOp2 for Conv2dOp {
         _res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
-        let (_, _, kh, kw) = w.dims4()?;
-        let dw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(
-                &dy,
-                &ConvWeightGradOp {
-                    pad: self.pad,
-                    kh,
-                    kw,
-                },
-            )?)
-        } else {
-            None
-        };
-        let dx = if self.need_input_grad && x.track_op() {
-            let (_, _, h, wd) = x.dims4()?;
-            Some(dy.apply_op2_no_bwd(
-                w,
-                &ConvInputGradOp {
-                    pad: self.pad,
-                    h,
-                    w: wd,
-                },
-            )?)
-        } else {
-            None
-        };
-        Ok((dx, dw))
+        conv_backward(x, w, dy, self.pad, self.need_input_grad)
     }
+}
+
+/// Forward convolution of contiguous `x` (shape from `g`) with kernel `w` (C_out, C_in, KH, KW):
+/// returns `y: (N, C_out, OH, OW)`.
+fn conv_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let c_out = g.c_out;
+    let (k, p) = (g.k(), g.p());
+    let mut y = vec![0f32; g.n * c_out * p];
+    let chunk = conv_chunk(p);
+    y.par_chunks_mut(chunk * c_out * p)
+        .zip(x.par_chunks((chunk * g.in_len()).max(1)))
+        .for_each(|(yc, xc)| {
+            let m = xc.len() / g.in_len().max(1);
+            let ld = m * p;
+            let out_len = if m == 1 { 0 } else { c_out * ld };
+            with_scratch(k * ld, out_len, |col, ybuf| {
+                for j in 0..m {
+                    im2col(
+                        &xc[j * g.in_len()..][..g.in_len()],
+                        g,
+                        &mut col[j * p..],
+                        ld,
+                    );
+                }
+                if m == 1 {
+                    // y_i (C_out × P) = W (C_out × K) · col (K × P)
+                    sgemm((c_out, p, k), yc, (p, 1), false, w, (k, 1), col, (p, 1));
+                } else {
+                    // ybuf (C_out × mP) = W (C_out × K) · col (K × mP), then scatter the
+                    // images' column blocks to their (C_out × P) outputs.
+                    sgemm(
+                        (c_out, ld, k),
+                        ybuf,
+                        (ld, 1),
+                        false,
+                        w,
+                        (k, 1),
+                        col,
+                        (ld, 1),
+                    );
+                    for j in 0..m {
+                        for o in 0..c_out {
+                            yc[(j * c_out + o) * p..][..p]
+                                .copy_from_slice(&ybuf[o * ld + j * p..][..p]);
+                        }
+                    }
+                }
+            })
+        });
+    y
+}
+
+/// Gradients `(dx, dw)` of a convolution with input `x` and kernel `w` from the output
+/// gradient `dy`; `dx` only when `need_input_grad` and `x` tracks gradients, `dw` only when `w`
+/// does.
+fn conv_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    pad: usize,
+    need_input_grad: bool,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let dy = dy.contiguous()?;
+    let (_, _, kh, kw) = w.dims4()?;
+    let dw = if w.track_op() {
+        Some(x.apply_op2_no_bwd(&dy, &ConvWeightGradOp { pad, kh, kw })?)
+    } else {
+        None
+    };
+    let dx = if need_input_grad && x.track_op() {
+        let (_, _, h, wd) = x.dims4()?;
+        Some(dy.apply_op2_no_bwd(w, &ConvInputGradOp { pad, h, w: wd })?)
+    } else {
+        None
+    };
+    Ok((dx, dw))
 }
 
 /// Weight gradient: (x, dy) → dW (C_out, C_in, KH, KW).
@@ -947,20 +958,28 @@ impl CustomOp1 for BnStatsOp {
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(st, l, "batch_norm_train")?;
         let (n, c, s) = bn_geom(l.dims())?;
-        let m = (n * s) as f64;
-        let plane = |i: usize, ch: usize| &x[(i * c + ch) * s..][..s];
-        let sums = bn_channel_sums(n, c, |i, ch| [sum8(plane(i, ch), |_, v| v) as f64, 0.0]);
-        let mean: Vec<f64> = sums.iter().map(|v| v[0] / m).collect();
-        // Second pass around the mean (numerically safer than E[x²] − E[x]²).
-        let sq = bn_channel_sums(n, c, |i, ch| {
-            let mu = mean[ch] as f32;
-            [sum8(plane(i, ch), |_, v| (v - mu) * (v - mu)) as f64, 0.0]
-        });
-        let mut out = Vec::with_capacity(2 * c);
-        out.extend(mean.iter().map(|&v| v as f32));
-        out.extend(sq.iter().map(|v| (v[0] / m) as f32));
-        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+        Ok((
+            CpuStorage::F32(batch_stats(x, n, c, s)),
+            Shape::from((2, c)),
+        ))
     }
+}
+
+/// `[mean; biased variance]` (2·C values) per channel of a contiguous `(N, C, S)` slice.
+fn batch_stats(x: &[f32], n: usize, c: usize, s: usize) -> Vec<f32> {
+    let m = (n * s) as f64;
+    let plane = |i: usize, ch: usize| &x[(i * c + ch) * s..][..s];
+    let sums = bn_channel_sums(n, c, |i, ch| [sum8(plane(i, ch), |_, v| v) as f64, 0.0]);
+    let mean: Vec<f64> = sums.iter().map(|v| v[0] / m).collect();
+    // Second pass around the mean (numerically safer than E[x²] − E[x]²).
+    let sq = bn_channel_sums(n, c, |i, ch| {
+        let mu = mean[ch] as f32;
+        [sum8(plane(i, ch), |_, v| (v - mu) * (v - mu)) as f64, 0.0]
+    });
+    let mut out = Vec::with_capacity(2 * c);
+    out.extend(mean.iter().map(|&v| v as f32));
+    out.extend(sq.iter().map(|v| (v[0] / m) as f32));
+    out
 }
 
 /// Normalize + affine op: (x, gamma, beta) → y, with the batch statistics captured.
@@ -1569,9 +1588,9 @@ fn usable_routes(
         .filter(|r| k == 2 && r.len() == planes * oh * ow)
 }
 
-/// Calls `f(index_in_plane, dz)` for every window of the plane whose (pre-ReLU) maximum is
-/// > 0, i.e. every place where the sparse gradient `g` is non-zero, in window order. With the
-/// plane's routing codes (`codes`, k = 2) the maxima are not recomputed.
+/// Calls `f(index_in_plane, dz)`, in window order, for every window of the plane whose
+/// (pre-ReLU) maximum is `> 0`, i.e. every place where the sparse gradient `g` is non-zero. With
+/// the plane's routing codes (`codes`, k = 2) the maxima are not recomputed.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn for_each_routed(
@@ -1847,20 +1866,32 @@ fn pool_bn(
 ) -> Result<PoolBn> {
     let g = gamma.detach().to_vec1::<f32>()?;
     let bt = beta.detach().to_vec1::<f32>()?;
-    let a: Vec<f32> = invstd.iter().zip(&g).map(|(&is, &g)| is * g).collect();
+    Ok(fold_bn(mean, invstd, &g, &bt, train))
+}
+
+/// [`pool_bn`] from slices.
+fn fold_bn(mean: Vec<f32>, invstd: Vec<f32>, g: &[f32], bt: &[f32], train: bool) -> PoolBn {
+    let a: Vec<f32> = invstd.iter().zip(g).map(|(&is, &g)| is * g).collect();
     let b = bt
         .iter()
         .zip(&mean)
         .zip(&a)
         .map(|((&bt, &m), &a)| bt - m * a)
         .collect();
-    Ok(PoolBn {
+    PoolBn {
         mean,
         invstd,
         a,
         b,
         train,
-    })
+    }
+}
+
+/// `1/sqrt(var + eps)` per channel, as every batch-norm op here computes it.
+fn invstd_of(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+        .collect()
 }
 
 /// `relu(max_pool2d(x, k))` as one op: one pass forward (no intermediate tensor) and one pass
@@ -1988,6 +2019,201 @@ pub fn batch_norm_eval_pool_relu(
             routes: RouteSlot::default(),
         },
     )
+}
+
+/// What the forward pass of [`ConvBnPoolReluOp`] keeps for its backward pass and its caller.
+struct ConvBnState {
+    /// The convolution output (the batch norm's input), `(N, C, H, W)`.
+    y: Tensor,
+    /// Batch statistics folded with gamma and beta.
+    bn: PoolBn,
+    /// `[mean; biased variance]`, `(2, C)`.
+    stats: Vec<f32>,
+    /// Routing codes of the pooling windows (k = 2).
+    routes: Option<Routes>,
+}
+
+/// Convolution (stride 1, no bias) → training-mode batch norm → max-pool → ReLU as one graph
+/// node: (x, w, [gamma; beta]) → z. The convolution output is held by the op (shared `state`),
+/// not by the graph, so candle's backward never allocates, zeroes and adds a gradient of that
+/// size: the backward computes it internally and passes it straight to the convolution's weight
+/// and input gradients.
+struct ConvBnPoolReluOp {
+    pad: usize,
+    k: usize,
+    eps: f64,
+    need_input_grad: bool,
+    state: std::sync::Arc<std::sync::Mutex<Option<ConvBnState>>>,
+}
+
+impl CustomOp3 for ConvBnPoolReluOp {
+    fn name(&self) -> &'static str {
+        "fast-conv-bn-pool-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "conv + batch norm + pool")?;
+        let w = f32_slice(s2, l2, "conv + batch norm + pool")?;
+        let gb = f32_slice(s3, l3, "conv + batch norm + pool")?;
+        let &[c_out, k_cin, kh, kw] = l2.dims() else {
+            bail!(
+                "conv2d: kernel must be (C_out, C_in, KH, KW), got {:?}",
+                l2.dims()
+            );
+        };
+        let g = ConvGeom::new(l1.dims(), c_out, k_cin, kh, kw, self.pad)?;
+        if gb.len() != 2 * c_out {
+            bail!("batch_norm_train: gamma and beta must have {c_out} elements each");
+        }
+        let dims = [g.n, c_out, g.oh, g.ow];
+        let (_, _, _, oh, ow) = pool_geom(&dims, self.k)?;
+        bn_geom(&dims)?;
+        let y = conv_forward(x, w, &g);
+        let stats = batch_stats(&y, g.n, c_out, g.p());
+        let (mean, var) = stats.split_at(c_out);
+        let bn = fold_bn(
+            mean.to_vec(),
+            invstd_of(var, self.eps),
+            &gb[..c_out],
+            &gb[c_out..],
+            true,
+        );
+        let (z, codes) = pool_relu_fwd(&y, &dims, self.k, Some((&bn.a, &bn.b)))?;
+        let y = Tensor::from_vec(y, dims.as_slice(), &candle_core::Device::Cpu)?;
+        let state = ConvBnState {
+            y,
+            bn,
+            stats,
+            routes: codes.map(std::sync::Arc::new),
+        };
+        match self.state.lock() {
+            Ok(mut s) => *s = Some(state),
+            Err(_) => bail!("conv + batch norm + pool: state lock poisoned"),
+        }
+        Ok((CpuStorage::F32(z), Shape::from((g.n, c_out, oh, ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        gb: &Tensor,
+        _res: &Tensor,
+        dz: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (y, bn, routes) = match self.state.lock() {
+            Ok(s) => match &*s {
+                Some(st) => (st.y.clone(), st.bn.clone(), st.routes.clone()),
+                None => bail!("conv + batch norm + pool: backward before forward"),
+            },
+            Err(_) => bail!("conv + batch norm + pool: state lock poisoned"),
+        };
+        let dz = dz.contiguous()?;
+        // [dbeta; dgamma]
+        let sums = y.apply_op2_no_bwd(
+            &dz,
+            &PoolBnSumsOp {
+                k: self.k,
+                bn: bn.clone(),
+                routes: routes.clone(),
+            },
+        )?;
+        let sv = sums.to_vec2::<f32>()?;
+        let dgb = if gb.track_op() {
+            Some(Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?)
+        } else {
+            None
+        };
+        let need_dy = w.track_op() || (self.need_input_grad && x.track_op());
+        if !need_dy {
+            return Ok((None, None, dgb));
+        }
+        let dy = y.apply_op2_no_bwd(
+            &dz,
+            &PoolReluBwdOp {
+                k: self.k,
+                bn: Some(bn),
+                sums: Some((sv[0].clone(), sv[1].clone())),
+                routes,
+            },
+        )?;
+        let (dx, dw) = conv_backward(x, w, &dy, self.pad, self.need_input_grad)?;
+        Ok((dx, dw, dgb))
+    }
+}
+
+/// Convolution (3x3-style, stride 1, zero padding `padding`, no bias; see [`conv2d`]), then
+/// training-mode batch norm, max-pool (kernel = stride = `k`) and ReLU, as one graph node:
+/// returns `(z, batch_mean, batch_biased_var)` with
+/// `z = relu(max_pool2d(batch_norm_train(conv2d(x, w)).0, k))`.
+///
+/// Same values as [`conv2d`] followed by [`batch_norm_train_pool_relu`] (bit-identical forward
+/// and gradients), but the convolution output is not a graph node, so candle's backward does not
+/// allocate, zero and accumulate a gradient of its size. `need_input_grad` as in [`conv2d`].
+/// On a non-CPU device this falls back to the unfused ops. Errors on non-f32 dtypes and bad
+/// shapes.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_bn_train_pool_relu(
+    x: &Tensor,
+    w: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    padding: usize,
+    need_input_grad: bool,
+    eps: f64,
+    k: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if !x.device().is_cpu() || !w.device().is_cpu() {
+        let h = conv2d(x, w, padding, need_input_grad)?;
+        return batch_norm_train_pool_relu(&h, gamma, beta, eps, k);
+    }
+    check_f32(x, "input", "conv2d")?;
+    check_f32(w, "kernel", "conv2d")?;
+    check_f32(gamma, "gamma", "batch_norm_train")?;
+    check_f32(beta, "beta", "batch_norm_train")?;
+    let (c_out, k_cin, kh, kw) = w.dims4()?;
+    let g = ConvGeom::new(x.dims(), c_out, k_cin, kh, kw, padding)?;
+    pool_geom(&[g.n, c_out, g.oh, g.ow], k)?;
+    if gamma.dims() != [c_out] || beta.dims() != [c_out] {
+        bail!(
+            "batch_norm_train: gamma {:?} and beta {:?} must be ({c_out},)",
+            gamma.dims(),
+            beta.dims()
+        );
+    }
+    if eps.is_nan() || eps < 0.0 {
+        bail!("batch_norm_train: eps must be ≥ 0, got {eps}");
+    }
+    let gb = Tensor::cat(&[gamma, beta], 0)?;
+    let state = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let z = x.contiguous()?.apply_op3(
+        &w.contiguous()?,
+        &gb,
+        ConvBnPoolReluOp {
+            pad: padding,
+            k,
+            eps,
+            need_input_grad,
+            state: state.clone(),
+        },
+    )?;
+    let stats = match state.lock() {
+        Ok(s) => s.as_ref().map(|st| st.stats.clone()),
+        Err(_) => None,
+    };
+    let Some(stats) = stats else {
+        bail!("conv + batch norm + pool: forward left no statistics");
+    };
+    let stats = Tensor::from_vec(stats, (2, c_out), x.device())?;
+    Ok((z, stats.get(0)?, stats.get(1)?))
 }
 
 /// Device-agnostic fallback of [`batch_norm_train`] built from generic candle ops.
@@ -2706,5 +2932,90 @@ mod tests {
         // Codes that do not fit the shape are ignored.
         let wrong = Some(std::sync::Arc::new(vec![0u8; 5]));
         assert_eq!(bits(&dx(wrong, None)), bits(&dx(None, None)), "bad codes");
+    }
+
+    #[test]
+    fn conv_bn_pool_relu_matches_unfused() {
+        for (seed, dims, c_out, k) in [
+            (101u64, [5usize, 3, 8, 8], 4usize, 2usize),
+            (102, [19, 2, 7, 9], 3, 2), // odd sizes; several images per GEMM
+            (103, [4, 3, 9, 7], 2, 3),
+        ] {
+            let mut rng = Rng(seed);
+            let x = Var::from_tensor(&rng.tensor(&dims)).unwrap();
+            let w = Var::from_tensor(&rng.tensor(&[c_out, dims[1], 3, 3])).unwrap();
+            let gamma = Var::from_tensor(&rng.tensor(&[c_out])).unwrap();
+            let beta = Var::from_tensor(&rng.tensor(&[c_out])).unwrap();
+            let (z, m, v) =
+                conv_bn_train_pool_relu(&x, &w, &gamma, &beta, 1, true, 1e-5, k).unwrap();
+            let h = conv2d(&x, &w, 1, true).unwrap();
+            let (zr, mr, vr) = batch_norm_train_pool_relu(&h, &gamma, &beta, 1e-5, k).unwrap();
+            assert_eq!(bits(&z), bits(&zr), "conv+bn+pool+relu fwd {dims:?}");
+            assert_eq!(bits(&m), bits(&mr));
+            assert_eq!(bits(&v), bits(&vr));
+            let r = rng.tensor(z.dims());
+            let vars = [&x, &w, &gamma, &beta];
+            let grads = |z: &Tensor| {
+                let g = (z * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                vars.map(|v| bits(g.get(v).unwrap()))
+            };
+            assert_eq!(grads(&z), grads(&zr), "conv+bn+pool+relu grads {dims:?}");
+            // Without the input gradient (first layer): the others are unchanged.
+            let (z2, _, _) =
+                conv_bn_train_pool_relu(&x, &w, &gamma, &beta, 1, false, 1e-5, k).unwrap();
+            let g = (&z2 * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(g.get(&x).is_none());
+            assert_eq!(bits(g.get(&w).unwrap()), grads(&zr)[1]);
+        }
+        let mut rng = Rng(104);
+        let x = rng.tensor(&[2, 3, 6, 6]);
+        let w = rng.tensor(&[4, 3, 3, 3]);
+        let g = rng.tensor(&[4]);
+        let f = |x: &Tensor, w: &Tensor, g: &Tensor, k| {
+            conv_bn_train_pool_relu(x, w, g, g, 1, true, 1e-5, k).is_err()
+        };
+        assert!(!f(&x, &w, &g, 2));
+        assert!(f(&x, &w, &rng.tensor(&[3]), 2));
+        assert!(f(&x, &rng.tensor(&[4, 2, 3, 3]), &g, 2));
+        assert!(f(&x, &w, &g, 7));
+        assert!(f(&x.to_dtype(DType::F64).unwrap(), &w, &g, 2));
+        assert!(conv_bn_train_pool_relu(&x, &w, &g, &g, 1, true, -1.0, 2).is_err());
+    }
+
+    #[test]
+    fn conv_bn_pool_relu_deterministic_across_thread_counts() {
+        let run = || {
+            let mut rng = Rng(105);
+            let x = Var::from_tensor(&rng.tensor(&[21, 3, 12, 10])).unwrap();
+            let w1 = Var::from_tensor(&rng.tensor(&[6, 3, 3, 3])).unwrap();
+            let w2 = Var::from_tensor(&rng.tensor(&[5, 6, 3, 3])).unwrap();
+            let gamma = Var::from_tensor(&rng.tensor(&[6])).unwrap();
+            let beta = Var::from_tensor(&rng.tensor(&[6])).unwrap();
+            let g2 = Var::from_tensor(&rng.tensor(&[5])).unwrap();
+            let b2 = Var::from_tensor(&rng.tensor(&[5])).unwrap();
+            let (h, m, v) =
+                conv_bn_train_pool_relu(&x, &w1, &gamma, &beta, 1, false, 1e-5, 2).unwrap();
+            let (y, _, _) = conv_bn_train_pool_relu(&h, &w2, &g2, &b2, 1, true, 1e-5, 2).unwrap();
+            let r = rng.tensor(y.dims());
+            let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![bits(&y), bits(&m), bits(&v)];
+            for var in [&w1, &w2, &gamma, &beta, &g2, &b2] {
+                out.push(bits(g.get(var).unwrap()));
+            }
+            out
+        };
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        let reference = pool(1).install(run);
+        for t in [2, 3, 8] {
+            assert!(
+                pool(t).install(run) == reference,
+                "differs with {t} threads"
+            );
+        }
     }
 }
