@@ -44,6 +44,9 @@
 //!   (convolution → batch norm → max-pool → ReLU) is one graph node whose op keeps the
 //!   convolution output itself, so candle never allocates, zeroes and accumulates a gradient of
 //!   the convolution output's size (that bookkeeping was about a tenth of a training step).
+//!   Its backward works on fixed chunks of [`DW_CHUNK`] images: each chunk forms its part of the
+//!   convolution output's gradient in scratch memory and feeds it to the weight- and
+//!   input-gradient GEMMs, so that full-size gradient is never allocated nor copied.
 //!
 //! The backward passes are themselves custom ops (applied without graph tracking, so they are
 //! not differentiable a second time), so a `loss.backward()` never falls back to candle's slow
@@ -102,6 +105,31 @@ const BN_ROWS: usize = 16;
 thread_local! {
     /// Per-thread scratch buffers reused across calls (no allocation per image).
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+thread_local! {
+    /// A third per-thread scratch buffer, for [`with_scratch3`].
+    static SCRATCH3: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// As [`with_scratch`] with a third slice of length `c_len`.
+fn with_scratch3<R>(
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
+) -> R {
+    with_scratch(a_len, b_len, |a, b| {
+        SCRATCH3.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut c) => {
+                if c.len() < c_len {
+                    c.resize(c_len, 0.0);
+                }
+                f(a, b, &mut c[..c_len])
+            }
+            Err(_) => f(a, b, &mut vec![0.0; c_len]),
+        })
+    })
 }
 
 /// Runs `f` with two scratch slices of lengths `a_len` and `b_len` (contents unspecified).
@@ -524,18 +552,24 @@ impl CustomOp2 for ConvWeightGradOp {
                     sgemm((co, k, ld), part, (k, 1), false, dyb, (ld, 1), col, (1, ld));
                 })
             });
-        // Sum the partials in chunk order (fixed, independent of the thread count).
-        let mut dw = vec![0f32; wlen];
-        dw.par_chunks_mut(1024).enumerate().for_each(|(b, out)| {
-            for c in 0..n_chunks {
-                let src = &partial[c * wlen + b * 1024..][..out.len()];
-                for (o, s) in out.iter_mut().zip(src) {
-                    *o += s;
-                }
-            }
-        });
+        let dw = sum_partials(&partial, n_chunks, wlen);
         Ok((CpuStorage::F32(dw), Shape::from((co, g.c_in, g.kh, g.kw))))
     }
+}
+
+/// Sum of `n_chunks` partial weight gradients of `wlen` values each, added in chunk order (fixed,
+/// independent of the thread count).
+fn sum_partials(partial: &[f32], n_chunks: usize, wlen: usize) -> Vec<f32> {
+    let mut dw = vec![0f32; wlen];
+    dw.par_chunks_mut(1024).enumerate().for_each(|(b, out)| {
+        for c in 0..n_chunks {
+            let src = &partial[c * wlen + b * 1024..][..out.len()];
+            for (o, s) in out.iter_mut().zip(src) {
+                *o += s;
+            }
+        }
+    });
+    dw
 }
 
 /// Input gradient: (dy, w) → dX (N, C_in, H, W).
@@ -1670,30 +1704,19 @@ impl CustomOp2 for PoolReluBwdOp {
                     Some(bn) => {
                         let ch = pl % c;
                         let (a, b) = (bn.a[ch], bn.b[ch]);
-                        let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
                         // gamma·invstd = a (a was computed as invstd·gamma).
                         let scale = a;
                         match (&self.sums, bn.train) {
-                            (Some((sg, sgx)), true) => {
-                                let db = sg[ch] * inv_m;
-                                let dg = sgx[ch] * inv_m;
-                                for (o, &xv) in dxp.iter_mut().zip(xp) {
-                                    *o = scale * (0.0 - db - (xv - mu) * is * dg);
-                                }
-                                for_each_routed(
-                                    xp,
-                                    dzp,
-                                    codes,
-                                    w,
-                                    k,
-                                    oh,
-                                    ow,
-                                    move |v| v * a + b,
-                                    |i, g| {
-                                        dxp[i] = scale * (g - db - (xp[i] - mu) * is * dg);
-                                    },
-                                );
-                            }
+                            (Some((sg, sgx)), true) => bn_pool_bwd_plane(
+                                dxp,
+                                xp,
+                                dzp,
+                                codes,
+                                (w, k, oh, ow),
+                                bn,
+                                ch,
+                                (sg[ch] * inv_m, sgx[ch] * inv_m),
+                            ),
                             _ => for_each_routed(
                                 xp,
                                 dzp,
@@ -1713,6 +1736,43 @@ impl CustomOp2 for PoolReluBwdOp {
             });
         Ok((CpuStorage::F32(dx), Shape::from(d)))
     }
+}
+
+/// One plane of the train-mode input gradient of [`PoolReluBwdOp`]: `dxp` (H·W) from the plane's
+/// input `xp`, pooled gradient `dzp` (OH·OW), routing `codes`, geometry `(W, k, OH, OW)`, the
+/// channel `ch` of `bn`, and `(db, dg) = (Σg/M, Σg·x̂/M)`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn bn_pool_bwd_plane(
+    dxp: &mut [f32],
+    xp: &[f32],
+    dzp: &[f32],
+    codes: Option<&[u8]>,
+    (w, k, oh, ow): (usize, usize, usize, usize),
+    bn: &PoolBn,
+    ch: usize,
+    (db, dg): (f32, f32),
+) {
+    let (a, b) = (bn.a[ch], bn.b[ch]);
+    let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
+    // gamma·invstd = a (a was computed as invstd·gamma).
+    let scale = a;
+    for (o, &xv) in dxp.iter_mut().zip(xp) {
+        *o = scale * (0.0 - db - (xv - mu) * is * dg);
+    }
+    for_each_routed(
+        xp,
+        dzp,
+        codes,
+        w,
+        k,
+        oh,
+        ow,
+        move |v| v * a + b,
+        |i, g| {
+            dxp[i] = scale * (g - db - (xp[i] - mu) * is * dg);
+        },
+    );
 }
 
 /// Batch-norm parameter gradients of the fused op: (x, dz) → (2, C) = `[Σg; Σg·x̂]` =
@@ -1740,7 +1800,7 @@ impl CustomOp2 for PoolBnSumsOp {
         let dz = f32_slice(s2, l2, "batch norm + pool backward")?;
         let k = self.k;
         let d = l1.dims();
-        let (_, h, w, oh, ow) = pool_geom(d, k)?;
+        let (_, _, _, oh, ow) = pool_geom(d, k)?;
         let (n, c) = (d[0], d[1]);
         if l2.dims() != [n, c, oh, ow] || self.bn.mean.len() != c {
             bail!(
@@ -1748,36 +1808,53 @@ impl CustomOp2 for PoolBnSumsOp {
                 l2.dims()
             );
         }
-        let bn = &self.bn;
-        let routes = usable_routes(&self.routes, k, n * c, oh, ow);
-        let sums = bn_channel_sums(n, c, |i, ch| {
-            let xp = &x[(i * c + ch) * h * w..][..h * w];
-            let dzp = &dz[(i * c + ch) * oh * ow..][..oh * ow];
-            let codes = routes.map(|r| &r[(i * c + ch) * oh * ow..][..oh * ow]);
-            let (a, b) = (bn.a[ch], bn.b[ch]);
-            let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
-            let (mut s0, mut s1) = (0f32, 0f32);
-            for_each_routed(
-                xp,
-                dzp,
-                codes,
-                w,
-                k,
-                oh,
-                ow,
-                move |v| v * a + b,
-                |idx, g| {
-                    s0 += g;
-                    s1 += g * ((xp[idx] - mu) * is);
-                },
-            );
-            [s0 as f64, s1 as f64]
-        });
-        let mut out = Vec::with_capacity(2 * c);
-        out.extend(sums.iter().map(|v| v[0] as f32));
-        out.extend(sums.iter().map(|v| v[1] as f32));
-        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+        Ok((
+            CpuStorage::F32(pool_bn_sums(x, dz, d, k, &self.bn, &self.routes)),
+            Shape::from((2, c)),
+        ))
     }
+}
+
+/// `[Σg; Σg·x̂]` (2·C values) of [`PoolBnSumsOp`] for contiguous `x: dims` (N, C, H, W) and
+/// `dz` (N, C, OH, OW); shapes must have been checked.
+fn pool_bn_sums(
+    x: &[f32],
+    dz: &[f32],
+    d: &[usize],
+    k: usize,
+    bn: &PoolBn,
+    routes: &Option<Routes>,
+) -> Vec<f32> {
+    let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
+    let (oh, ow) = (h / k, w / k);
+    let routes = usable_routes(routes, k, n * c, oh, ow);
+    let sums = bn_channel_sums(n, c, |i, ch| {
+        let xp = &x[(i * c + ch) * h * w..][..h * w];
+        let dzp = &dz[(i * c + ch) * oh * ow..][..oh * ow];
+        let codes = routes.map(|r| &r[(i * c + ch) * oh * ow..][..oh * ow]);
+        let (a, b) = (bn.a[ch], bn.b[ch]);
+        let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
+        let (mut s0, mut s1) = (0f32, 0f32);
+        for_each_routed(
+            xp,
+            dzp,
+            codes,
+            w,
+            k,
+            oh,
+            ow,
+            move |v| v * a + b,
+            |idx, g| {
+                s0 += g;
+                s1 += g * ((xp[idx] - mu) * is);
+            },
+        );
+        [s0 as f64, s1 as f64]
+    });
+    let mut out = Vec::with_capacity(2 * c);
+    out.extend(sums.iter().map(|v| v[0] as f32));
+    out.extend(sums.iter().map(|v| v[1] as f32));
+    out
 }
 
 /// Fused batch norm (train or eval statistics) + max-pool + ReLU op: (x, gamma, beta) → z.
@@ -2024,7 +2101,7 @@ pub fn batch_norm_eval_pool_relu(
 /// What the forward pass of [`ConvBnPoolReluOp`] keeps for its backward pass and its caller.
 struct ConvBnState {
     /// The convolution output (the batch norm's input), `(N, C, H, W)`.
-    y: Tensor,
+    y: std::sync::Arc<Vec<f32>>,
     /// Batch statistics folded with gamma and beta.
     bn: PoolBn,
     /// `[mean; biased variance]`, `(2, C)`.
@@ -2036,8 +2113,8 @@ struct ConvBnState {
 /// Convolution (stride 1, no bias) → training-mode batch norm → max-pool → ReLU as one graph
 /// node: (x, w, [gamma; beta]) → z. The convolution output is held by the op (shared `state`),
 /// not by the graph, so candle's backward never allocates, zeroes and adds a gradient of that
-/// size: the backward computes it internally and passes it straight to the convolution's weight
-/// and input gradients.
+/// size: the backward ([`ConvBnBwdOp`]) forms it chunk by chunk, straight into the layout the
+/// convolution's weight- and input-gradient GEMMs read.
 struct ConvBnPoolReluOp {
     pad: usize,
     k: usize,
@@ -2087,9 +2164,8 @@ impl CustomOp3 for ConvBnPoolReluOp {
             true,
         );
         let (z, codes) = pool_relu_fwd(&y, &dims, self.k, Some((&bn.a, &bn.b)))?;
-        let y = Tensor::from_vec(y, dims.as_slice(), &candle_core::Device::Cpu)?;
         let state = ConvBnState {
-            y,
+            y: std::sync::Arc::new(y),
             bn,
             stats,
             routes: codes.map(std::sync::Arc::new),
@@ -2117,36 +2193,138 @@ impl CustomOp3 for ConvBnPoolReluOp {
             Err(_) => bail!("conv + batch norm + pool: state lock poisoned"),
         };
         let dz = dz.contiguous()?;
-        // [dbeta; dgamma]
-        let sums = y.apply_op2_no_bwd(
-            &dz,
-            &PoolBnSumsOp {
-                k: self.k,
-                bn: bn.clone(),
-                routes: routes.clone(),
-            },
-        )?;
-        let sv = sums.to_vec2::<f32>()?;
+        let need_dx = self.need_input_grad && x.track_op();
+        let op = ConvBnBwdOp {
+            pad: self.pad,
+            k: self.k,
+            y,
+            bn,
+            routes,
+            need_dx,
+            out: std::sync::Mutex::new(None),
+        };
+        let dw = x.apply_op3_no_bwd(w, &dz, &op)?;
+        let Some((dx, sums)) = op.out.lock().ok().and_then(|mut o| o.take()) else {
+            bail!("conv + batch norm + pool backward: no result");
+        };
+        let dx = match dx {
+            Some(v) => Some(Tensor::from_vec(v, x.shape(), x.device())?),
+            None => None,
+        };
+        let c = sums.len() / 2;
+        // sums = [dbeta; dgamma]; the op's third input is [gamma; beta].
         let dgb = if gb.track_op() {
-            Some(Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?)
+            let v: Vec<f32> = sums[c..].iter().chain(&sums[..c]).copied().collect();
+            Some(Tensor::from_vec(v, 2 * c, gb.device())?)
         } else {
             None
         };
-        let need_dy = w.track_op() || (self.need_input_grad && x.track_op());
-        if !need_dy {
-            return Ok((None, None, dgb));
+        Ok((dx, w.track_op().then_some(dw), dgb))
+    }
+}
+
+/// Backward of [`ConvBnPoolReluOp`] in one pass over fixed chunks of [`DW_CHUNK`] images:
+/// (x, w, dz) → dW, with dx and `[dbeta; dgamma]` left in `out`. Each chunk forms the
+/// convolution output's gradient for its images directly in the channel-major layout the GEMMs
+/// read (never the whole tensor), then its partial weight gradient and its input gradient.
+struct ConvBnBwdOp {
+    pad: usize,
+    k: usize,
+    /// The forward convolution output.
+    y: std::sync::Arc<Vec<f32>>,
+    bn: PoolBn,
+    routes: Option<Routes>,
+    need_dx: bool,
+    /// `(dx, [dbeta; dgamma])` once computed.
+    #[allow(clippy::type_complexity)]
+    out: std::sync::Mutex<Option<(Option<Vec<f32>>, Vec<f32>)>>,
+}
+
+impl CustomOp3 for ConvBnBwdOp {
+    fn name(&self) -> &'static str {
+        "fast-conv-bn-pool-relu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let what = "conv + batch norm + pool backward";
+        let x = f32_slice(s1, l1, what)?;
+        let w = f32_slice(s2, l2, what)?;
+        let dz = f32_slice(s3, l3, what)?;
+        let &[c_out, k_cin, kh, kw] = l2.dims() else {
+            bail!("{what}: bad kernel {:?}", l2.dims());
+        };
+        let g = ConvGeom::new(l1.dims(), c_out, k_cin, kh, kw, self.pad)?;
+        let ydims = [g.n, c_out, g.oh, g.ow];
+        let (_, _, _, ph, pw) = pool_geom(&ydims, self.k)?;
+        let y = self.y.as_slice();
+        if l3.dims() != [g.n, c_out, ph, pw] || y.len() != g.n * c_out * g.p() {
+            bail!("{what}: dz {:?} does not match {ydims:?}", l3.dims());
         }
-        let dy = y.apply_op2_no_bwd(
-            &dz,
-            &PoolReluBwdOp {
-                k: self.k,
-                bn: Some(bn),
-                sums: Some((sv[0].clone(), sv[1].clone())),
-                routes,
-            },
-        )?;
-        let (dx, dw) = conv_backward(x, w, &dy, self.pad, self.need_input_grad)?;
-        Ok((dx, dw, dgb))
+        if self.bn.mean.len() != c_out {
+            bail!("{what}: {c_out} channels expected");
+        }
+        let (k, p, co, in_len) = (g.k(), g.p(), c_out, g.in_len());
+        let sums = pool_bn_sums(y, dz, &ydims, self.k, &self.bn, &self.routes);
+        let inv_m = 1.0 / (g.n * p) as f32;
+        let routes = usable_routes(&self.routes, self.k, g.n * co, ph, pw);
+        let wlen = co * k;
+        let n_chunks = g.n.div_ceil(DW_CHUNK);
+        let mut partial = vec![0f32; n_chunks * wlen];
+        // Without dx, one unused value per chunk keeps the zip below aligned.
+        let dx_chunk = if self.need_dx { DW_CHUNK * in_len } else { 1 };
+        let mut dx = vec![0f32; if self.need_dx { g.n * in_len } else { n_chunks }];
+        partial
+            .par_chunks_mut(wlen)
+            .zip(dx.par_chunks_mut(dx_chunk.max(1)))
+            .enumerate()
+            .for_each(|(c, (part, dxc))| {
+                let (i0, i1) = (c * DW_CHUNK, ((c + 1) * DW_CHUNK).min(g.n));
+                let ld = (i1 - i0) * p;
+                let dcol_len = if self.need_dx { k * ld } else { 0 };
+                with_scratch3(k * ld, co * ld, dcol_len, |col, dyb, dcol| {
+                    // dyb (C_out × mP): the chunk's gradient of the convolution output.
+                    for (j, i) in (i0..i1).enumerate() {
+                        for o in 0..co {
+                            let pl = i * co + o;
+                            bn_pool_bwd_plane(
+                                &mut dyb[o * ld + j * p..][..p],
+                                &y[pl * p..][..p],
+                                &dz[pl * ph * pw..][..ph * pw],
+                                routes.map(|r| &r[pl * ph * pw..][..ph * pw]),
+                                (g.ow, self.k, ph, pw),
+                                &self.bn,
+                                o,
+                                (sums[o] * inv_m, sums[co + o] * inv_m),
+                            );
+                        }
+                        im2col(&x[i * in_len..][..in_len], &g, &mut col[j * p..], ld);
+                    }
+                    // part (C_out × K) = dyb (C_out × mP) · colᵀ (mP × K)
+                    sgemm((co, k, ld), part, (k, 1), false, dyb, (ld, 1), col, (1, ld));
+                    if self.need_dx {
+                        // dcol (K × mP) = Wᵀ (K × C_out) · dyb (C_out × mP), then col2im.
+                        sgemm((k, ld, co), dcol, (ld, 1), false, w, (1, k), dyb, (ld, 1));
+                        for j in 0..i1 - i0 {
+                            col2im(&dcol[j * p..], &g, &mut dxc[j * in_len..][..in_len], ld);
+                        }
+                    }
+                })
+            });
+        let dw = sum_partials(&partial, n_chunks, wlen);
+        let dx = self.need_dx.then_some(dx);
+        match self.out.lock() {
+            Ok(mut o) => *o = Some((dx, sums)),
+            Err(_) => bail!("{what}: result lock poisoned"),
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((co, g.c_in, kh, kw))))
     }
 }
 
