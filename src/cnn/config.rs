@@ -241,7 +241,7 @@ impl CnnConfig {
                 ));
             }
         }
-        if self.hidden.len() > 1 || self.hidden.iter().any(|&h| h == 0) {
+        if self.hidden.len() > 1 || self.hidden.contains(&0) {
             return Err(Error::param(
                 "hidden",
                 "at most one hidden fully connected layer, of at least 1 unit",

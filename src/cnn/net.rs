@@ -15,6 +15,9 @@ use rand_distr::{Distribution, StandardNormal};
 use super::config::CnnConfig;
 use crate::error::{Error, Result};
 
+/// Named tensors as (name, shape, values), in a fixed order: what a checkpoint holds.
+pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
 /// Batch norm's epsilon and running-average momentum (PyTorch's defaults).
 pub(crate) const BN_EPS: f64 = 1e-5;
 pub(crate) const BN_MOMENTUM: f64 = 0.1;
@@ -273,7 +276,7 @@ impl Net {
             h = self.dropout(&h, rng.as_deref_mut())?;
             h = super::ops::relu(&self.linear(&h, &format!("fc{i}"))?).map_err(&e)?;
         }
-        h = self.dropout(&h, rng.as_deref_mut())?;
+        h = self.dropout(&h, rng)?;
         let logits = self.linear(&h, "out")?;
         Ok((logits, stats))
     }
@@ -348,7 +351,7 @@ impl Net {
     }
 
     /// Every tensor (parameters and buffers) as `(name, shape, values)`, in name order.
-    pub fn export(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn export(&self) -> Result<NamedTensors> {
         let e = ce("reading weights");
         let mut out = Vec::new();
         for (n, p) in &self.params {

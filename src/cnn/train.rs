@@ -307,7 +307,7 @@ pub(crate) fn fit(
     let (rows, cols) = (data.rows, data.cols);
     let mut buf = Vec::new();
     let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Vec<(String, Vec<usize>, Vec<f32>)>)> = None;
+    let mut best: Option<(f64, usize, super::net::NamedTensors)> = None;
     let mut since_best = 0;
     let mut stopped_early = false;
     let mut t = 0usize;
