@@ -5,7 +5,8 @@
 //!   when present `scaler.mean`, `scaler.scale` (f32, d0); `pca.mean` (f32, d1),
 //!   `pca.components` (f32, k x d1), `pca.explained_variance` and
 //!   `pca.explained_variance_ratio` (f64, k); `rff.weights` (f32, k x D), `rff.offsets` (f32,
-//!   D), `rff.gamma` (f64, 1);
+//!   D), `rff.gamma` (f64, 1); `nystroem.landmarks` (f32, m x k), `nystroem.projection` (f32,
+//!   m x m), `nystroem.gamma` (f64, 1);
 //! * metadata: one key, `hogsvm`, whose value is a JSON object ([`ModelMeta`]): `format` =
 //!   `hogsvm-model`, `format_version`, `kind` = `classical`, `hogsvm_version`, `config` (the
 //!   [`ClassicalConfig`]), `class_names`, `input` (`{"rows": R, "cols": C}`), `svm_iterations`
@@ -26,7 +27,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::featmap::Rff;
+use crate::featmap::{Nystroem, Rff};
 use crate::pipeline::{ClassicalConfig, ClassicalModel};
 use crate::reduce::{Pca, StandardScaler};
 use crate::svm::LinearSvm;
@@ -144,6 +145,25 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
             (Dtype::F64, vec![1], f64_bytes(&[r.gamma])),
         );
     }
+    if let Some(n) = &m.nystroem {
+        for (name, a) in [
+            ("nystroem.landmarks", &n.landmarks),
+            ("nystroem.projection", &n.projection),
+        ] {
+            tensors.insert(
+                name.into(),
+                (
+                    Dtype::F32,
+                    a.shape().to_vec(),
+                    f32_bytes(&a.iter().copied().collect::<Vec<_>>()),
+                ),
+            );
+        }
+        tensors.insert(
+            "nystroem.gamma".into(),
+            (Dtype::F64, vec![1], f64_bytes(&[n.gamma])),
+        );
+    }
     let meta_obj = ModelMeta {
         format: FORMAT_NAME.to_string(),
         format_version: FORMAT_VERSION,
@@ -256,6 +276,9 @@ pub fn load(path: &Path) -> Result<ClassicalModel> {
 }
 
 /// A model of either kind, as read from a file.
+// The classical model is held inline: a model is loaded once per command, so the size of the
+// enum does not matter, and boxing would make every caller unwrap a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum AnyModel {
     /// HOG → ... → linear SVM.
@@ -517,6 +540,45 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         }
         None => (None, d_svm),
     };
+    let (nystroem, d_svm) = match &config.nystroem {
+        Some(p) => {
+            let (shape, b) = tensor("nystroem.landmarks", Dtype::F32)?;
+            let m = match shape[..] {
+                [m, d] if d == d_svm && (1..=p.dim).contains(&m) => m,
+                _ => {
+                    return Err(format!(
+                    "tensor `nystroem.landmarks` has shape {shape:?}, expected [1..={}, {d_svm}]",
+                    p.dim
+                ))
+                }
+            };
+            let landmarks = Array2::from_shape_vec((m, d_svm), f32s(&b))
+                .map_err(|e| format!("nystroem.landmarks: {e}"))?;
+            let (pshape, pb) = tensor("nystroem.projection", Dtype::F32)?;
+            if pshape != [m, m] {
+                return Err(format!(
+                    "tensor `nystroem.projection` has shape {pshape:?}, expected [{m}, {m}]"
+                ));
+            }
+            let projection = Array2::from_shape_vec((m, m), f32s(&pb))
+                .map_err(|e| format!("nystroem.projection: {e}"))?;
+            let (gshape, gb) = tensor("nystroem.gamma", Dtype::F64)?;
+            if gshape != [1] {
+                return Err(format!(
+                    "tensor `nystroem.gamma` has shape {gshape:?}, expected [1]"
+                ));
+            }
+            (
+                Some(Nystroem {
+                    landmarks,
+                    projection,
+                    gamma: f64s(&gb)[0],
+                }),
+                m,
+            )
+        }
+        None => (None, d_svm),
+    };
     let models = if class_names.len() == 2 {
         1
     } else {
@@ -545,6 +607,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         scaler,
         pca,
         rff,
+        nystroem,
         svm: LinearSvm {
             weights,
             intercepts,

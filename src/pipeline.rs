@@ -1,4 +1,5 @@
-//! The classical pipeline: HOG → (feature map) → (standard scaler) → (PCA) → linear SVM.
+//! The classical pipeline: HOG → (feature map) → (standard scaler) → (PCA) → (random Fourier
+//! or Nystroem map) → linear SVM.
 //!
 //! Data flows one way; each stage is fitted on the training set only and timed. The feature
 //! map comes right after HOG because the Hellinger and chi-squared maps need non-negative
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::featmap::{FeatureMap, Rff, RffParams};
+use crate::featmap::{FeatureMap, Nystroem, NystroemParams, Rff, RffParams};
 use crate::hog::{Hog, HogParams};
 use crate::metrics::Report;
 use crate::reduce::{Pca, PcaParams, StandardScaler};
@@ -37,6 +38,14 @@ pub struct ClassicalConfig {
     /// Random Fourier features (RBF kernel approximation) after PCA, if any.
     #[serde(default)]
     pub rff: Option<RffParams>,
+    /// Nystroem map (RBF kernel approximation) after PCA, if any; exclusive with `rff`.
+    #[serde(default)]
+    pub nystroem: Option<NystroemParams>,
+    /// Also train on the horizontal mirror of every training image (twice the training set):
+    /// the "virtual examples" way of teaching a linear model an invariance (Decoste &
+    /// Schölkopf 2002). The test set is not touched.
+    #[serde(default)]
+    pub augment_flip: bool,
     /// The SVM.
     pub svm: SvmParams,
 }
@@ -58,6 +67,8 @@ impl Default for ClassicalConfig {
             standardize: false,
             pca: None,
             rff: None,
+            nystroem: None,
+            augment_flip: false,
             svm: SvmParams::default().c(0.1).tol(1e-2),
         }
     }
@@ -77,6 +88,9 @@ pub struct StageTimes {
     /// Random Fourier features (fit + transform).
     #[serde(default)]
     pub rff: f64,
+    /// Nystroem map (fit + transform).
+    #[serde(default)]
+    pub nystroem: f64,
     /// SVM training.
     pub svm: f64,
 }
@@ -84,7 +98,7 @@ pub struct StageTimes {
 impl StageTimes {
     /// Sum of all stages.
     pub fn total(&self) -> f64 {
-        self.hog + self.feature_map + self.scaler + self.pca + self.rff + self.svm
+        self.hog + self.feature_map + self.scaler + self.pca + self.rff + self.nystroem + self.svm
     }
 }
 
@@ -105,6 +119,8 @@ pub struct ClassicalModel {
     pub pca: Option<Pca>,
     /// Fitted random Fourier map.
     pub rff: Option<Rff>,
+    /// Fitted Nystroem map.
+    pub nystroem: Option<Nystroem>,
     /// Trained SVM.
     pub svm: LinearSvm,
 }
@@ -119,6 +135,16 @@ impl ClassicalConfig {
         self.feature_map.validate()?;
         if let Some(r) = &self.rff {
             r.validate()?;
+        }
+        if let Some(n) = &self.nystroem {
+            n.validate()?;
+            if self.rff.is_some() {
+                return Err(Error::param(
+                    "nystroem",
+                    "choose one kernel approximation: random Fourier features or Nystroem",
+                    "both",
+                ));
+            }
         }
         Ok(())
     }
@@ -152,7 +178,17 @@ impl ClassicalConfig {
         }
         let mut times = StageTimes::default();
         let t = Instant::now();
-        let x = self.hog_features(train)?;
+        let mut x = self.hog_features(train)?;
+        let mirrored;
+        let labels: &[u32] = if self.augment_flip {
+            let flipped = self.hog_features(&train.mirrored())?;
+            x = ndarray::concatenate(ndarray::Axis(0), &[x.view(), flipped.view()])
+                .expect("same number of columns");
+            mirrored = [&train.labels[..], &train.labels[..]].concat();
+            &mirrored
+        } else {
+            &train.labels
+        };
         times.hog = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut x = match self.feature_map {
@@ -190,9 +226,17 @@ impl ClassicalConfig {
         };
         times.rff = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let svm = self
-            .svm
-            .fit(x.view(), &train.labels, train.class_names.len())?;
+        let nystroem = match &self.nystroem {
+            Some(n) => {
+                let fitted = n.fit(x.view())?;
+                x = fitted.transform(x.view())?;
+                Some(fitted)
+            }
+            None => None,
+        };
+        times.nystroem = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let svm = self.svm.fit(x.view(), labels, train.class_names.len())?;
         times.svm = t.elapsed().as_secs_f64();
         Ok((
             ClassicalModel {
@@ -203,6 +247,7 @@ impl ClassicalConfig {
                 scaler,
                 pca,
                 rff,
+                nystroem,
                 svm,
             },
             times,
@@ -248,6 +293,9 @@ impl ClassicalModel {
         }
         if let Some(r) = &self.rff {
             x = r.transform(x.view())?;
+        }
+        if let Some(n) = &self.nystroem {
+            x = n.transform(x.view())?;
         }
         Ok(x)
     }

@@ -160,6 +160,73 @@ fn same_seed_same_model_bytes_for_one_and_two_threads() {
     assert!(b == c, "model bytes differ between two runs");
 }
 
+/// The kernel-approximation configuration (PCA, k-means Nystroem, mirrored training images):
+/// same bytes for 1 and 2 threads, an exact round trip through the model file, and better
+/// than the linear model on the same PCA features.
+#[test]
+fn nystroem_pipeline_is_reproducible_and_round_trips() {
+    use hogsvm::featmap::NystroemParams;
+    let (train, test) = (split(Split::Train), split(Split::Test));
+    let linear = ClassicalConfig {
+        hog: HogParams::default()
+            .cell(4, 4)
+            .block(2, 2)
+            .transform_sqrt(true),
+        pca: Some(PcaParams {
+            components: Components::Count(48),
+            seed: 2,
+            ..Default::default()
+        }),
+        svm: SvmParams::default().c(1.0).tol(1e-2).seed(2),
+        ..Default::default()
+    };
+    let cfg = ClassicalConfig {
+        nystroem: Some(NystroemParams {
+            dim: 600,
+            seed: 2,
+            ..Default::default()
+        }),
+        augment_flip: true,
+        ..linear.clone()
+    };
+    let fit = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| cfg.fit(&train).unwrap().0)
+    };
+    let (m1, m2) = (fit(1), fit(2));
+    assert!(
+        model::to_bytes(&m1).unwrap() == model::to_bytes(&m2).unwrap(),
+        "model bytes differ between 1 and 2 threads"
+    );
+    assert_eq!(m1.feature_dim(), 600);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("n.safetensors");
+    model::save(&m1, &p).unwrap();
+    let back = model::load(&p).unwrap();
+    assert_eq!(back, m1);
+    let (s1, s2) = (
+        m1.decision_function(&test).unwrap(),
+        back.decision_function(&test).unwrap(),
+    );
+    assert!(s1
+        .iter()
+        .zip(s2.iter())
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    let acc = back.evaluate(&test).unwrap().accuracy;
+    let lin = linear
+        .fit(&train)
+        .unwrap()
+        .0
+        .evaluate(&test)
+        .unwrap()
+        .accuracy;
+    eprintln!("fixture: Nystroem {acc:.4}, linear {lin:.4}");
+    assert!(acc > lin, "Nystroem {acc} vs linear {lin}");
+}
+
 #[test]
 fn model_file_round_trips_with_identical_scores() {
     let (train, test) = (split(Split::Train), split(Split::Test));
@@ -337,4 +404,73 @@ fn eval_with_a_mismatched_model_is_a_clear_error() {
         e.starts_with("hogsvm: error:") && e.lines().count() == 1,
         "{e}"
     );
+}
+
+/// `train --pca --nystroem --kmeans-iters --flip` from the CLI, then `eval` on the model; bad
+/// combinations are one-line errors with exit code 2.
+#[test]
+fn cli_trains_a_nystroem_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("n.safetensors");
+    let o = bin()
+        .args(["train", "--data"])
+        .arg(fixtures().join("fashion-mnist"))
+        .arg("--out")
+        .arg(&model)
+        .args([
+            "--cell",
+            "4",
+            "--block",
+            "2",
+            "--extra-cell",
+            "none",
+            "--pca",
+            "32",
+        ])
+        .args([
+            "--nystroem",
+            "300",
+            "--kmeans-iters",
+            "2",
+            "--flip",
+            "--c",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("-> 300 dims") && stdout.contains("nystroem"),
+        "{stdout}"
+    );
+    let m = model::load(&model).unwrap();
+    let n = m.config.nystroem.as_ref().unwrap();
+    assert_eq!((n.dim, n.kmeans_iters), (300, 2));
+    assert!(m.config.augment_flip);
+    let o = bin()
+        .args(["eval", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(fixtures().join("fashion-mnist"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for bad in [
+        vec!["--rff", "64", "--nystroem", "64"],
+        vec!["--kmeans-iters", "3"],
+        vec!["--nystroem", "lots"],
+    ] {
+        let o = bin()
+            .args(["train", "--data"])
+            .arg(fixtures().join("fashion-mnist"))
+            .arg("--out")
+            .arg(dir.path().join("bad.safetensors"))
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+    }
 }

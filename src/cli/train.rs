@@ -71,9 +71,20 @@ pub struct TrainArgs {
     /// Random Fourier features after PCA (RBF kernel approximation): output dimension, or none.
     #[arg(long)]
     rff: Option<String>,
-    /// RBF width for --rff (default: 1 / (d * var), scikit-learn's "scale").
+    /// Nystroem map after PCA (RBF kernel approximation from training landmarks): number of
+    /// landmarks (the output dimension), or none.
+    #[arg(long)]
+    nystroem: Option<String>,
+    /// Lloyd iterations placing the --nystroem landmarks at k-means centres (0: random
+    /// training rows, as scikit-learn) [default: 5].
+    #[arg(long)]
+    kmeans_iters: Option<usize>,
+    /// RBF width for --rff / --nystroem (default: 1 / (d * var), scikit-learn's "scale").
     #[arg(long)]
     gamma: Option<f64>,
+    /// Also train on the left-right mirror of every training image (twice the training set).
+    #[arg(long)]
+    flip: bool,
     /// SVM regularisation C [default: 0.1].
     #[arg(long)]
     c: Option<f64>,
@@ -182,6 +193,38 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
             r.gamma = a.gamma;
         }
     }
+    match a.nystroem.as_deref() {
+        None => {}
+        Some("none") | Some("off") => c.nystroem = None,
+        Some(v) => {
+            c.nystroem = Some(hogsvm::featmap::NystroemParams {
+                dim: v.parse().with_context(|| {
+                    format!("invalid --nystroem `{v}`: expected a number of landmarks")
+                })?,
+                gamma: a.gamma,
+                seed: a.seed,
+                ..Default::default()
+            })
+        }
+    }
+    if let Some(n) = c.nystroem.as_mut() {
+        n.seed = a.seed;
+        if let Some(k) = a.kmeans_iters {
+            n.kmeans_iters = k;
+        }
+        if a.gamma.is_some() {
+            n.gamma = a.gamma;
+        }
+    }
+    if a.gamma.is_some() && c.rff.is_none() && c.nystroem.is_none() {
+        bail!("--gamma needs --rff or --nystroem");
+    }
+    if a.kmeans_iters.is_some() && c.nystroem.is_none() {
+        bail!("--kmeans-iters needs --nystroem");
+    }
+    if a.flip {
+        c.augment_flip = true;
+    }
     if let Some(v) = a.c {
         c.svm.c = v;
     }
@@ -276,8 +319,8 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     println!(
         "accuracy {:.4} on {} test images | train {} images, {} features -> {} dims | load {:.2} s, \
-         hog {:.2} s, map {:.2} s, scaler {:.2} s, pca {:.2} s, rff {:.2} s, svm {:.2} s, eval {:.2} s | \
-         model {}",
+         hog {:.2} s, map {:.2} s, scaler {:.2} s, pca {:.2} s, rff {:.2} s, nystroem {:.2} s, \
+         svm {:.2} s, eval {:.2} s | model {}",
         report.accuracy,
         test.len(),
         train.len(),
@@ -289,6 +332,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         times.scaler,
         times.pca,
         times.rff,
+        times.nystroem,
         times.svm,
         t_eval,
         a.out.display()
@@ -312,8 +356,17 @@ fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    if a.c.is_some() || a.pca.is_some() || a.rff.is_some() || a.feature_map.is_some() {
-        bail!("--c, --pca, --rff and --feature-map are classical options; they do not apply to --model cnn");
+    if a.c.is_some()
+        || a.pca.is_some()
+        || a.rff.is_some()
+        || a.nystroem.is_some()
+        || a.flip
+        || a.feature_map.is_some()
+    {
+        bail!(
+            "--c, --pca, --rff, --nystroem, --flip and --feature-map are classical options; they \
+             do not apply to --model cnn"
+        );
     }
     cfg.validate()?;
     let resize = a.resize.as_deref().map(parse_size).transpose()?;

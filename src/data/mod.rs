@@ -83,6 +83,24 @@ impl Dataset {
             sources: indices.iter().map(|&i| self.sources[i].clone()).collect(),
         }
     }
+    /// Every image mirrored left to right, same labels (sources get a `#mirrored` suffix).
+    pub fn mirrored(&self) -> Dataset {
+        let mut pixels = self.pixels.clone();
+        if self.cols > 0 {
+            for row in pixels.chunks_exact_mut(self.cols) {
+                row.reverse();
+            }
+        }
+        Dataset {
+            pixels,
+            sources: self
+                .sources
+                .iter()
+                .map(|s| format!("{s}#mirrored"))
+                .collect(),
+            ..self.clone()
+        }
+    }
     /// Split into (train, test) with `test_fraction` of each class in the test part (at least
     /// one image of a class with two or more), shuffled by a seeded generator. Order inside each
     /// part follows the original order.
@@ -416,6 +434,23 @@ fn class_names_for(dir: &Path, n_classes: usize) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirrored_reverses_every_row() {
+        let ds = Dataset {
+            rows: 2,
+            cols: 3,
+            pixels: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+            labels: vec![0, 1],
+            class_names: vec!["a".into(), "b".into()],
+            sources: vec!["x".into(), "y".into()],
+        };
+        let m = ds.mirrored();
+        assert_eq!(m.pixels, vec![3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10]);
+        assert_eq!(m.labels, ds.labels);
+        assert_eq!(m.sources[1], "y#mirrored");
+        assert_eq!(m.mirrored().pixels, ds.pixels);
+    }
 
     fn write_raw_idx(dir: &Path, prefix: &str, n: usize, gz: bool) {
         let images = idx::IdxArray {

@@ -159,7 +159,7 @@ pub struct PipelineResult {
 pub struct Training {
     /// Sum of the stages, seconds.
     pub seconds: f64,
-    /// Seconds per stage, in pipeline order (classical: hog, feature_map, scaler, pca, rff,
+    /// Seconds per stage, in pipeline order (classical: hog, feature_map, scaler, pca, rff, nystroem,
     /// svm; CNN: train).
     pub stages: Vec<Stage>,
     /// CNN only: epochs run.

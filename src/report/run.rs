@@ -81,6 +81,13 @@ pub fn classical_size(m: &ClassicalModel) -> Result<(u64, Vec<StageDim>)> {
             dim: r.offsets.len(),
         });
     }
+    if let Some(n) = &m.nystroem {
+        params += n.landmarks.len() + n.projection.len();
+        dims.push(StageDim {
+            stage: "nystroem".into(),
+            dim: n.dim(),
+        });
+    }
     dims.push(StageDim {
         stage: "svm_scores".into(),
         dim: m.svm.weights.nrows(),
@@ -129,6 +136,9 @@ fn classical_training(cfg: &ClassicalConfig, t: &crate::pipeline::StageTimes) ->
     }
     if cfg.rff.is_some() {
         stages.push(("rff", t.rff));
+    }
+    if cfg.nystroem.is_some() {
+        stages.push(("nystroem", t.nystroem));
     }
     stages.push(("svm", t.svm));
     let stages: Vec<Stage> = stages

@@ -6,7 +6,9 @@
 //! (`true`/`false`), `extra-cell` (cell sizes of extra, concatenated HOG descriptors, e.g.
 //! `extra-cell=6+8`, or `none`), `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`),
 //! `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff` (dimension or
-//! `none`), `gamma`, `c`, `loss`, `tol`, `max-iter`, `class-weight` (`none`, `balanced` or
+//! `none`), `nystroem` (landmarks or `none`), `kmeans` (Lloyd iterations placing the Nystroem
+//! landmarks), `gamma` (of `rff` or `nystroem`), `flip`
+//! (`true`/`false`: also train on mirrored images), `c`, `loss`, `tol`, `max-iter`, `class-weight` (`none`, `balanced` or
 //! weights `w0+w1+...`), `seed`. A CNN spec starts from [`compare_cnn_default`] and takes
 //! `name` and every key of `CnnConfig::set`. A comma-separated token without `=` continues the
 //! previous value (`channels=16,32,epochs=3`). `default` is the default pipeline; `none` drops
@@ -15,7 +17,7 @@
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::featmap::{FeatureMap, RffParams};
+use crate::featmap::{FeatureMap, NystroemParams, RffParams};
 use crate::hog::BlockNorm;
 use crate::pipeline::ClassicalConfig;
 use crate::reduce::{Components, PcaParams};
@@ -111,6 +113,7 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
     let mut extra: Option<Vec<usize>> = None;
     let mut whiten = None;
     let mut gamma = None;
+    let mut kmeans = None;
     let (mut cell, mut block) = (None, None);
     for (k, v) in pairs(spec, "classical")? {
         match k.replace('_', "-").to_ascii_lowercase().as_str() {
@@ -153,6 +156,19 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
                     })
                 }
             }
+            "nystroem" => {
+                c.nystroem = if is_none(&v) {
+                    None
+                } else {
+                    Some(NystroemParams {
+                        dim: num("nystroem", &v)?,
+                        seed,
+                        ..Default::default()
+                    })
+                }
+            }
+            "kmeans" => kmeans = Some(num::<usize>("kmeans", &v)?),
+            "flip" => c.augment_flip = flag("flip", &v)?,
             "gamma" => gamma = Some(num::<f64>("gamma", &v)?),
             "c" => c.svm.c = num("c", &v)?,
             "loss" => c.svm.loss = v.parse::<Loss>()?,
@@ -174,8 +190,8 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
                 return Err(Error::param(
                     "classical",
                     "unknown key (expected name, cell, block, orientations, block-norm, sqrt, \
-                     extra-cell, feature-map, standardize, pca, whiten, rff, gamma, c, loss, \
-                     tol, max-iter, class-weight or seed)",
+                     extra-cell, feature-map, standardize, pca, whiten, rff, nystroem, kmeans, gamma, flip, \
+                     c, loss, tol, max-iter, class-weight or seed)",
                     k,
                 ))
             }
@@ -197,10 +213,17 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
             None => {}
         }
     }
+    if let Some(k) = kmeans {
+        match c.nystroem.as_mut() {
+            Some(n) => n.kmeans_iters = k,
+            None => return Err(Error::param("kmeans", "needs nystroem", k)),
+        }
+    }
     if let Some(g) = gamma {
-        match c.rff.as_mut() {
-            Some(r) => r.gamma = Some(g),
-            None => return Err(Error::param("gamma", "needs rff", g)),
+        match (c.rff.as_mut(), c.nystroem.as_mut()) {
+            (Some(r), _) => r.gamma = Some(g),
+            (None, Some(n)) => n.gamma = Some(g),
+            (None, None) => return Err(Error::param("gamma", "needs rff or nystroem", g)),
         }
     }
     if let Some(p) = c.pca.as_mut() {
@@ -208,6 +231,9 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
     }
     if let Some(r) = c.rff.as_mut() {
         r.seed = seed;
+    }
+    if let Some(n) = c.nystroem.as_mut() {
+        n.seed = seed;
     }
     c.svm.seed = seed;
     c.validate()?;
@@ -221,10 +247,11 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
 /// epochs and the run's seed.
 #[cfg(feature = "cnn")]
 pub fn compare_cnn_default(seed: u64) -> crate::cnn::CnnConfig {
-    let mut c = crate::cnn::CnnConfig::default();
-    c.epochs = COMPARE_CNN_EPOCHS;
-    c.seed = seed;
-    c
+    crate::cnn::CnnConfig {
+        epochs: COMPARE_CNN_EPOCHS,
+        seed,
+        ..Default::default()
+    }
 }
 
 /// A CNN from a spec over [`compare_cnn_default`]; returns the name the spec gives, if any,
@@ -451,6 +478,17 @@ mod tests {
         assert_eq!((r.dim, r.gamma, r.seed), (512, Some(0.5), 9));
         assert_eq!(c.svm.c, 1.0);
         assert_eq!(c.svm.seed, 9);
+        // Nystroem with its own gamma, mirrored training images.
+        let (_, c) =
+            classical_from_spec("pca=64,nystroem=2048,gamma=0.1,kmeans=0,flip=true", 5).unwrap();
+        let n = c.nystroem.as_ref().unwrap();
+        assert_eq!(
+            (n.dim, n.gamma, n.seed, n.kmeans_iters),
+            (2048, Some(0.1), 5, 0)
+        );
+        assert!(classical_from_spec("kmeans=3", 0).is_err());
+        assert!(c.augment_flip && c.rff.is_none());
+        assert!(classical_from_spec("rff=64,nystroem=64", 0).is_err());
         // Nothing set: the default configuration (with the seed).
         let (name, c) = classical_from_spec("", 0).unwrap();
         assert_eq!(name, None);
@@ -472,7 +510,7 @@ mod tests {
             ("pca=-3", "pca"),
             ("c=0", "c"),
             ("whiten=true", "needs pca"),
-            ("gamma=1", "needs rff"),
+            ("gamma=1", "needs rff or nystroem"),
             ("feature-map=magic", "feature_map"),
             ("cell=0", "cell"),
         ] {
