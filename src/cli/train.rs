@@ -51,8 +51,9 @@ pub struct TrainArgs {
     skip_invalid: bool,
     #[command(flatten)]
     hog: HogArgs,
-    /// Add a HOG descriptor with this cell size (same other parameters), concatenated: a
-    /// multi-scale descriptor. Repeatable; `--extra-cell none` removes the default ones.
+    /// Add a HOG descriptor with this cell size (same other parameters), or CELL/BLOCK (e.g.
+    /// 4/2: 4x4-pixel cells in 2x2-cell blocks), concatenated: a multi-scale descriptor.
+    /// Repeatable; `--extra-cell none` removes the default ones.
     #[arg(long)]
     extra_cell: Vec<String>,
     /// Feature map after HOG: none, hellinger, chi2, chi2:STEPS or chi2:STEPS:INTERVAL
@@ -139,10 +140,7 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
             if v == "none" {
                 continue;
             }
-            let cell: usize = v
-                .parse()
-                .with_context(|| format!("invalid --extra-cell `{v}`: expected a cell size"))?;
-            c.hog_extra.push(c.hog.cell(cell, cell));
+            c.hog_extra.push(c.hog.extra_scale(v)?);
         }
     } else {
         // Keep the default's extra scales, with the main descriptor's other parameters.

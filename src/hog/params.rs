@@ -118,6 +118,24 @@ pub struct HogLayout {
 }
 
 impl HogParams {
+    /// An extra descriptor for a multi-scale feature: `CELL` (square cells of that many pixels,
+    /// every other parameter as `self`) or `CELL/BLOCK` (also square blocks of that many cells).
+    pub fn extra_scale(&self, spec: &str) -> Result<HogParams> {
+        let bad = || Error::param("extra_cell", "CELL or CELL/BLOCK, e.g. 4 or 4/2", spec);
+        let mut parts = spec.trim().split('/');
+        let cell: usize = parts.next().unwrap_or("").parse().map_err(|_| bad())?;
+        let mut p = self.cell(cell, cell);
+        if let Some(b) = parts.next() {
+            let b: usize = b.parse().map_err(|_| bad())?;
+            p = p.block(b, b);
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        p.validate()?;
+        Ok(p)
+    }
+
     /// Set the number of orientation bins.
     pub fn orientations(mut self, n: usize) -> Self {
         self.orientations = n;
@@ -211,6 +229,21 @@ impl HogParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_scale_parses_cell_and_block() {
+        let main = HogParams::default()
+            .cell(3, 3)
+            .block(3, 3)
+            .transform_sqrt(true);
+        let e = main.extra_scale("4").unwrap();
+        assert_eq!((e.cell_rows, e.block_rows, e.transform_sqrt), (4, 3, true));
+        let e = main.extra_scale("4/2").unwrap();
+        assert_eq!((e.cell_cols, e.block_cols), (4, 2));
+        for bad in ["", "x", "4/", "4/2/1", "0", "4/0"] {
+            assert!(main.extra_scale(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn defaults_are_skimage() {

@@ -3,8 +3,8 @@
 //!
 //! A classical spec starts from [`ClassicalConfig::default`] (the best measured configuration)
 //! and sets, by key: `name`, `cell`, `block`, `orientations`, `block-norm`, `sqrt`
-//! (`true`/`false`), `extra-cell` (cell sizes of extra, concatenated HOG descriptors, e.g.
-//! `extra-cell=6+8`, or `none`), `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`),
+//! (`true`/`false`), `extra-cell` (cell sizes of extra, concatenated HOG descriptors, each
+//! `CELL` or `CELL/BLOCK`, e.g. `extra-cell=4/2+7`, or `none`), `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`),
 //! `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff` (dimension or
 //! `none`), `nystroem` (landmarks or `none`), `kmeans` (Lloyd iterations placing the Nystroem
 //! landmarks), `gamma` (of `rff` or `nystroem`), `flip`
@@ -110,7 +110,7 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
     let mut c = ClassicalConfig::default();
     let mut name = None;
     let mut seed = seed;
-    let mut extra: Option<Vec<usize>> = None;
+    let mut extra: Option<Vec<String>> = None;
     let mut whiten = None;
     let mut gamma = None;
     let mut kmeans = None;
@@ -127,9 +127,7 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
                 extra = Some(if is_none(&v) {
                     Vec::new()
                 } else {
-                    v.split(['+', ',', ':'])
-                        .map(|x| num::<usize>("extra_cell", x))
-                        .collect::<Result<_>>()?
+                    v.split(['+', ',', ':']).map(str::to_string).collect()
                 })
             }
             "feature-map" | "map" => c.feature_map = v.parse::<FeatureMap>()?,
@@ -204,7 +202,10 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
         c.hog = c.hog.block(n, n);
     }
     if let Some(cells) = extra {
-        c.hog_extra = cells.into_iter().map(|n| c.hog.cell(n, n)).collect();
+        c.hog_extra = cells
+            .iter()
+            .map(|s| c.hog.extra_scale(s))
+            .collect::<Result<_>>()?;
     }
     if let Some(w) = whiten {
         match c.pca.as_mut() {
