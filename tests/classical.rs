@@ -285,6 +285,18 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hogsvm"))
 }
 
+/// `hogsvm train` on the fixture, writing `out`, with more arguments.
+fn train_cli(out: &Path, more: &[&str]) -> std::process::Output {
+    bin()
+        .args(["train", "--data"])
+        .arg(fixtures().join("fashion-mnist"))
+        .arg("--out")
+        .arg(out)
+        .args(more)
+        .output()
+        .unwrap()
+}
+
 /// `predict` on a folder of PNGs gives the labels `eval` computes on the same images.
 #[test]
 fn predict_on_pngs_agrees_with_eval() {
@@ -302,14 +314,7 @@ fn predict_on_pngs_agrees_with_eval() {
     }
     // Train with class names matching the folder names.
     let model = dir.path().join("m.safetensors");
-    let o = bin()
-        .args(["train", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .args(["--out"])
-        .arg(&model)
-        .args(["--tol", "1e-2", "--threads", "2"])
-        .output()
-        .unwrap();
+    let o = train_cli(&model, &["--tol", "1e-2", "--threads", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -376,14 +381,7 @@ fn predict_on_pngs_agrees_with_eval() {
 fn eval_with_a_mismatched_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
-    let o = bin()
-        .args(["train", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .args(["--out"])
-        .arg(&model)
-        .args(["--tol", "1e-1", "--max-iter", "5"])
-        .output()
-        .unwrap();
+    let o = train_cli(&model, &["--tol", "1e-1", "--max-iter", "5"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Images of another size.
     let root = dir.path().join("imgs/a");
@@ -412,12 +410,9 @@ fn eval_with_a_mismatched_model_is_a_clear_error() {
 fn cli_trains_a_nystroem_model() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("n.safetensors");
-    let o = bin()
-        .args(["train", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .arg("--out")
-        .arg(&model)
-        .args([
+    let o = train_cli(
+        &model,
+        &[
             "--cell",
             "4",
             "--block",
@@ -426,8 +421,6 @@ fn cli_trains_a_nystroem_model() {
             "none",
             "--pca",
             "32",
-        ])
-        .args([
             "--nystroem",
             "300",
             "--kmeans-iters",
@@ -435,9 +428,8 @@ fn cli_trains_a_nystroem_model() {
             "--flip",
             "--c",
             "1",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -461,14 +453,7 @@ fn cli_trains_a_nystroem_model() {
         vec!["--kmeans-iters", "3"],
         vec!["--nystroem", "lots"],
     ] {
-        let o = bin()
-            .args(["train", "--data"])
-            .arg(fixtures().join("fashion-mnist"))
-            .arg("--out")
-            .arg(dir.path().join("bad.safetensors"))
-            .args(&bad)
-            .output()
-            .unwrap();
+        let o = train_cli(&dir.path().join("bad.safetensors"), &bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
