@@ -1,68 +1,36 @@
 //! The real `hogsvm` binary, run in temporary folders.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{assert_error, assert_ok, extract_cli, fashion_mnist, run, stderr, stdout};
 use ndarray::{Array1, Array2};
 use ndarray_npy::read_npy;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hogsvm"))
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fashion-mnist")
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run hogsvm")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit code 2 and exactly one line on stderr that contains `needle`.
-fn assert_clean_error(o: &Output, needle: &str) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
-    assert_eq!(e.trim_end().lines().count(), 1, "not one line: {e}");
-    assert!(e.starts_with("hogsvm: error: "), "{e}");
-    assert!(e.contains(needle), "`{needle}` not in: {e}");
-}
-
+/// A `w x h` test PNG whose pixels depend on `seed`.
 fn png(path: &Path, w: u32, h: u32, seed: u8) {
-    let img = image::GrayImage::from_fn(w, h, |x, y| {
-        image::Luma([((x * 7 + y * 13) as u8).wrapping_mul(seed)])
+    common::gray_png(path, w, h, |x, y| {
+        ((x * 7 + y * 13) as u8).wrapping_mul(seed)
     });
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    img.save(path).unwrap();
 }
 
 #[test]
 fn extract_idx_fixtures_writes_npy_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("feats.npy");
-    let o = run(&[
-        "extract",
-        "--data",
-        fixtures().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--cell",
-        "4",
-        "--block",
-        "2",
-        "--threads",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = extract_cli(
+        &fashion_mnist(),
+        &out,
+        &["--cell", "4", "--block", "2", "--threads", "2"],
+    );
+    assert_ok(&o);
     let x: Array2<f32> = read_npy(&out).unwrap();
     let y: Array1<i64> = read_npy(dir.path().join("feats_labels.npy")).unwrap();
     assert_eq!(x.dim(), (2000, 1296));
     assert_eq!(y.len(), 2000);
     assert!(y.iter().all(|&l| (0..10).contains(&l)));
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stdout = stdout(&o);
     assert!(
         stdout.contains("extracted 2000 images") && stdout.contains("1296 dims"),
         "{stdout}"
@@ -72,18 +40,12 @@ fn extract_idx_fixtures_writes_npy_files() {
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
     // The test split and an explicit labels path.
     let labels = dir.path().join("y.npy");
-    let o = run(&[
-        "extract",
-        "--data",
-        fixtures().to_str().unwrap(),
-        "--split",
-        "test",
-        "--out",
-        out.to_str().unwrap(),
-        "--labels",
-        labels.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = extract_cli(
+        &fashion_mnist(),
+        &out,
+        &["--split", "test", "--labels", labels.to_str().unwrap()],
+    );
+    assert_ok(&o);
     let x: Array2<f32> = read_npy(&out).unwrap();
     assert_eq!(x.dim(), (500, 81)); // skimage defaults on 28x28: one 3x3 block of 8x8 cells
     let y: Array1<i64> = read_npy(&labels).unwrap();
@@ -96,20 +58,12 @@ fn extract_is_identical_for_one_and_two_threads() {
     let mut outs = Vec::new();
     for t in ["1", "2"] {
         let out = dir.path().join(format!("f{t}.npy"));
-        let o = run(&[
-            "extract",
-            "--data",
-            fixtures().to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--cell",
-            "4",
-            "--block",
-            "2",
-            "--threads",
-            t,
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        let o = extract_cli(
+            &fashion_mnist(),
+            &out,
+            &["--cell", "4", "--block", "2", "--threads", t],
+        );
+        assert_ok(&o);
         outs.push(std::fs::read(&out).unwrap());
     }
     assert_eq!(outs[0], outs[1]);
@@ -125,14 +79,7 @@ fn image_folder_classes_nested_and_ignored_files() {
     std::fs::write(root.join("dog/notes.txt"), "not an image").unwrap();
     std::fs::write(root.join("README"), "top-level files are not classes").unwrap();
     let out = dir.path().join("f.npy");
-    let o = run(&[
-        "extract",
-        "--data",
-        root.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&extract_cli(&root, &out, &[]));
     let x: Array2<f32> = read_npy(&out).unwrap();
     assert_eq!(x.nrows(), 3);
     let y: Array1<i64> = read_npy(dir.path().join("f_labels.npy")).unwrap();
@@ -147,24 +94,10 @@ fn corrupt_image_is_an_error_naming_it_or_skipped_with_warning() {
     std::fs::write(root.join("a/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
     png(&root.join("b/ok.png"), 24, 24, 9);
     let out = dir.path().join("f.npy");
-    let o = run(&[
-        "extract",
-        "--data",
-        root.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "broken.png");
+    assert_error(&extract_cli(&root, &out, &[]), &["broken.png"]);
     assert!(!out.exists());
-    let o = run(&[
-        "extract",
-        "--data",
-        root.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--skip-invalid",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = extract_cli(&root, &out, &["--skip-invalid"]);
+    assert_ok(&o);
     let e = stderr(&o);
     assert!(
         e.contains("warning: skipped") && e.contains("broken.png"),
@@ -182,28 +115,13 @@ fn mixed_sizes_need_resize() {
     png(&root.join("a/1.png"), 30, 30, 3);
     png(&root.join("a/2.png"), 40, 32, 3);
     let out = dir.path().join("f.npy");
-    let o = run(&[
-        "extract",
-        "--data",
-        root.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "--resize");
-    let o = run(&[
-        "extract",
-        "--data",
-        root.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--resize",
-        "64x48",
-        "--cell",
-        "8",
-        "--block",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_error(&extract_cli(&root, &out, &[]), &["--resize"]);
+    let o = extract_cli(
+        &root,
+        &out,
+        &["--resize", "64x48", "--cell", "8", "--block", "2"],
+    );
+    assert_ok(&o);
     let x: Array2<f32> = read_npy(&out).unwrap();
     // 48 rows x 64 cols: 6x8 cells of 8x8, 5x7 blocks of 2x2, 9 bins.
     assert_eq!(x.dim(), (2, 5 * 7 * 2 * 2 * 9));
@@ -213,63 +131,19 @@ fn mixed_sizes_need_resize() {
 fn bad_arguments_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.npy");
-    let f = fixtures();
-    let o = run(&[
-        "extract",
-        "--data",
-        "/no/such/place",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "/no/such/place");
-    let o = run(&[
-        "extract",
-        "--data",
-        f.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--cell",
-        "0",
-    ]);
-    assert_clean_error(&o, "cell_rows");
-    let o = run(&[
-        "extract",
-        "--data",
-        f.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--cell",
-        "16",
-    ]);
-    assert_clean_error(&o, "too small");
-    let o = run(&[
-        "extract",
-        "--data",
-        f.to_str().unwrap(),
-        "--out",
-        "/no/such/dir/f.npy",
-    ]);
-    assert_clean_error(&o, "does not exist");
-    let o = run(&[
-        "extract",
-        "--data",
-        f.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--block-norm",
-        "L3",
-    ]);
-    assert_clean_error(&o, "block_norm");
-    let o = run(&[
-        "extract",
-        "--data",
-        f.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--resize",
-        "0x10",
-    ]);
-    assert_clean_error(&o, "invalid size");
+    let f = fashion_mnist();
+    // (data, out, more arguments, what the error names)
+    let cases: [(&Path, &Path, &[&str], &str); 6] = [
+        (Path::new("/no/such/place"), &out, &[], "/no/such/place"),
+        (&f, &out, &["--cell", "0"], "cell_rows"),
+        (&f, &out, &["--cell", "16"], "too small"),
+        (&f, Path::new("/no/such/dir/f.npy"), &[], "does not exist"),
+        (&f, &out, &["--block-norm", "L3"], "block_norm"),
+        (&f, &out, &["--resize", "0x10"], "invalid size"),
+    ];
+    for (data, to, more, needle) in cases {
+        assert_error(&extract_cli(data, to, more), &[needle]);
+    }
     assert!(!out.exists());
 }
 
@@ -279,7 +153,7 @@ fn hog_image_writes_a_png() {
     let src = dir.path().join("in.png");
     png(&src, 64, 48, 11);
     let out = dir.path().join("hog.png");
-    let o = run(&[
+    let o = run([
         "hog-image",
         src.to_str().unwrap(),
         "--out",
@@ -289,7 +163,7 @@ fn hog_image_writes_a_png() {
         "--block",
         "2",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o);
     let img = image::open(&out).unwrap().to_luma8();
     assert_eq!(img.dimensions(), (64, 48));
     assert!(img.pixels().any(|p| p.0[0] > 0), "blank visualisation");
@@ -297,13 +171,11 @@ fn hog_image_writes_a_png() {
 
 #[test]
 fn help_lists_every_subcommand() {
-    let o = run(&["--help"]);
-    let s = String::from_utf8_lossy(&o.stdout);
+    let s = stdout(&run(["--help"]));
     for sub in ["extract", "hog-image", "bench-hog"] {
         assert!(s.contains(sub), "{sub} missing from --help");
     }
-    let o = run(&["extract", "--help"]);
-    let s = String::from_utf8_lossy(&o.stdout);
+    let s = stdout(&run(["extract", "--help"]));
     for opt in [
         "--data",
         "--out",

@@ -3,43 +3,12 @@
 //! docs/report-schema.json, every pipeline row carries the same test fingerprint, and errors are
 //! one line with exit code 2.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{assert_error, assert_ok, fashion_mnist, root, run, stdout};
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hogsvm"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixtures() -> PathBuf {
-    root().join("fixtures/fashion-mnist")
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run hogsvm")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Exit code 2 and exactly one line on stderr that contains `needle`.
-fn assert_clean_error(o: &Output, needle: &str) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
-    assert_eq!(e.trim_end().lines().count(), 1, "not one line: {e}");
-    assert!(e.starts_with("hogsvm: error: "), "{e}");
-    assert!(e.contains(needle), "`{needle}` not in: {e}");
-}
 
 fn schema() -> Value {
     serde_json::from_str(&std::fs::read_to_string(root().join("docs/report-schema.json")).unwrap())
@@ -151,7 +120,7 @@ fn check_summary_numbers(rows: &[Vec<String>], report: &Value, source: &str) {
 /// Test fingerprint computed here from the data, independently of the binary.
 fn fixture_test_sha(limit: usize) -> String {
     let (test, _) = hogsvm::data::load(
-        &fixtures(),
+        &fashion_mnist(),
         &hogsvm::data::LoadOptions {
             split: hogsvm::data::Split::Test,
             ..Default::default()
@@ -166,10 +135,10 @@ fn fixture_test_sha(limit: usize) -> String {
 fn compare_writes_three_files_whose_numbers_agree() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nested/report"); // created if missing
-    let o = run(&[
+    let o = run([
         "compare",
         "--data",
-        fixtures().to_str().unwrap(),
+        fashion_mnist().to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--train-limit",
@@ -189,7 +158,7 @@ fn compare_writes_three_files_whose_numbers_agree() {
         "--threads",
         "2",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o);
     for f in ["report.json", "report.md", "report.html"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
@@ -349,10 +318,10 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
     );
     // Every top-level key of a real report is in the schema (and the other way round).
     let dir = tempfile::tempdir().unwrap();
-    let o = run(&[
+    let o = run([
         "compare",
         "--data",
-        fixtures().to_str().unwrap(),
+        fashion_mnist().to_str().unwrap(),
         "--out",
         dir.path().to_str().unwrap(),
         "--train-limit",
@@ -366,7 +335,7 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
         "--latency-samples",
         "3",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o);
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
@@ -392,12 +361,11 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
     assert!(validate(&bad).is_err());
 }
 
+/// A 16x16 test PNG whose pixels depend on `seed`.
 fn png(path: &Path, seed: u32) {
-    let img = image::GrayImage::from_fn(16, 16, |x, y| {
-        image::Luma([((x * 7 + y * 13 + seed * 31) % 256) as u8])
+    common::gray_png(path, 16, 16, |x, y| {
+        ((x * 7 + y * 13 + seed * 31) % 256) as u8
     });
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    img.save(path).unwrap();
 }
 
 #[test]
@@ -419,7 +387,7 @@ fn image_folder_with_test_split_grid_and_pipelines_file() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = run(&[
+    let o = run([
         "compare",
         "--data",
         data.to_str().unwrap(),
@@ -441,7 +409,7 @@ fn image_folder_with_test_split_grid_and_pipelines_file() {
         "--seed",
         "5",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ok(&o);
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     validate(&report).unwrap();
@@ -488,91 +456,52 @@ fn image_folder_with_test_split_grid_and_pipelines_file() {
 fn compare_errors_are_one_line_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never");
-    let f = fixtures();
+    let out = out.to_str().unwrap();
+    let f = fashion_mnist();
     let data = f.to_str().unwrap();
-    let o = run(&[
-        "compare",
-        "--data",
-        data,
-        "--classical",
-        "none",
-        "--cnn",
-        "none",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "nothing to compare");
-    assert!(!out.exists(), "nothing written on a usage error");
-    // --out is a file.
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let o = run(&["compare", "--data", data, "--out", file.to_str().unwrap()]);
-    assert_clean_error(&o, "not a folder");
-    assert_eq!(std::fs::read(&file).unwrap(), b"x");
-    // Bad specs name the key.
-    let o = run(&[
-        "compare",
-        "--data",
-        data,
-        "--classical",
-        "colour=red",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "colour");
-    let o = run(&[
-        "compare",
-        "--data",
-        data,
-        "--cnn",
-        "channels=0",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "channels");
-    let o = run(&[
-        "compare",
-        "--data",
-        data,
-        "--classical",
-        "name=x",
-        "--classical",
-        "name=x,cell=4",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "same name");
-    // Missing data, a folder without a test set, a bad pipelines file.
-    let o = run(&[
-        "compare",
-        "--data",
-        "/nonexistent/data",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "/nonexistent/data");
     let cfg = dir.path().join("p.json");
     std::fs::write(&cfg, "{\"svm\": 1}").unwrap();
-    let o = run(&[
-        "compare",
-        "--data",
-        data,
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_clean_error(&o, "p.json");
-    let o = run(&[
-        "compare",
-        "--data",
-        data,
-        "--cnn",
-        "none",
-        "--classical",
-        "none",
-        "--grid",
-    ]);
-    assert_clean_error(&o, "nothing to compare");
-    assert!(!out.exists());
+    // (arguments after `compare --data`, what the error names)
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &[data, "--classical", "none", "--cnn", "none", "--out", out],
+            "nothing to compare",
+        ),
+        // --out is a file.
+        (&[data, "--out", file.to_str().unwrap()], "not a folder"),
+        // Bad specs name the key.
+        (&[data, "--classical", "colour=red", "--out", out], "colour"),
+        (&[data, "--cnn", "channels=0", "--out", out], "channels"),
+        (
+            &[
+                data,
+                "--classical",
+                "name=x",
+                "--classical",
+                "name=x,cell=4",
+                "--out",
+                out,
+            ],
+            "same name",
+        ),
+        // Missing data, a bad pipelines file.
+        (&["/nonexistent/data", "--out", out], "/nonexistent/data"),
+        (
+            &[data, "--config", cfg.to_str().unwrap(), "--out", out],
+            "p.json",
+        ),
+        (
+            &[data, "--cnn", "none", "--classical", "none", "--grid"],
+            "nothing to compare",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = run(["compare", "--data"].iter().chain(args));
+        assert_error(&o, &[needle]);
+    }
+    // Nothing written on a usage error, and the file given as --out untouched.
+    assert!(!Path::new(out).exists(), "nothing written on a usage error");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
