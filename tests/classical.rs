@@ -1,32 +1,48 @@
 //! The classical pipeline: solver correctness against scikit-learn, reproducibility across
 //! thread counts, model files (round trip, corruption), and `predict` agreeing with `eval`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use hogsvm::data::{load, Dataset, LoadOptions, Split};
+use common::{
+    assert_ok, eval_cli, fashion_mnist, file_number, fixtures, in_pool, predict_cli, save_image,
+    split, stderr, stdout, train_cli, with_format_version,
+};
+use hogsvm::data::{Dataset, Split};
 use hogsvm::featmap::FeatureMap;
 use hogsvm::hog::{Hog, HogParams};
 use hogsvm::model;
-use hogsvm::pipeline::ClassicalConfig;
+use hogsvm::pipeline::{ClassicalConfig, ClassicalModel};
 use hogsvm::reduce::{Components, PcaParams};
 use hogsvm::svm::{Loss, SvmParams};
+use ndarray::Array2;
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn split(s: Split) -> Dataset {
-    load(
-        &fixtures().join("fashion-mnist"),
-        &LoadOptions {
-            split: s,
-            ..Default::default()
-        },
+/// fixtures/svm-golden/linearsvc.json, written by scripts/svm_golden.sh.
+fn golden() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("svm-golden/linearsvc.json")).unwrap(),
     )
     .unwrap()
-    .0
+}
+
+/// HOG features of `ds` with 4x4 cells and 2x2 blocks (what the golden files use).
+fn hog4(ds: &Dataset) -> Array2<f32> {
+    Hog::new(HogParams::default().cell(4, 4).block(2, 2))
+        .unwrap()
+        .compute_batch_u8(&ds.pixels, ds.rows, ds.cols)
+        .unwrap()
+}
+
+/// `a` and `b` give bit-identical decision scores on `test`.
+fn assert_same_scores(a: &ClassicalModel, b: &ClassicalModel, test: &Dataset) {
+    let (s1, s2) = (
+        a.decision_function(test).unwrap(),
+        b.decision_function(test).unwrap(),
+    );
+    assert!(s1
+        .iter()
+        .zip(s2.iter())
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
 /// scikit-learn's LinearSVC (fixtures/svm-golden, written by scripts/svm_golden.sh) and ours on
@@ -34,18 +50,9 @@ fn split(s: Split) -> Dataset {
 /// within 1 %.
 #[test]
 fn linear_svm_matches_sklearn_linearsvc() {
-    let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("svm-golden/linearsvc.json")).unwrap(),
-    )
-    .unwrap();
+    let golden = golden();
     let (train, test) = (split(Split::Train), split(Split::Test));
-    let hog = Hog::new(HogParams::default().cell(4, 4).block(2, 2)).unwrap();
-    let xtr = hog
-        .compute_batch_u8(&train.pixels, train.rows, train.cols)
-        .unwrap();
-    let xte = hog
-        .compute_batch_u8(&test.pixels, test.rows, test.cols)
-        .unwrap();
+    let (xtr, xte) = (hog4(&train), hog4(&test));
     for (name, loss) in [
         ("squared_hinge", Loss::SquaredHinge),
         ("hinge", Loss::Hinge),
@@ -89,15 +96,9 @@ fn linear_svm_matches_sklearn_linearsvc() {
 /// PCA on the same HOG features.
 #[test]
 fn pca_explained_variance_matches_sklearn() {
-    let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("svm-golden/linearsvc.json")).unwrap(),
-    )
-    .unwrap();
+    let golden = golden();
     let train = split(Split::Train);
-    let hog = Hog::new(HogParams::default().cell(4, 4).block(2, 2)).unwrap();
-    let x = hog
-        .compute_batch_u8(&train.pixels, train.rows, train.cols)
-        .unwrap();
+    let x = hog4(&train);
     let k = golden["pca"]["n_components"].as_u64().unwrap() as usize;
     let p = PcaParams {
         components: Components::Count(k),
@@ -146,13 +147,7 @@ fn small_config() -> ClassicalConfig {
 fn same_seed_same_model_bytes_for_one_and_two_threads() {
     let train = split(Split::Train);
     let cfg = small_config();
-    let fit = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| cfg.fit(&train).unwrap().0)
-    };
+    let fit = |threads: usize| in_pool(threads, || cfg.fit(&train).unwrap().0);
     let a = model::to_bytes(&fit(1)).unwrap();
     let b = model::to_bytes(&fit(2)).unwrap();
     assert!(a == b, "model bytes differ between 1 and 2 threads");
@@ -189,13 +184,7 @@ fn nystroem_pipeline_is_reproducible_and_round_trips() {
         augment_flip: true,
         ..linear.clone()
     };
-    let fit = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| cfg.fit(&train).unwrap().0)
-    };
+    let fit = |threads: usize| in_pool(threads, || cfg.fit(&train).unwrap().0);
     let (m1, m2) = (fit(1), fit(2));
     assert!(
         model::to_bytes(&m1).unwrap() == model::to_bytes(&m2).unwrap(),
@@ -207,14 +196,7 @@ fn nystroem_pipeline_is_reproducible_and_round_trips() {
     model::save(&m1, &p).unwrap();
     let back = model::load(&p).unwrap();
     assert_eq!(back, m1);
-    let (s1, s2) = (
-        m1.decision_function(&test).unwrap(),
-        back.decision_function(&test).unwrap(),
-    );
-    assert!(s1
-        .iter()
-        .zip(s2.iter())
-        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert_same_scores(&m1, &back, &test);
     let acc = back.evaluate(&test).unwrap().accuracy;
     let lin = linear
         .fit(&train)
@@ -236,12 +218,7 @@ fn model_file_round_trips_with_identical_scores() {
     model::save(&m, &p).unwrap();
     let back = model::load(&p).unwrap();
     assert_eq!(back, m);
-    let s1 = m.decision_function(&test).unwrap();
-    let s2 = back.decision_function(&test).unwrap();
-    assert!(s1
-        .iter()
-        .zip(s2.iter())
-        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert_same_scores(&m, &back, &test);
     let r = back.evaluate(&test).unwrap();
     assert!(r.accuracy > 0.7, "{}", r.accuracy);
 }
@@ -271,30 +248,7 @@ fn damaged_or_foreign_model_files_are_clear_errors() {
     check(&flipped, "checksum");
     // A newer format version: rewrite the header's version number.
     // The header is JSON, so the version digit can be swapped in place (same length).
-    let needle = b"\\\"format_version\\\":1";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("version in header");
-    let mut newer = bytes.clone();
-    newer[at + needle.len() - 1] = b'9';
-    check(&newer, "newer");
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hogsvm"))
-}
-
-/// `hogsvm train` on the fixture, writing `out`, with more arguments.
-fn train_cli(out: &Path, more: &[&str]) -> std::process::Output {
-    bin()
-        .args(["train", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .arg("--out")
-        .arg(out)
-        .args(more)
-        .output()
-        .unwrap()
+    check(&with_format_version(&bytes, b'9'), "newer");
 }
 
 /// `predict` on a folder of PNGs gives the labels `eval` computes on the same images.
@@ -305,30 +259,24 @@ fn predict_on_pngs_agrees_with_eval() {
     let root = dir.path().join("pngs");
     for i in 0..60 {
         let class = &test.class_names[test.labels[i] as usize].replace('/', "-");
-        let d = root.join(class);
-        std::fs::create_dir_all(&d).unwrap();
-        image::GrayImage::from_raw(28, 28, test.image(i).to_vec())
-            .unwrap()
-            .save(d.join(format!("{i:03}.png")))
-            .unwrap();
+        save_image(&test, i, &root.join(class).join(format!("{i:03}.png")));
     }
     // Train with class names matching the folder names.
     let model = dir.path().join("m.safetensors");
-    let o = train_cli(&model, &["--tol", "1e-2", "--threads", "2"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let o = train_cli(
+        &fashion_mnist(),
+        &model,
+        &["--tol", "1e-2", "--threads", "2"],
+    );
+    assert_ok(&o);
+    let stdout = stdout(&o);
     assert!(
         stdout.contains("accuracy") && stdout.contains("svm"),
         "{stdout}"
     );
-    let o = bin()
-        .args(["predict", "--model"])
-        .arg(&model)
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let csv = String::from_utf8_lossy(&o.stdout).into_owned();
+    let o = predict_cli(&model, &root, &[]);
+    assert_ok(&o);
+    let csv = common::stdout(&o);
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("file,label,score"));
     let predicted: Vec<(String, String)> = lines
@@ -344,33 +292,16 @@ fn predict_on_pngs_agrees_with_eval() {
         .predict(&test.subset(&(0..60).collect::<Vec<_>>()))
         .unwrap();
     for (file, label) in &predicted {
-        let idx: usize = Path::new(file)
-            .file_stem()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let idx = file_number(file);
         assert_eq!(label, &m.class_names[labels[idx] as usize], "{file}");
     }
     // JSON output parses and agrees.
-    let o = bin()
-        .args(["predict", "--format", "json", "--model"])
-        .arg(&model)
-        .arg(&root)
-        .output()
-        .unwrap();
+    let o = predict_cli(&model, &root, &["--format", "json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 60);
     // eval on the IDX test split prints a report with the same accuracy the library computes.
-    let o = bin()
-        .args(["eval", "--json", "--model"])
-        .arg(&model)
-        .args(["--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = eval_cli(&model, &fashion_mnist(), &["--json"]);
+    assert_ok(&o);
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     let lib = m.evaluate(&test).unwrap();
     assert_eq!(r["accuracy"].as_f64().unwrap(), lib.accuracy);
@@ -381,23 +312,21 @@ fn predict_on_pngs_agrees_with_eval() {
 fn eval_with_a_mismatched_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
-    let o = train_cli(&model, &["--tol", "1e-1", "--max-iter", "5"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = train_cli(
+        &fashion_mnist(),
+        &model,
+        &["--tol", "1e-1", "--max-iter", "5"],
+    );
+    assert_ok(&o);
     // Images of another size.
     let root = dir.path().join("imgs/a");
     std::fs::create_dir_all(&root).unwrap();
     image::GrayImage::new(40, 40)
         .save(root.join("x.png"))
         .unwrap();
-    let o = bin()
-        .args(["eval", "--model"])
-        .arg(&model)
-        .args(["--data"])
-        .arg(dir.path().join("imgs"))
-        .output()
-        .unwrap();
+    let o = eval_cli(&model, &dir.path().join("imgs"), &[]);
     assert_eq!(o.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&o.stderr);
+    let e = stderr(&o);
     assert!(
         e.starts_with("hogsvm: error:") && e.lines().count() == 1,
         "{e}"
@@ -411,6 +340,7 @@ fn cli_trains_a_nystroem_model() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("n.safetensors");
     let o = train_cli(
+        &fashion_mnist(),
         &model,
         &[
             "--cell",
@@ -430,8 +360,8 @@ fn cli_trains_a_nystroem_model() {
             "1",
         ],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_ok(&o);
+    let stdout = stdout(&o);
     assert!(
         stdout.contains("-> 300 dims") && stdout.contains("nystroem"),
         "{stdout}"
@@ -440,22 +370,15 @@ fn cli_trains_a_nystroem_model() {
     let n = m.config.nystroem.as_ref().unwrap();
     assert_eq!((n.dim, n.kmeans_iters), (300, 2));
     assert!(m.config.augment_flip);
-    let o = bin()
-        .args(["eval", "--model"])
-        .arg(&model)
-        .arg("--data")
-        .arg(fixtures().join("fashion-mnist"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ok(&eval_cli(&model, &fashion_mnist(), &[]));
     for bad in [
         vec!["--rff", "64", "--nystroem", "64"],
         vec!["--kmeans-iters", "3"],
         vec!["--nystroem", "lots"],
     ] {
-        let o = train_cli(&dir.path().join("bad.safetensors"), &bad);
+        let o = train_cli(&fashion_mnist(), &dir.path().join("bad.safetensors"), &bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = stderr(&o);
         assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
     }
 }

@@ -1,28 +1,15 @@
 //! The CNN: same seed → same loss curve and model bytes, learning on the fixture, model files
 //! (round trip, corruption, kinds), and the CLI's `train --model cnn` / `eval` / `predict`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use common::{
+    assert_ok, bin, eval_cli, fashion_mnist, file_number, in_pool, predict_cli, run, save_image,
+    split, stderr, stdout, train_cli,
+};
 use hogsvm::cnn::{CnnConfig, CnnModel, EpochLog, Loss, Optimizer};
-use hogsvm::data::{load, Dataset, LoadOptions, Split};
+use hogsvm::data::{Dataset, Split};
 use hogsvm::model::{self, AnyModel};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn split(s: Split) -> Dataset {
-    load(
-        &fixtures().join("fashion-mnist"),
-        &LoadOptions {
-            split: s,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-    .0
-}
 
 fn first(ds: &Dataset, n: usize) -> Dataset {
     ds.subset(&(0..n.min(ds.len())).collect::<Vec<_>>())
@@ -39,14 +26,8 @@ fn small() -> CnnConfig {
 }
 
 fn fit_in_pool(cfg: &CnnConfig, ds: &Dataset, threads: usize) -> (CnnModel, Vec<EpochLog>) {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
     let mut logs = Vec::new();
-    let (m, s) = pool
-        .install(|| cfg.fit(ds, &mut |l| logs.push(l.clone())))
-        .unwrap();
+    let (m, s) = in_pool(threads, || cfg.fit(ds, &mut |l| logs.push(l.clone()))).unwrap();
     assert_eq!(s.history.len(), logs.len());
     (m, logs)
 }
@@ -214,31 +195,34 @@ fn model_files_are_checked() {
     assert!(e.contains("not a classical model"), "{e}");
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hogsvm"))
-}
-
 /// `train --model cnn` writes a model that `eval` and `predict` use like a classical one.
 #[test]
 fn cli_train_eval_predict_cnn() {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("cnn.safetensors");
     let json = dir.path().join("report.json");
-    let o = bin()
-        .args(["train", "--model", "cnn", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .args(["--channels", "8,16", "--hidden", "32", "--epochs", "1"])
-        .args(["--threads", "2", "--out"])
-        .arg(&model_path)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert!(stderr.contains("epoch   1/1 | loss"), "{stderr}");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let train_acc: f64 = stdout
+    let o = train_cli(
+        &fashion_mnist(),
+        &model_path,
+        &[
+            "--model",
+            "cnn",
+            "--channels",
+            "8,16",
+            "--hidden",
+            "32",
+            "--epochs",
+            "1",
+            "--threads",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let stderr_text = stderr(&o);
+    assert!(o.status.success(), "{stderr_text}");
+    assert!(stderr_text.contains("epoch   1/1 | loss"), "{stderr_text}");
+    let train_acc: f64 = stdout(&o)
         .lines()
         .last()
         .unwrap()
@@ -248,14 +232,8 @@ fn cli_train_eval_predict_cnn() {
         .parse()
         .unwrap();
     // eval on the same test split gives the same accuracy.
-    let o = bin()
-        .args(["eval", "--json", "--model"])
-        .arg(&model_path)
-        .arg("--data")
-        .arg(fixtures().join("fashion-mnist"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = eval_cli(&model_path, &fashion_mnist(), &["--json"]);
+    assert_ok(&o);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let acc = v["accuracy"].as_f64().unwrap();
     assert!((acc - train_acc).abs() < 1e-4, "{acc} vs {train_acc}");
@@ -266,18 +244,11 @@ fn cli_train_eval_predict_cnn() {
     // predict on PNG files: the same labels as the model predicts on the same pixels.
     let test = first(&split(Split::Test), 6);
     let imgs = dir.path().join("imgs");
-    std::fs::create_dir(&imgs).unwrap();
     for i in 0..test.len() {
-        let img = image::GrayImage::from_raw(28, 28, test.image(i).to_vec()).unwrap();
-        img.save(imgs.join(format!("{i}.png"))).unwrap();
+        save_image(&test, i, &imgs.join(format!("{i}.png")));
     }
-    let o = bin()
-        .args(["predict", "--format", "json", "--model"])
-        .arg(&model_path)
-        .arg(&imgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = predict_cli(&model_path, &imgs, &["--format", "json"]);
+    assert_ok(&o);
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let m = match model::load_any(&model_path).unwrap() {
         AnyModel::Cnn(m) => m,
@@ -285,46 +256,31 @@ fn cli_train_eval_predict_cnn() {
     };
     let want = m.predict(&test).unwrap();
     for row in rows.as_array().unwrap() {
-        let f = row["file"].as_str().unwrap();
-        let i: usize = Path::new(f)
-            .file_stem()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let i = file_number(row["file"].as_str().unwrap());
         assert_eq!(row["label"], m.class_names[want[i] as usize].as_str());
         let p = row["score"].as_f64().unwrap();
         assert!(p > 0.0 && p <= 1.0, "a probability: {p}");
     }
 
     // CNN options on a classical model and classical options on a CNN are clear errors.
-    let o = bin()
-        .args(["train", "--epochs", "2", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .arg("--out")
-        .arg(dir.path().join("x"))
-        .output()
-        .unwrap();
+    let x = dir.path().join("x");
+    let o = train_cli(&fashion_mnist(), &x, &["--epochs", "2"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--model cnn"));
-    let o = bin()
-        .args(["train", "--model", "cnn", "--pca", "64", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
-        .arg("--out")
-        .arg(dir.path().join("x"))
-        .output()
-        .unwrap();
+    assert!(stderr(&o).contains("--model cnn"));
+    let o = train_cli(&fashion_mnist(), &x, &["--model", "cnn", "--pca", "64"]);
     assert_eq!(o.status.code(), Some(2));
     // --features needs a classical model.
-    let o = bin()
-        .args(["eval", "--model"])
-        .arg(&model_path)
-        .args(["--features", "a.npy", "--labels", "b.npy"])
-        .output()
-        .unwrap();
+    let o = run([
+        "eval".as_ref(),
+        "--model".as_ref(),
+        model_path.as_os_str(),
+        "--features".as_ref(),
+        "a.npy".as_ref(),
+        "--labels".as_ref(),
+        "b.npy".as_ref(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("classical model"));
+    assert!(stderr(&o).contains("classical model"));
 }
 
 /// The same seed gives the same loss curve and model bytes with 1 and 3 threads too: the custom
@@ -345,7 +301,7 @@ fn same_seed_same_model_whatever_the_thread_count() {
 fn bench_cnn_prints_the_fields_the_peer_script_reads() {
     let o = bin()
         .args(["bench-cnn", "--data"])
-        .arg(fixtures().join("fashion-mnist"))
+        .arg(fashion_mnist())
         .args(["--channels", "8,16", "--hidden", "32", "--batch", "16"])
         .args([
             "--steps",
@@ -360,7 +316,7 @@ fn bench_cnn_prints_the_fields_the_peer_script_reads() {
         ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ok(&o);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for k in [
         "train_images_per_s",
