@@ -2,61 +2,48 @@
 //! the file and the reason) or a documented skip — never a panic, a hang or a half-written
 //! file. docs/ROBUSTNESS.md lists each case with the test that checks it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use ndarray::Array2;
-use ndarray_npy::read_npy;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Output;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hogsvm"))
-}
+use common::{
+    assert_error, assert_ok, eval_cli, fashion_mnist, fixtures, predict_cli, run, stderr,
+    train_cli, with_format_version,
+};
+use ndarray::{Array1, Array2};
+use ndarray_npy::{read_npy, write_npy};
 
-fn run(args: &[&std::ffi::OsStr]) -> Output {
-    bin().args(args).output().expect("run hogsvm")
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit 2, one line, `hogsvm: error:` and every needle.
-fn assert_error(o: &Output, needles: &[&str]) {
-    let e = err(o);
-    assert_eq!(o.status.code(), Some(2), "{e}");
-    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
-    assert!(e.starts_with("hogsvm: error: "), "{e}");
-    assert!(!e.contains("panicked"), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "`{n}` not in {e}");
-    }
-}
-
+/// `extract --cell 4 --block 2` with more arguments.
 fn extract(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut a: Vec<&std::ffi::OsStr> = vec![
-        "extract".as_ref(),
-        "--data".as_ref(),
-        data.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "--cell".as_ref(),
-        "4".as_ref(),
-        "--block".as_ref(),
-        "2".as_ref(),
-    ];
-    a.extend(extra.iter().map(std::ffi::OsStr::new));
-    run(&a)
+    let mut a = vec!["--cell", "4", "--block", "2"];
+    a.extend_from_slice(extra);
+    common::extract_cli(data, out, &a)
 }
 
+/// A quick classical model of the fixture at `model`: 4x4 cells, 2x2 blocks, no square root,
+/// at most `max_iter` solver iterations.
+fn train_quick(model: &Path, max_iter: &str) {
+    let o = train_cli(
+        &fashion_mnist(),
+        model,
+        &[
+            "--cell",
+            "4",
+            "--block",
+            "2",
+            "--no-transform-sqrt",
+            "--max-iter",
+            max_iter,
+        ],
+    );
+    assert_ok(&o);
+}
+
+/// A `w x h` grayscale test PNG.
 fn gray_png(path: &Path, w: u32, h: u32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 13 + y * 7) as u8]))
-        .save(path)
-        .unwrap();
+    common::gray_png(path, w, h, |x, y| (x * 13 + y * 7) as u8);
 }
 
 /// A PNG whose header declares `w x h` but carries almost no data.
@@ -114,8 +101,8 @@ fn broken_image_files_are_named_errors_or_skipped() {
         std::fs::write(root.join("a").join(name), bytes).unwrap();
     }
     let o = extract(&root, &out, &["--skip-invalid"]);
-    assert!(o.status.success(), "{}", err(&o));
-    let e = err(&o);
+    assert_ok(&o);
+    let e = stderr(&o);
     assert_eq!(
         e.matches("warning: skipped").count(),
         cases.len() + 1,
@@ -174,7 +161,7 @@ fn unusual_image_kinds_become_gray() {
     gray_png(&root.join("x/odd.name.with.dots.JpEg.png"), 28, 28);
     let out = dir.path().join("f.npy");
     let o = extract(&root, &out, &[]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert_ok(&o);
     let x: Array2<f32> = read_npy(&out).unwrap();
     assert_eq!(x.nrows(), 5);
 }
@@ -193,7 +180,7 @@ fn unicode_and_non_utf8_file_names_work() {
     gray_png(&root.join("狗/x.png"), 28, 28);
     let out = dir.path().join("f.npy");
     let o = extract(&root, &out, &[]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert_ok(&o);
     let x: Array2<f32> = read_npy(&out).unwrap();
     assert_eq!(x.nrows(), if cfg!(unix) { 3 } else { 2 });
 }
@@ -217,25 +204,21 @@ fn folder_shapes_one_class_empty_classes_no_images() {
         gray_png(&one.join(format!("only/{i}.png")), 28, 28);
     }
     let o = extract(&one, &out, &[]);
-    assert!(o.status.success(), "{}", err(&o));
-    let o = run(&[
-        "train".as_ref(),
-        "--data".as_ref(),
-        one.as_os_str(),
-        "--test-split".as_ref(),
-        "0.3".as_ref(),
-        "--out".as_ref(),
-        dir.path().join("m.safetensors").as_os_str(),
-    ]);
+    assert_ok(&o);
+    let o = train_cli(
+        &one,
+        &dir.path().join("m.safetensors"),
+        &["--test-split", "0.3"],
+    );
     assert_error(&o, &["2 classes"]);
     // An empty class folder: a warning, the class kept.
     std::fs::create_dir_all(one.join("zzz-empty")).unwrap();
     let o = extract(&one, &out, &[]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert_ok(&o);
     assert!(
-        err(&o).contains("class folder `zzz-empty` holds no images"),
+        stderr(&o).contains("class folder `zzz-empty` holds no images"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 }
 
@@ -300,31 +283,9 @@ fn lying_idx_files_are_named_errors() {
 fn damaged_models_and_mismatched_inputs_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
-    let o = run(&[
-        "train".as_ref(),
-        "--data".as_ref(),
-        fixtures().join("fashion-mnist").as_os_str(),
-        "--out".as_ref(),
-        model.as_os_str(),
-        "--cell".as_ref(),
-        "4".as_ref(),
-        "--block".as_ref(),
-        "2".as_ref(),
-        "--no-transform-sqrt".as_ref(),
-        "--max-iter".as_ref(),
-        "20".as_ref(),
-    ]);
-    assert!(o.status.success(), "{}", err(&o));
+    train_quick(&model, "20");
     let bytes = std::fs::read(&model).unwrap();
-    let eval = |m: &Path| {
-        run(&[
-            "eval".as_ref(),
-            "--model".as_ref(),
-            m.as_os_str(),
-            "--data".as_ref(),
-            fixtures().join("fashion-mnist").as_os_str(),
-        ])
-    };
+    let eval = |m: &Path| eval_cli(m, &fashion_mnist(), &[]);
     assert!(eval(&model).status.success());
     let bad = dir.path().join("bad.safetensors");
     std::fs::write(&bad, &bytes[..bytes.len() - 100]).unwrap();
@@ -337,14 +298,7 @@ fn damaged_models_and_mismatched_inputs_through_the_cli() {
     std::fs::write(&bad, b"GIF89a not a model").unwrap();
     assert_error(&eval(&bad), &["bad.safetensors"]);
     // A newer format version (the header is JSON: swap the digit in place).
-    let needle = b"\\\"format_version\\\":1";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("version in header");
-    let mut newer = bytes.clone();
-    newer[at + needle.len() - 1] = b'7';
-    std::fs::write(&bad, &newer).unwrap();
+    std::fs::write(&bad, with_format_version(&bytes, b'7')).unwrap();
     assert_error(&eval(&bad), &["bad.safetensors", "newer", "upgrade hogsvm"]);
     assert_error(
         &eval(&dir.path().join("missing.safetensors")),
@@ -353,28 +307,16 @@ fn damaged_models_and_mismatched_inputs_through_the_cli() {
     // Images of another size than the model's, in an image folder with other classes.
     let other = dir.path().join("other");
     gray_png(&other.join("a/x.png"), 40, 40);
-    let o = run(&[
-        "eval".as_ref(),
-        "--model".as_ref(),
-        model.as_os_str(),
-        "--data".as_ref(),
-        other.as_os_str(),
-    ]);
-    assert_error(&o, &["class names"]);
+    assert_error(&eval_cli(&model, &other, &[]), &["class names"]);
     // predict resizes raw images to the model's input and still answers.
-    let o = run(&[
-        "predict".as_ref(),
-        "--model".as_ref(),
-        model.as_os_str(),
-        other.as_os_str(),
-    ]);
-    assert!(o.status.success(), "{}", err(&o));
+    let o = predict_cli(&model, &other, &[]);
+    assert_ok(&o);
 }
 
 #[test]
 fn unwritable_outputs_are_errors_and_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let data = fixtures().join("fashion-mnist");
+    let data = fashion_mnist();
     assert_error(
         &extract(&data, Path::new("/proc/hogsvm-test.npy"), &[]),
         &["/proc/hogsvm-test.npy"],
@@ -385,7 +327,7 @@ fn unwritable_outputs_are_errors_and_leave_nothing() {
     );
     // The output path is a folder.
     let o = extract(&data, dir.path(), &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
@@ -402,92 +344,48 @@ fn images_too_small_for_one_block() {
 fn npy_feature_inputs_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let fm = fixtures().join("fashion-mnist");
+    let fm = fashion_mnist();
     let model = d.join("m.safetensors");
-    let o = run(&[
-        "train".as_ref(),
-        "--data".as_ref(),
-        fm.as_os_str(),
-        "--out".as_ref(),
-        model.as_os_str(),
-        "--cell".as_ref(),
-        "4".as_ref(),
-        "--block".as_ref(),
-        "2".as_ref(),
-        "--no-transform-sqrt".as_ref(),
-        "--max-iter".as_ref(),
-        "50".as_ref(),
-    ]);
-    assert!(o.status.success(), "{}", err(&o));
+    train_quick(&model, "50");
     let x = d.join("x.npy");
     let o = extract(&fm, &x, &["--split", "test"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert_ok(&o);
     let y = d.join("x_labels.npy");
-    let eval_json = |args: &[&std::ffi::OsStr]| {
-        let mut a: Vec<&std::ffi::OsStr> = vec![
-            "eval".as_ref(),
+    let eval_json = |features: &Path, labels: &Path| {
+        run([
+            OsStr::new("eval"),
             "--json".as_ref(),
             "--model".as_ref(),
             model.as_os_str(),
-        ];
-        a.extend_from_slice(args);
-        run(&a)
+            "--features".as_ref(),
+            features.as_os_str(),
+            "--labels".as_ref(),
+            labels.as_os_str(),
+        ])
     };
     // Features from `extract` give exactly the report `eval --data` gives.
-    let a = eval_json(&[
-        "--features".as_ref(),
-        x.as_os_str(),
-        "--labels".as_ref(),
-        y.as_os_str(),
-    ]);
-    assert!(a.status.success(), "{}", err(&a));
-    let b = eval_json(&["--data".as_ref(), fm.as_os_str()]);
-    assert!(b.status.success(), "{}", err(&b));
+    let a = eval_json(&x, &y);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let b = eval_cli(&model, &fm, &["--json"]);
+    assert!(b.status.success(), "{}", stderr(&b));
     assert_eq!(a.stdout, b.stdout);
+    let bad = d.join("bad.npy");
+    let check = |features: &Path, labels: &Path, needles: &[&str]| {
+        assert_error(&eval_json(features, labels), needles);
+    };
     // NaN / infinity.
     let mut feats: Array2<f32> = read_npy(&x).unwrap();
     feats[[7, 3]] = f32::NAN;
-    let bad = d.join("bad.npy");
-    ndarray_npy::write_npy(&bad, &feats).unwrap();
-    let o = eval_json(&[
-        "--features".as_ref(),
-        bad.as_os_str(),
-        "--labels".as_ref(),
-        y.as_os_str(),
-    ]);
-    assert_error(&o, &["bad.npy", "row 7, column 3"]);
+    write_npy(&bad, &feats).unwrap();
+    check(&bad, &y, &["bad.npy", "row 7, column 3"]);
     // Wrong dtype and shape.
-    ndarray_npy::write_npy(&bad, &Array2::<i32>::zeros((500, 1296))).unwrap();
-    let o = eval_json(&[
-        "--features".as_ref(),
-        bad.as_os_str(),
-        "--labels".as_ref(),
-        y.as_os_str(),
-    ]);
-    assert_error(&o, &["bad.npy", "float32"]);
-    ndarray_npy::write_npy(&bad, &Array2::<f32>::zeros((500, 81))).unwrap();
-    let o = eval_json(&[
-        "--features".as_ref(),
-        bad.as_os_str(),
-        "--labels".as_ref(),
-        y.as_os_str(),
-    ]);
-    assert_error(&o, &["1296 columns", "81 columns"]);
+    write_npy(&bad, &Array2::<i32>::zeros((500, 1296))).unwrap();
+    check(&bad, &y, &["bad.npy", "float32"]);
+    write_npy(&bad, &Array2::<f32>::zeros((500, 81))).unwrap();
+    check(&bad, &y, &["1296 columns", "81 columns"]);
     // Labels that do not match.
-    ndarray_npy::write_npy(&bad, &ndarray::Array1::<i64>::zeros(3)).unwrap();
-    let o = eval_json(&[
-        "--features".as_ref(),
-        x.as_os_str(),
-        "--labels".as_ref(),
-        bad.as_os_str(),
-    ]);
-    assert_error(&o, &["500 (one per row)"]);
-    ndarray_npy::write_npy(&bad, &ndarray::Array1::<i64>::from_elem(500, 12)).unwrap();
-    let o = eval_json(&[
-        "--features".as_ref(),
-        x.as_os_str(),
-        "--labels".as_ref(),
-        bad.as_os_str(),
-    ]);
-    assert_error(&o, &["12"]);
+    write_npy(&bad, &Array1::<i64>::zeros(3)).unwrap();
+    check(&x, &bad, &["500 (one per row)"]);
+    write_npy(&bad, &Array1::<i64>::from_elem(500, 12)).unwrap();
+    check(&x, &bad, &["12"]);
 }
