@@ -1,11 +1,11 @@
 //! `hogsvm compare`: both pipelines on the same split, one report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hogsvm::data::{self, Dataset, LoadOptions, Split};
+use hogsvm::data::{Dataset, LoadOptions, Split};
 use hogsvm::report::grid::GridOptions;
 use hogsvm::report::run::{run_pipeline, RunOptions};
 use hogsvm::report::spec::{self, PipelineConfig, PipelinesFile};
@@ -14,7 +14,7 @@ use hogsvm::report::{
     SCHEMA_VERSION,
 };
 
-use super::options::{parse_size, print_load_report, with_threads};
+use super::options::{parse_size, train_test_sets, with_threads, TestSource};
 
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
@@ -92,12 +92,6 @@ pub struct CompareArgs {
     threads: Option<usize>,
 }
 
-fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
-    let (ds, report) = data::load(path, opts)?;
-    print_load_report(&report);
-    Ok(ds)
-}
-
 /// Train and test sets, and how the test set was made.
 fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
     let opts = LoadOptions {
@@ -105,46 +99,17 @@ fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
         skip_invalid: a.skip_invalid,
         split: Split::Train,
     };
-    let train = load_with(&a.data, &opts)?;
-    if let Some(t) = &a.test {
-        let split = if data::is_standard_split(t) {
-            Split::Test
-        } else {
-            Split::Train
-        };
-        let test = load_with(t, &LoadOptions { split, ..opts })?;
-        return Ok((train, test, format!("--test {}", t.display())));
-    }
-    if let Some(f) = a.test_split {
-        let (tr, te) = train.stratified_split(f, a.seed)?;
-        return Ok((
-            tr,
-            te,
-            format!(
-                "--test-split {f}: stratified hold-out of --data, seed {}",
-                a.seed
-            ),
-        ));
-    }
-    if a.data.is_dir() && data::is_standard_split(&a.data) {
-        let test = load_with(
-            &a.data,
-            &LoadOptions {
-                split: Split::Test,
-                ..opts
-            },
-        )?;
-        return Ok((
-            train,
-            test,
-            "standard split (the t10k-* files of --data)".into(),
-        ));
-    }
-    bail!(
-        "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with train-* and \
-         t10k-* IDX files)",
-        a.data.display()
-    )
+    let (train, test, source) =
+        train_test_sets(&a.data, a.test.as_deref(), a.test_split, a.seed, opts)?;
+    let how = match source {
+        TestSource::File(t) => format!("--test {}", t.display()),
+        TestSource::Split(f) => format!(
+            "--test-split {f}: stratified hold-out of --data, seed {}",
+            a.seed
+        ),
+        TestSource::Standard => "standard split (the t10k-* files of --data)".into(),
+    };
+    Ok((train, test, how))
 }
 
 fn limit(ds: Dataset, n: Option<usize>) -> Dataset {

@@ -1,10 +1,10 @@
 //! Options shared by several subcommands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hogsvm::data::{LoadOptions, Split};
+use hogsvm::data::{self, Dataset, LoadOptions, Split};
 use hogsvm::hog::{BlockNorm, HogParams};
 
 /// HOG parameters. Defaults depend on the command: scikit-image's for `extract` and
@@ -175,4 +175,68 @@ pub fn print_load_report(report: &hogsvm::data::LoadReport) {
     for c in &report.empty_classes {
         eprintln!("hogsvm: warning: class folder `{c}` holds no images");
     }
+}
+
+/// Load `path` with `opts` and print the loader's warnings.
+pub fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    let (ds, report) = data::load(path, opts)?;
+    print_load_report(&report);
+    Ok(ds)
+}
+
+/// Where the test set of [`train_test_sets`] came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestSource {
+    /// The separate test data at this path (`--test PATH`).
+    File(PathBuf),
+    /// A stratified hold-out of this fraction of the training data (`--test-split`).
+    Split(f64),
+    /// The t10k-* files of a standard-split `--data` folder.
+    Standard,
+}
+
+/// Train and test sets for `train` and `compare`: the training data at `data` (its train split),
+/// and as test set `test` when given, else a stratified `test_split` hold-out of the training
+/// data (drawn with `seed`), else the t10k-* files of a standard-split folder. `opts` is for
+/// both; its split is ignored.
+pub fn train_test_sets(
+    data: &Path,
+    test: Option<&Path>,
+    test_split: Option<f64>,
+    seed: u64,
+    opts: LoadOptions,
+) -> anyhow::Result<(Dataset, Dataset, TestSource)> {
+    let opts = LoadOptions {
+        split: Split::Train,
+        ..opts
+    };
+    let train = load_with(data, &opts)?;
+    if let Some(t) = test {
+        let split = if data::is_standard_split(t) {
+            Split::Test
+        } else {
+            Split::Train
+        };
+        let test = load_with(t, &LoadOptions { split, ..opts })?;
+        return Ok((train, test, TestSource::File(t.to_path_buf())));
+    }
+    if let Some(f) = test_split {
+        let (tr, te) = train.stratified_split(f, seed)?;
+        return Ok((tr, te, TestSource::Split(f)));
+    }
+    if data.is_dir() && data::is_standard_split(data) {
+        let test = load_with(
+            data,
+            &LoadOptions {
+                split: Split::Test,
+                ..opts
+            },
+        )?;
+        return Ok((train, test, TestSource::Standard));
+    }
+    bail!(
+        "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with train-* and \
+         t10k-* IDX files)",
+        data.display()
+    )
 }

@@ -17,7 +17,7 @@ use hogsvm::svm::{ClassWeight, Loss};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::cnn_args::CnnArgs;
-use super::options::{parse_size, print_load_report, with_threads, HogArgs};
+use super::options::{load_with, parse_size, train_test_sets, with_threads, HogArgs};
 
 /// Arguments of `train`.
 #[derive(Debug, Args)]
@@ -120,12 +120,6 @@ fn spinner(msg: &str) -> ProgressBar {
     } else {
         ProgressBar::hidden()
     }
-}
-
-fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
-    let (ds, report) = data::load(path, opts)?;
-    print_load_report(&report);
-    Ok(ds)
 }
 
 /// The configuration from the arguments; what is not given comes from
@@ -257,39 +251,8 @@ fn datasets(a: &TrainArgs, resize: Option<(u32, u32)>) -> anyhow::Result<(Datase
         skip_invalid: a.skip_invalid,
         split: Split::Train,
     };
-    let train = load_with(&a.data, &opts)?;
-    if let Some(t) = &a.test {
-        let test = load_with(
-            t,
-            &LoadOptions {
-                split: if data::is_standard_split(t) {
-                    Split::Test
-                } else {
-                    Split::Train
-                },
-                ..opts
-            },
-        )?;
-        return Ok((train, test));
-    }
-    if let Some(f) = a.test_split {
-        return Ok(train.stratified_split(f, a.seed)?);
-    }
-    if a.data.is_dir() && data::is_standard_split(&a.data) {
-        let test = load_with(
-            &a.data,
-            &LoadOptions {
-                split: Split::Test,
-                ..opts
-            },
-        )?;
-        return Ok((train, test));
-    }
-    bail!(
-        "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with train-* and \
-         t10k-* IDX files)",
-        a.data.display()
-    )
+    let (train, test, _) = train_test_sets(&a.data, a.test.as_deref(), a.test_split, a.seed, opts)?;
+    Ok((train, test))
 }
 
 /// Run `train`.
