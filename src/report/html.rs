@@ -281,26 +281,8 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
         render::secs(r.run.total_seconds)
     );
     let _ = writeln!(o, "<h2 id=\"data\">Data</h2>");
-    let rows: Vec<Vec<String>> = [("train", &d.train), ("test", &d.test)]
-        .iter()
-        .map(|(n, f)| {
-            vec![
-                n.to_string(),
-                f.images.to_string(),
-                f.class_counts
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                f.sha256.clone(),
-            ]
-        })
-        .collect();
-    o.push_str(&table(
-        &["set", "images", "per class", "sha256"],
-        &rows,
-        "left",
-    ));
+    let rows = render::data_rows(d, str::to_string);
+    o.push_str(&table(&render::DATA_HEADER, &rows, "left"));
     let _ = writeln!(
         o,
         "<p>Images {}x{}; classes: {}.</p>",
@@ -363,38 +345,9 @@ fn pipeline_section(
         "<figure class=\"chart\" id=\"chart-confusion-{i}\">{}</figure>",
         charts::confusion(p, &r.data.class_names)?
     );
-    let m = &p.metrics;
-    let mut rows: Vec<Vec<String>> = m
-        .per_class
-        .iter()
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                render::score(c.precision),
-                render::score(c.recall),
-                render::score(c.f1),
-                c.support.to_string(),
-            ]
-        })
-        .collect();
-    for (name, a) in [
-        ("macro avg", &m.macro_avg),
-        ("weighted avg", &m.weighted_avg),
-    ] {
-        rows.push(vec![
-            name.into(),
-            render::score(a.precision),
-            render::score(a.recall),
-            render::score(a.f1),
-            m.samples.to_string(),
-        ]);
-    }
+    let rows = render::per_class_rows(&p.metrics, str::to_string);
     let _ = writeln!(o, "<div>");
-    o.push_str(&table(
-        &["class", "precision", "recall", "F1", "support"],
-        &rows,
-        "per-class",
-    ));
+    o.push_str(&table(&render::PER_CLASS_HEADER, &rows, "per-class"));
     let mut rows: Vec<Vec<String>> = p
         .training
         .stages

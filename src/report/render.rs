@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::{CompareReport, PipelineResult};
+use super::{CompareReport, DataInfo, PipelineResult};
+use crate::metrics::Report;
 
 /// Accuracy, F1, precision, recall: 4 decimals.
 pub fn score(x: f64) -> String {
@@ -192,20 +193,8 @@ pub fn markdown(r: &CompareReport) -> String {
         secs(r.run.total_seconds)
     );
     let _ = writeln!(o, "## Data\n");
-    let mut rows = Vec::new();
-    for (name, f) in [("train", &d.train), ("test", &d.test)] {
-        rows.push(vec![
-            name.to_string(),
-            f.images.to_string(),
-            f.class_counts
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            format!("`{}`", f.sha256),
-        ]);
-    }
-    md_table(&mut o, &["set", "images", "per class", "sha256"], &rows, 99);
+    let rows = data_rows(d, |sha| format!("`{sha}`"));
+    md_table(&mut o, &DATA_HEADER, &rows, 99);
     let _ = writeln!(
         o,
         "Images {}x{}; classes: {}. The hash covers the image size, the pixels and the labels (docs/REPORT.md).\n",
@@ -224,6 +213,63 @@ pub fn markdown(r: &CompareReport) -> String {
         o.push('\n');
     }
     o
+}
+
+/// Header of the data table.
+pub const DATA_HEADER: [&str; 4] = ["set", "images", "per class", "sha256"];
+
+/// Rows of the data table ([`DATA_HEADER`]): the training and the test set, their hashes
+/// written by `sha`.
+pub fn data_rows(d: &DataInfo, sha: impl Fn(&str) -> String) -> Vec<Vec<String>> {
+    [("train", &d.train), ("test", &d.test)]
+        .iter()
+        .map(|(name, f)| {
+            vec![
+                name.to_string(),
+                f.images.to_string(),
+                f.class_counts
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                sha(&f.sha256),
+            ]
+        })
+        .collect()
+}
+
+/// Header of the per-class table.
+pub const PER_CLASS_HEADER: [&str; 5] = ["class", "precision", "recall", "F1", "support"];
+
+/// Rows of the per-class table ([`PER_CLASS_HEADER`]): one per class, then the macro and the
+/// weighted averages over all test images, their names written by `avg_name`.
+pub fn per_class_rows(m: &Report, avg_name: impl Fn(&str) -> String) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = m
+        .per_class
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                score(c.precision),
+                score(c.recall),
+                score(c.f1),
+                c.support.to_string(),
+            ]
+        })
+        .collect();
+    for (name, a) in [
+        ("macro avg", &m.macro_avg),
+        ("weighted avg", &m.weighted_avg),
+    ] {
+        rows.push(vec![
+            avg_name(name),
+            score(a.precision),
+            score(a.recall),
+            score(a.f1),
+            m.samples.to_string(),
+        ]);
+    }
+    rows
 }
 
 /// The "speed, size, memory" rows of a pipeline, as the Markdown and HTML reports show them.
@@ -376,45 +422,16 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
     let rows = speed_size_memory(p);
     md_table(o, &["what", "value"], &rows, 99);
     let _ = writeln!(o, "### Per class\n");
-    let m = &p.metrics;
-    let mut rows: Vec<Vec<String>> = m
-        .per_class
-        .iter()
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                score(c.precision),
-                score(c.recall),
-                score(c.f1),
-                c.support.to_string(),
-            ]
-        })
-        .collect();
-    for (name, a) in [
-        ("macro avg", &m.macro_avg),
-        ("weighted avg", &m.weighted_avg),
-    ] {
-        rows.push(vec![
-            format!("*{name}*"),
-            score(a.precision),
-            score(a.recall),
-            score(a.f1),
-            m.samples.to_string(),
-        ]);
-    }
-    md_table(
-        o,
-        &["class", "precision", "recall", "F1", "support"],
-        &rows,
-        1,
-    );
+    let rows = per_class_rows(&p.metrics, |name| format!("*{name}*"));
+    md_table(o, &PER_CLASS_HEADER, &rows, 1);
     let _ = writeln!(
         o,
         "### Confusion matrix (rows: true class, columns: predicted)\n"
     );
     let mut header: Vec<&str> = vec!["true \\ predicted"];
     header.extend(classes.iter().map(String::as_str));
-    let rows: Vec<Vec<String>> = m
+    let rows: Vec<Vec<String>> = p
+        .metrics
         .confusion
         .iter()
         .zip(classes)
