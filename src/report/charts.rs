@@ -60,6 +60,13 @@ fn text_style(size: u32, h: HPos, v: VPos) -> TextStyle<'static> {
         .pos(Pos::new(h, v))
 }
 
+/// [`text_style`], turned by `turn` (vertical axis titles and class labels).
+fn turned_style(size: u32, turn: FontTransform, h: HPos, v: VPos) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", size).into_font().transform(turn))
+        .color(&BLACK)
+        .pos(Pos::new(h, v))
+}
+
 /// Accuracy (y) against training seconds (x, log scale), one labelled point per pipeline.
 pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
     let pts: Vec<(f64, f64, &str)> = r
@@ -172,9 +179,7 @@ pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
         root.draw(&Text::new(
             format!("{}: confusion matrix", p.name),
             ((w / 2) as i32, 8),
-            TextStyle::from(("sans-serif", 22).into_font())
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Top)),
+            text_style(22, HPos::Center, VPos::Top),
         ))
         .map_err(boxed)?;
         let font = (cell as f64 * 0.4).clamp(9.0, 17.0) as u32;
@@ -223,13 +228,7 @@ pub fn confusion(p: &PipelineResult, classes: &[String]) -> Result<String> {
             root.draw(&Text::new(
                 name.clone(),
                 (left as i32 + mid, (top + cell * k as u32) as i32 + 6),
-                TextStyle::from(
-                    ("sans-serif", 15)
-                        .into_font()
-                        .transform(FontTransform::Rotate90),
-                )
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
+                turned_style(15, FontTransform::Rotate90, HPos::Left, VPos::Center),
             ))
             .map_err(boxed)?;
         }
@@ -257,9 +256,7 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
         root.draw(&Text::new(
             "Per-class F1 on the test set".to_string(),
             (w / 2, 8),
-            TextStyle::from(("sans-serif", 24).into_font())
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Top)),
+            text_style(24, HPos::Center, VPos::Top),
         ))
         .map_err(boxed)?;
         let y_of = |v: f64| top + plot_h - (v.clamp(0.0, 1.0) * plot_h as f64).round() as i32;
@@ -281,13 +278,7 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
         root.draw(&Text::new(
             "F1".to_string(),
             (14, top + plot_h / 2),
-            TextStyle::from(
-                ("sans-serif", 17)
-                    .into_font()
-                    .transform(FontTransform::Rotate270),
-            )
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Center)),
+            turned_style(17, FontTransform::Rotate270, HPos::Center, VPos::Center),
         ))
         .map_err(boxed)?;
         let bar = ((group - 8) / n as i32).max(2);
@@ -305,13 +296,7 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
             root.draw(&Text::new(
                 name.clone(),
                 (left + ci as i32 * group + group / 2, y_of(0.0) + 6),
-                TextStyle::from(
-                    ("sans-serif", 15)
-                        .into_font()
-                        .transform(FontTransform::Rotate90),
-                )
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
+                turned_style(15, FontTransform::Rotate90, HPos::Left, VPos::Center),
             ))
             .map_err(boxed)?;
         }
