@@ -15,7 +15,8 @@
 //! - `MAP`: feature map after HOG, as `--feature-map` takes it (`none`, `hellinger`, ...).
 //! - `ORIENT`: orientation bins of every scale (9).
 //! - `PCA`: PCA components (256).
-//! - `GAMMA`: comma-separated multipliers of the "scale" kernel width (`1`).
+//! - `GAMMA`: comma-separated multiples K of the "scale" kernel width, as `--gamma scale*K`
+//!   (`1`).
 //! - `VAL=1`: model selection without the test set: hold out a stratified 1/6 of the training
 //!   set (10,000 of 60,000, seed 0), fit on the rest and report accuracy on the held-out part.
 
@@ -23,7 +24,7 @@ use std::error::Error;
 use std::time::Instant;
 
 use hogsvm::data::{load, Dataset, LoadOptions, Split};
-use hogsvm::featmap::{scale_gamma, FeatureMap, NystroemParams};
+use hogsvm::featmap::{FeatureMap, NystroemParams};
 use hogsvm::hog::HogParams;
 use hogsvm::pipeline::ClassicalConfig;
 use hogsvm::reduce::{Components, PcaParams};
@@ -122,21 +123,20 @@ fn main() -> Result<(), Box<dyn Error>> {
     let pca = cfg.pca.as_ref().ok_or("no PCA")?.fit(x.view())?;
     let x = pca.transform(x.view())?;
     let x_test = pca.transform(features(&test)?.view())?;
-    let base_gamma = scale_gamma(x.view());
     println!("HOG + PCA: {:.1} s", t.elapsed().as_secs_f64());
     let classes = train.class_names.len();
     for g in gammas {
         let t = Instant::now();
         let params = NystroemParams {
-            gamma: Some(base_gamma * g),
+            gamma_scale: g,
             ..*cfg.nystroem.as_ref().ok_or("no map")?
         };
         let map = params.fit(x.view())?;
         let z_train = map.transform(x.view())?;
         let z_test = map.transform(x_test.view())?;
         println!(
-            "gamma {:.5} (x{g}): map {:.1} s",
-            base_gamma * g,
+            "gamma {:.5} (scale*{g}): map {:.1} s",
+            map.gamma,
             t.elapsed().as_secs_f64()
         );
         for &c in &cs {
@@ -154,7 +154,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .filter(|(a, b)| a == b)
                 .count();
             println!(
-                "M {m} flip {flip} gamma x{g} C {c}: accuracy {:.4} ({right}/{}), SVM {:.1} s, passes {:?}",
+                "M {m} flip {flip} gamma scale*{g} C {c}: accuracy {:.4} ({right}/{}), SVM {:.1} s, passes {:?}",
                 right as f64 / test.len() as f64,
                 test.len(),
                 t.elapsed().as_secs_f64(),

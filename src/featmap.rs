@@ -301,6 +301,56 @@ pub fn scale_gamma(x: ArrayView2<'_, f32>) -> f64 {
     }
 }
 
+/// The RBF width to use: `gamma` when set, else `scale` times [`scale_gamma`] of `x`.
+fn resolve_gamma(gamma: Option<f64>, scale: f64, x: ArrayView2<'_, f32>) -> f64 {
+    gamma.unwrap_or_else(|| scale * scale_gamma(x))
+}
+
+/// Check an RBF width and its multiplier of the "scale" heuristic for the stage `name`.
+fn validate_gamma(name: &'static str, gamma: Option<f64>, scale: f64) -> Result<()> {
+    if let Some(g) = gamma {
+        if !(g.is_finite() && g > 0.0) {
+            return Err(Error::param(name, "gamma must be > 0", g));
+        }
+        if scale != 1.0 {
+            return Err(Error::param(
+                name,
+                "give gamma either as a value or as a multiple of \"scale\", not both",
+                scale,
+            ));
+        }
+    }
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(Error::param(
+            name,
+            "gamma's multiple of \"scale\" must be > 0",
+            scale,
+        ));
+    }
+    Ok(())
+}
+
+/// Parse an RBF width as the CLI and specs take it: `scale` (scikit-learn's heuristic),
+/// `scale*K` (K times it) or a positive number. Returns `(gamma, multiple of scale)` as
+/// [`RffParams`] and [`NystroemParams`] hold them.
+pub fn parse_gamma(s: &str) -> Result<(Option<f64>, f64)> {
+    let bad = || Error::param("gamma", "scale, scale*K or a number > 0", s);
+    let t = s.trim().to_ascii_lowercase();
+    let (gamma, scale) = if t == "scale" {
+        (None, 1.0)
+    } else if let Some(k) = t.strip_prefix("scale*") {
+        (None, k.trim().parse::<f64>().map_err(|_| bad())?)
+    } else {
+        (Some(t.parse::<f64>().map_err(|_| bad())?), 1.0)
+    };
+    validate_gamma("gamma", gamma, scale)?;
+    Ok((gamma, scale))
+}
+
+fn one() -> f64 {
+    1.0
+}
+
 /// Random Fourier features (Rahimi & Recht, 2007) approximating the RBF kernel
 /// `exp(-gamma |x - y|^2)`: `z(x) = sqrt(2 / D) cos(x W + b)` with `W ~ N(0, 2 gamma)` and
 /// `b ~ U[0, 2 pi)`. Applied after PCA (dense, low-dimensional input), so a linear SVM on `z`
@@ -309,8 +359,12 @@ pub fn scale_gamma(x: ArrayView2<'_, f32>) -> f64 {
 pub struct RffParams {
     /// Output dimension D.
     pub dim: usize,
-    /// Kernel width; `None` = scikit-learn's "scale": `1 / (d * var(X))` on the training set.
+    /// Kernel width; `None` = `gamma_scale` times scikit-learn's "scale": `1 / (d * var(X))`
+    /// on the training set.
     pub gamma: Option<f64>,
+    /// Multiple of "scale" used when `gamma` is `None` (1: scikit-learn's default).
+    #[serde(default = "one")]
+    pub gamma_scale: f64,
     /// Seed of W and b.
     pub seed: u64,
 }
@@ -320,6 +374,7 @@ impl Default for RffParams {
         RffParams {
             dim: 4096,
             gamma: None,
+            gamma_scale: 1.0,
             seed: 0,
         }
     }
@@ -346,11 +401,7 @@ impl RffParams {
                 self.dim,
             ));
         }
-        if let Some(g) = self.gamma {
-            if !(g.is_finite() && g > 0.0) {
-                return Err(Error::param("rff", "gamma must be > 0", g));
-            }
-        }
+        validate_gamma("rff", self.gamma, self.gamma_scale)?;
         Ok(())
     }
 
@@ -360,7 +411,7 @@ impl RffParams {
         use rand_distr::{Distribution, StandardNormal};
         self.validate()?;
         let d = x.ncols();
-        let gamma = self.gamma.unwrap_or_else(|| scale_gamma(x));
+        let gamma = resolve_gamma(self.gamma, self.gamma_scale, x);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
         let sd = (2.0 * gamma).sqrt();
         let weights = Array2::from_shape_fn((d, self.dim), |_| {
@@ -412,12 +463,26 @@ mod rff_tests {
     use ndarray::array;
 
     #[test]
+    fn gamma_specs_parse() {
+        assert_eq!(parse_gamma("scale").unwrap(), (None, 1.0));
+        assert_eq!(parse_gamma("Scale*2").unwrap(), (None, 2.0));
+        assert_eq!(parse_gamma("scale*0.5").unwrap(), (None, 0.5));
+        assert_eq!(parse_gamma("0.04").unwrap(), (Some(0.04), 1.0));
+        for bad in [
+            "", "scale*", "scale*0", "scale*-1", "-0.1", "0", "nan", "inf", "x2",
+        ] {
+            assert!(parse_gamma(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn rff_approximates_rbf() {
         let x = array![[0.1f32, 0.5, -0.2], [0.2, 0.4, 0.1], [1.0, -0.6, 0.2]];
         let p = RffParams {
             dim: 20000,
             gamma: Some(0.5),
             seed: 3,
+            ..Default::default()
         };
         let m = p.fit(x.view()).unwrap();
         let z = m.transform(x.view()).unwrap();
@@ -440,6 +505,15 @@ mod rff_tests {
             }
         }
         assert!(m.transform(x.slice(ndarray::s![.., ..2])).is_err());
+        let half = RffParams {
+            gamma: None,
+            gamma_scale: 0.5,
+            ..p
+        };
+        assert_eq!(
+            half.fit(x.view()).unwrap().gamma,
+            0.5 * scale_gamma(x.view())
+        );
         assert!(RffParams {
             dim: 0,
             ..Default::default()
@@ -455,8 +529,12 @@ pub struct NystroemParams {
     /// Landmarks m, the output dimension (at most the number of training rows; fewer rows use
     /// them all).
     pub dim: usize,
-    /// Kernel width; `None` = scikit-learn's "scale": `1 / (d * var(X))` on the training set.
+    /// Kernel width; `None` = `gamma_scale` times scikit-learn's "scale": `1 / (d * var(X))`
+    /// on the training set.
     pub gamma: Option<f64>,
+    /// Multiple of "scale" used when `gamma` is `None` (1: scikit-learn's default).
+    #[serde(default = "one")]
+    pub gamma_scale: f64,
     /// Seed of the landmark draw.
     pub seed: u64,
     /// Lloyd iterations moving the landmarks to k-means centres; 0 keeps random training rows
@@ -470,6 +548,7 @@ impl Default for NystroemParams {
         NystroemParams {
             dim: 4096,
             gamma: None,
+            gamma_scale: 1.0,
             seed: 0,
             kmeans_iters: DEFAULT_KMEANS_ITERS,
         }
@@ -507,11 +586,7 @@ impl NystroemParams {
                 self.dim,
             ));
         }
-        if let Some(g) = self.gamma {
-            if !(g.is_finite() && g > 0.0) {
-                return Err(Error::param("nystroem", "gamma must be > 0", g));
-            }
-        }
+        validate_gamma("nystroem", self.gamma, self.gamma_scale)?;
         if self.kmeans_iters > MAX_KMEANS_ITERS {
             return Err(Error::param(
                 "nystroem",
@@ -543,7 +618,7 @@ impl NystroemParams {
                 got: v.to_string(),
             });
         }
-        let gamma = self.gamma.unwrap_or_else(|| scale_gamma(x));
+        let gamma = resolve_gamma(self.gamma, self.gamma_scale, x);
         let m = self.dim.min(x.nrows());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
         let mut idx = rand::seq::index::sample(&mut rng, x.nrows(), m).into_vec();
@@ -755,6 +830,7 @@ mod nystroem_tests {
             gamma: Some(0.3),
             seed: 7,
             kmeans_iters: 0,
+            ..Default::default()
         };
         let m = p.fit(x.view()).unwrap();
         assert_eq!(m.dim(), 120);
@@ -774,6 +850,7 @@ mod nystroem_tests {
             dim: 120,
             gamma: Some(0.3),
             seed: 7,
+            ..Default::default()
         }
         .fit(x.view())
         .unwrap();
@@ -850,6 +927,7 @@ mod nystroem_tests {
             gamma: Some(0.5),
             seed: 4,
             kmeans_iters: 0,
+            ..Default::default()
         };
         let y = Array2::from_shape_fn((60, 3), |(i, j)| centres[(i % 3, j)] + noise[(i + 7, j)]);
         let mean_err = |m: &Nystroem| {
@@ -887,6 +965,7 @@ mod nystroem_tests {
             gamma: None,
             seed: 1,
             kmeans_iters: 0,
+            ..Default::default()
         };
         let m = p.fit(x.view()).unwrap();
         let z = m.transform(x.view()).unwrap();
@@ -900,6 +979,7 @@ mod nystroem_tests {
             gamma: Some(1.0),
             seed: 2,
             kmeans_iters: 0,
+            ..Default::default()
         };
         assert_ne!(
             q.fit(small.view()).unwrap().landmarks,
@@ -921,6 +1001,26 @@ mod nystroem_tests {
         assert!(NystroemParams {
             gamma: Some(-1.0),
             ..p
+        }
+        .validate()
+        .is_err());
+        // A multiple of "scale": that many times the heuristic; not with a fixed gamma.
+        let twice = NystroemParams {
+            gamma_scale: 2.0,
+            ..p
+        };
+        assert_eq!(twice.fit(x.view()).unwrap().gamma, 2.0 * m.gamma);
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert!(NystroemParams {
+                gamma_scale: bad,
+                ..p
+            }
+            .validate()
+            .is_err());
+        }
+        assert!(NystroemParams {
+            gamma: Some(1.0),
+            ..twice
         }
         .validate()
         .is_err());

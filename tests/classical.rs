@@ -356,6 +356,8 @@ fn cli_trains_a_nystroem_model() {
             "--kmeans-iters",
             "2",
             "--flip",
+            "--gamma",
+            "scale*2",
             "--c",
             "1",
         ],
@@ -369,12 +371,30 @@ fn cli_trains_a_nystroem_model() {
     let m = model::load(&model).unwrap();
     let n = m.config.nystroem.as_ref().unwrap();
     assert_eq!((n.dim, n.kmeans_iters), (300, 2));
+    assert_eq!((n.gamma, n.gamma_scale), (None, 2.0));
+    // The fitted width is twice scikit-learn's "scale" on the PCA output.
+    let pca = m.pca.as_ref().unwrap();
+    let ds = split(Split::Train);
+    let (x, f) = (
+        m.config.hog_features(&ds).unwrap(),
+        m.config.hog_features(&ds.mirrored()).unwrap(),
+    );
+    let x = ndarray::concatenate(ndarray::Axis(0), &[x.view(), f.view()]).unwrap();
+    let scale = hogsvm::featmap::scale_gamma(pca.transform(x.view()).unwrap().view());
+    let fitted = m.nystroem.as_ref().unwrap().gamma;
+    assert!(
+        (fitted / scale - 2.0).abs() < 1e-9,
+        "{fitted} vs 2 x {scale}"
+    );
     assert!(m.config.augment_flip);
     assert_ok(&eval_cli(&model, &fashion_mnist(), &[]));
     for bad in [
         vec!["--rff", "64", "--nystroem", "64"],
         vec!["--kmeans-iters", "3"],
         vec!["--nystroem", "lots"],
+        vec!["--nystroem", "64", "--gamma", "scale*0"],
+        vec!["--nystroem", "64", "--gamma", "wide"],
+        vec!["--gamma", "scale*2"],
     ] {
         let o = train_cli(&fashion_mnist(), &dir.path().join("bad.safetensors"), &bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}");

@@ -80,9 +80,10 @@ pub struct TrainArgs {
     /// training rows, as scikit-learn) [default: 5].
     #[arg(long)]
     kmeans_iters: Option<usize>,
-    /// RBF width for --rff / --nystroem (default: 1 / (d * var), scikit-learn's "scale").
+    /// RBF width for --rff / --nystroem: a number, `scale` (1 / (d * var), scikit-learn's
+    /// heuristic, the default) or `scale*K` (K times it).
     #[arg(long)]
-    gamma: Option<f64>,
+    gamma: Option<String>,
     /// Also train on the left-right mirror of every training image (twice the training set).
     #[arg(long)]
     flip: bool,
@@ -174,15 +175,19 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
                 dim: v
                     .parse()
                     .with_context(|| format!("invalid --rff `{v}`: expected a dimension"))?,
-                gamma: a.gamma,
-                seed: a.seed,
+                ..Default::default()
             })
         }
     }
+    let gamma = a
+        .gamma
+        .as_deref()
+        .map(hogsvm::featmap::parse_gamma)
+        .transpose()?;
     if let Some(r) = c.rff.as_mut() {
         r.seed = a.seed;
-        if a.gamma.is_some() {
-            r.gamma = a.gamma;
+        if let Some((g, k)) = gamma {
+            (r.gamma, r.gamma_scale) = (g, k);
         }
     }
     match a.nystroem.as_deref() {
@@ -193,8 +198,6 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
                 dim: v.parse().with_context(|| {
                     format!("invalid --nystroem `{v}`: expected a number of landmarks")
                 })?,
-                gamma: a.gamma,
-                seed: a.seed,
                 ..Default::default()
             })
         }
@@ -204,8 +207,8 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
         if let Some(k) = a.kmeans_iters {
             n.kmeans_iters = k;
         }
-        if a.gamma.is_some() {
-            n.gamma = a.gamma;
+        if let Some((g, k)) = gamma {
+            (n.gamma, n.gamma_scale) = (g, k);
         }
     }
     if a.gamma.is_some() && c.rff.is_none() && c.nystroem.is_none() {

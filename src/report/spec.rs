@@ -7,7 +7,7 @@
 //! `CELL` or `CELL/BLOCK`, e.g. `extra-cell=4/2+7`, or `none`), `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`),
 //! `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff` (dimension or
 //! `none`), `nystroem` (landmarks or `none`), `kmeans` (Lloyd iterations placing the Nystroem
-//! landmarks), `gamma` (of `rff` or `nystroem`), `flip`
+//! landmarks), `gamma` (of `rff` or `nystroem`: a number, `scale` or `scale*K`), `flip`
 //! (`true`/`false`: also train on mirrored images), `c`, `loss`, `tol`, `max-iter`, `class-weight` (`none`, `balanced` or
 //! weights `w0+w1+...`), `seed`. A CNN spec starts from [`compare_cnn_default`] and takes
 //! `name` and every key of `CnnConfig::set`. A comma-separated token without `=` continues the
@@ -149,8 +149,8 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
                 } else {
                     Some(RffParams {
                         dim: num("rff", &v)?,
-                        gamma: None,
                         seed,
+                        ..Default::default()
                     })
                 }
             }
@@ -167,7 +167,7 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
             }
             "kmeans" => kmeans = Some(num::<usize>("kmeans", &v)?),
             "flip" => c.augment_flip = flag("flip", &v)?,
-            "gamma" => gamma = Some(num::<f64>("gamma", &v)?),
+            "gamma" => gamma = Some(crate::featmap::parse_gamma(&v)?),
             "c" => c.svm.c = num("c", &v)?,
             "loss" => c.svm.loss = v.parse::<Loss>()?,
             "tol" => c.svm.tol = num("tol", &v)?,
@@ -220,11 +220,17 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
             None => return Err(Error::param("kmeans", "needs nystroem", k)),
         }
     }
-    if let Some(g) = gamma {
+    if let Some((g, k)) = gamma {
         match (c.rff.as_mut(), c.nystroem.as_mut()) {
-            (Some(r), _) => r.gamma = Some(g),
-            (None, Some(n)) => n.gamma = Some(g),
-            (None, None) => return Err(Error::param("gamma", "needs rff or nystroem", g)),
+            (Some(r), _) => (r.gamma, r.gamma_scale) = (g, k),
+            (None, Some(n)) => (n.gamma, n.gamma_scale) = (g, k),
+            (None, None) => {
+                return Err(Error::param(
+                    "gamma",
+                    "needs rff or nystroem",
+                    g.map_or(format!("scale*{k}"), |g| g.to_string()),
+                ))
+            }
         }
     }
     if let Some(p) = c.pca.as_mut() {
