@@ -496,6 +496,12 @@ mod tests {
         assert!(classical_from_spec("kmeans=3", 0).is_err());
         assert!(c.augment_flip && c.rff.is_none());
         assert!(classical_from_spec("rff=64,nystroem=64", 0).is_err());
+        // The width as a multiple of scikit-learn's "scale".
+        let (_, c) = classical_from_spec("pca=64,nystroem=512,gamma=scale*2", 0).unwrap();
+        let n = c.nystroem.as_ref().unwrap();
+        assert_eq!((n.gamma, n.gamma_scale), (None, 2.0));
+        assert!(classical_from_spec("nystroem=512,gamma=scale*0", 0).is_err());
+        assert!(classical_from_spec("gamma=scale*2", 0).is_err());
         // Nothing set: the default configuration (with the seed).
         let (name, c) = classical_from_spec("", 0).unwrap();
         assert_eq!(name, None);
