@@ -375,6 +375,58 @@ fn col2im(col: &[f32], g: &ConvGeom, dx: &mut [f32], ld: usize) {
     }
 }
 
+/// [`im2col`] of `m` consecutive images of `xs` side by side: image `j` fills columns
+/// `j·P .. (j+1)·P` of `col` (row stride `ld` ≥ m·P).
+fn im2col_images(xs: &[f32], m: usize, g: &ConvGeom, col: &mut [f32], ld: usize) {
+    let (p, in_len) = (g.p(), g.in_len());
+    for j in 0..m {
+        im2col(&xs[j * in_len..][..in_len], g, &mut col[j * p..], ld);
+    }
+}
+
+/// Lays the `(C_out, P)` output gradients of `m` consecutive images of `dy` side by side in
+/// `dyb`, a C_out × (m·P) matrix with row stride `ld`: the layout the GEMMs below read.
+fn gather_images(dy: &[f32], m: usize, c_out: usize, p: usize, dyb: &mut [f32], ld: usize) {
+    for j in 0..m {
+        for o in 0..c_out {
+            dyb[o * ld + j * p..][..p].copy_from_slice(&dy[(j * c_out + o) * p..][..p]);
+        }
+    }
+}
+
+/// Weight gradient of one chunk of images: `part (C_out × K) = dyb (C_out × ld) · colᵀ (ld × K)`,
+/// `dyb` the chunk's output gradient (as [`gather_images`] lays it out) and `col` its
+/// [`im2col_images`].
+fn weight_grad_gemm(g: &ConvGeom, part: &mut [f32], dyb: &[f32], col: &[f32], ld: usize) {
+    let (co, k) = (g.c_out, g.k());
+    sgemm((co, k, ld), part, (k, 1), false, dyb, (ld, 1), col, (1, ld));
+}
+
+/// Input gradient of one chunk of `ld / P` images: `dcol (K × ld) = Wᵀ (K × C_out) · dyb
+/// (C_out × ld)`, then [`col2im`] of each image into `dx` (zeroed by the caller).
+fn input_grad_chunk(
+    g: &ConvGeom,
+    w: &[f32],
+    dyb: &[f32],
+    dcol: &mut [f32],
+    dx: &mut [f32],
+    ld: usize,
+) {
+    let (co, k, p, in_len) = (g.c_out, g.k(), g.p(), g.in_len());
+    sgemm((k, ld, co), dcol, (ld, 1), false, w, (1, k), dyb, (ld, 1));
+    for j in 0..ld / p.max(1) {
+        col2im(&dcol[j * p..], g, &mut dx[j * in_len..][..in_len], ld);
+    }
+}
+
+/// Validates `x: (N, C_in, H, W)` and the kernel's shape `w: (C_out, C_in, KH, KW)`.
+fn conv_geom(x: &[usize], w: &[usize], pad: usize) -> Result<ConvGeom> {
+    let &[c_out, k_cin, kh, kw] = w else {
+        bail!("conv2d: kernel must be (C_out, C_in, KH, KW), got {w:?}");
+    };
+    ConvGeom::new(x, c_out, k_cin, kh, kw, pad)
+}
+
 /// Forward convolution op: (x, w) → y.
 struct Conv2dOp {
     pad: usize,
@@ -395,15 +447,9 @@ impl CustomOp2 for Conv2dOp {
     ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, "conv2d")?;
         let w = f32_slice(s2, l2, "conv2d")?;
-        let &[c_out, k_cin, kh, kw] = l2.dims() else {
-            bail!(
-                "conv2d: kernel must be (C_out, C_in, KH, KW), got {:?}",
-                l2.dims()
-            );
-        };
-        let g = ConvGeom::new(l1.dims(), c_out, k_cin, kh, kw, self.pad)?;
+        let g = conv_geom(l1.dims(), l2.dims(), self.pad)?;
         let y = conv_forward(x, w, &g);
-        Ok((CpuStorage::F32(y), Shape::from((g.n, c_out, g.oh, g.ow))))
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.c_out, g.oh, g.ow))))
     }
 
     fn bwd(
@@ -431,14 +477,7 @@ fn conv_forward(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
             let ld = m * p;
             let out_len = if m == 1 { 0 } else { c_out * ld };
             with_scratch(k * ld, out_len, |col, ybuf| {
-                for j in 0..m {
-                    im2col(
-                        &xc[j * g.in_len()..][..g.in_len()],
-                        g,
-                        &mut col[j * p..],
-                        ld,
-                    );
-                }
+                im2col_images(xc, m, g, col, ld);
                 if m == 1 {
                     // y_i (C_out × P) = W (C_out × K) · col (K × P)
                     sgemm((c_out, p, k), yc, (p, 1), false, w, (k, 1), col, (p, 1));
@@ -534,22 +573,11 @@ impl CustomOp2 for ConvWeightGradOp {
                 let (i0, i1) = (c * DW_CHUNK, ((c + 1) * DW_CHUNK).min(g.n));
                 // Lay the chunk's images side by side: col is K × (m·P), dyb is C_out × (m·P), so one
                 // GEMM with inner dimension m·P computes the chunk's contribution.
-                let ld = (i1 - i0) * p;
+                let (m, ld) = (i1 - i0, (i1 - i0) * p);
                 with_scratch(k * ld, co * ld, |col, dyb| {
-                    for (j, i) in (i0..i1).enumerate() {
-                        im2col(
-                            &x[i * g.in_len()..][..g.in_len()],
-                            &g,
-                            &mut col[j * p..],
-                            ld,
-                        );
-                        for o in 0..co {
-                            dyb[o * ld + j * p..][..p]
-                                .copy_from_slice(&dy[(i * co + o) * p..][..p]);
-                        }
-                    }
-                    // part (C_out × K) = dyb (C_out × mP) · colᵀ (mP × K)
-                    sgemm((co, k, ld), part, (k, 1), false, dyb, (ld, 1), col, (1, ld));
+                    im2col_images(&x[i0 * g.in_len()..], m, &g, col, ld);
+                    gather_images(&dy[i0 * co * p..], m, co, p, dyb, ld);
+                    weight_grad_gemm(&g, part, dyb, col, ld);
                 })
             });
         let dw = sum_partials(&partial, n_chunks, wlen);
@@ -611,36 +639,15 @@ impl CustomOp2 for ConvInputGradOp {
                 let ld = m * p;
                 let in_len = if m == 1 { 0 } else { c_out * ld };
                 with_scratch(k * ld, in_len, |dcol, dyb| {
-                    if m == 1 {
-                        // dcol (K × P) = Wᵀ (K × C_out) · dy_i (C_out × P)
-                        sgemm((k, p, c_out), dcol, (p, 1), false, w, (1, k), dyc, (p, 1));
+                    // One image's dy (C_out × P) is already laid out for the GEMM; several are
+                    // gathered side by side (C_out × mP) for one GEMM.
+                    let dyb: &[f32] = if m == 1 {
+                        dyc
                     } else {
-                        // Gather the images' dy side by side (C_out × mP), one GEMM.
-                        for j in 0..m {
-                            for o in 0..c_out {
-                                dyb[o * ld + j * p..][..p]
-                                    .copy_from_slice(&dyc[(j * c_out + o) * p..][..p]);
-                            }
-                        }
-                        sgemm(
-                            (k, ld, c_out),
-                            dcol,
-                            (ld, 1),
-                            false,
-                            w,
-                            (1, k),
-                            dyb,
-                            (ld, 1),
-                        );
-                    }
-                    for j in 0..m {
-                        col2im(
-                            &dcol[j * p..],
-                            &g,
-                            &mut dxc[j * g.in_len()..][..g.in_len()],
-                            ld,
-                        );
-                    }
+                        gather_images(dyc, m, c_out, p, dyb, ld);
+                        dyb
+                    };
+                    input_grad_chunk(&g, w, dyb, dcol, dxc, ld);
                 })
             });
         Ok((CpuStorage::F32(dx), Shape::from((n, c_in, self.h, self.w))))
@@ -663,8 +670,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, need_input_grad: bool) -> 
     }
     check_f32(x, "input", "conv2d")?;
     check_f32(w, "kernel", "conv2d")?;
-    let (c_out, k_cin, kh, kw) = w.dims4()?;
-    ConvGeom::new(x.dims(), c_out, k_cin, kh, kw, padding)?;
+    conv_geom(x.dims(), w.dims(), padding)?;
     if !x.device().is_cpu() {
         return x.conv2d(w, padding, 1, 1, 1);
     }
@@ -2140,13 +2146,8 @@ impl CustomOp3 for ConvBnPoolReluOp {
         let x = f32_slice(s1, l1, "conv + batch norm + pool")?;
         let w = f32_slice(s2, l2, "conv + batch norm + pool")?;
         let gb = f32_slice(s3, l3, "conv + batch norm + pool")?;
-        let &[c_out, k_cin, kh, kw] = l2.dims() else {
-            bail!(
-                "conv2d: kernel must be (C_out, C_in, KH, KW), got {:?}",
-                l2.dims()
-            );
-        };
-        let g = ConvGeom::new(l1.dims(), c_out, k_cin, kh, kw, self.pad)?;
+        let g = conv_geom(l1.dims(), l2.dims(), self.pad)?;
+        let c_out = g.c_out;
         if gb.len() != 2 * c_out {
             bail!("batch_norm_train: gamma and beta must have {c_out} elements each");
         }
@@ -2258,10 +2259,8 @@ impl CustomOp3 for ConvBnBwdOp {
         let x = f32_slice(s1, l1, what)?;
         let w = f32_slice(s2, l2, what)?;
         let dz = f32_slice(s3, l3, what)?;
-        let &[c_out, k_cin, kh, kw] = l2.dims() else {
-            bail!("{what}: bad kernel {:?}", l2.dims());
-        };
-        let g = ConvGeom::new(l1.dims(), c_out, k_cin, kh, kw, self.pad)?;
+        let g = conv_geom(l1.dims(), l2.dims(), self.pad)?;
+        let c_out = g.c_out;
         let ydims = [g.n, c_out, g.oh, g.ow];
         let (_, _, _, ph, pw) = pool_geom(&ydims, self.k)?;
         let y = self.y.as_slice();
@@ -2287,10 +2286,11 @@ impl CustomOp3 for ConvBnBwdOp {
             .enumerate()
             .for_each(|(c, (part, dxc))| {
                 let (i0, i1) = (c * DW_CHUNK, ((c + 1) * DW_CHUNK).min(g.n));
-                let ld = (i1 - i0) * p;
+                let (m, ld) = (i1 - i0, (i1 - i0) * p);
                 let dcol_len = if self.need_dx { k * ld } else { 0 };
                 with_scratch3(k * ld, co * ld, dcol_len, |col, dyb, dcol| {
-                    // dyb (C_out × mP): the chunk's gradient of the convolution output.
+                    // dyb (C_out × mP): the chunk's gradient of the convolution output, in the
+                    // layout of [`gather_images`].
                     for (j, i) in (i0..i1).enumerate() {
                         for o in 0..co {
                             let pl = i * co + o;
@@ -2305,16 +2305,11 @@ impl CustomOp3 for ConvBnBwdOp {
                                 (sums[o] * inv_m, sums[co + o] * inv_m),
                             );
                         }
-                        im2col(&x[i * in_len..][..in_len], &g, &mut col[j * p..], ld);
                     }
-                    // part (C_out × K) = dyb (C_out × mP) · colᵀ (mP × K)
-                    sgemm((co, k, ld), part, (k, 1), false, dyb, (ld, 1), col, (1, ld));
+                    im2col_images(&x[i0 * in_len..], m, &g, col, ld);
+                    weight_grad_gemm(&g, part, dyb, col, ld);
                     if self.need_dx {
-                        // dcol (K × mP) = Wᵀ (K × C_out) · dyb (C_out × mP), then col2im.
-                        sgemm((k, ld, co), dcol, (ld, 1), false, w, (1, k), dyb, (ld, 1));
-                        for j in 0..i1 - i0 {
-                            col2im(&dcol[j * p..], &g, &mut dxc[j * in_len..][..in_len], ld);
-                        }
+                        input_grad_chunk(&g, w, dyb, dcol, dxc, ld);
                     }
                 })
             });
@@ -2324,7 +2319,7 @@ impl CustomOp3 for ConvBnBwdOp {
             Ok(mut o) => *o = Some((dx, sums)),
             Err(_) => bail!("{what}: result lock poisoned"),
         }
-        Ok((CpuStorage::F32(dw), Shape::from((co, g.c_in, kh, kw))))
+        Ok((CpuStorage::F32(dw), Shape::from((co, g.c_in, g.kh, g.kw))))
     }
 }
 
