@@ -1220,10 +1220,35 @@ pub fn batch_norm_train(
     beta: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    check_bn_train_args(x, gamma, beta, eps)?;
+    if !x.device().is_cpu() {
+        return batch_norm_train_generic(x, gamma, beta, eps);
+    }
+    let x = x.contiguous()?;
+    let (mean, var, invstd) = train_stats(&x, eps)?;
+    let y = x.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        BnNormOp {
+            mean: mean.to_vec1::<f32>()?,
+            invstd,
+            train: true,
+        },
+    )?;
+    Ok((y, mean, var))
+}
+
+/// Checks the arguments of the training-mode batch norms on `x: (N, C, ...)`.
+fn check_bn_train_args(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<()> {
     check_f32(x, "input", "batch_norm_train")?;
+    let (_, c, _) = bn_geom(x.dims())?;
+    check_bn_train_params(gamma, beta, c, eps)
+}
+
+/// Checks training-mode batch norm's `gamma` and `beta` (f32, `(C,)`) and `eps` (≥ 0).
+fn check_bn_train_params(gamma: &Tensor, beta: &Tensor, c: usize, eps: f64) -> Result<()> {
     check_f32(gamma, "gamma", "batch_norm_train")?;
     check_f32(beta, "beta", "batch_norm_train")?;
-    let (_, c, _) = bn_geom(x.dims())?;
     if gamma.dims() != [c] || beta.dims() != [c] {
         bail!(
             "batch_norm_train: gamma {:?} and beta {:?} must be ({c},)",
@@ -1231,32 +1256,25 @@ pub fn batch_norm_train(
             beta.dims()
         );
     }
+    check_eps(eps, "batch_norm_train")
+}
+
+/// Checks a batch norm's `eps` (≥ 0, not NaN).
+fn check_eps(eps: f64, op: &str) -> Result<()> {
     if eps.is_nan() || eps < 0.0 {
-        bail!("batch_norm_train: eps must be ≥ 0, got {eps}");
+        bail!("{op}: eps must be ≥ 0, got {eps}");
     }
-    if !x.device().is_cpu() {
-        return batch_norm_train_generic(x, gamma, beta, eps);
-    }
-    let x = x.contiguous()?;
+    Ok(())
+}
+
+/// Batch statistics of a contiguous CPU `x: (N, C, ...)`: `(mean, biased variance)` as detached
+/// `(C,)` tensors, and `1/sqrt(var + eps)` per channel.
+fn train_stats(x: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Vec<f32>)> {
     let stats = x.apply_op1_no_bwd(&BnStatsOp)?;
     let mean = stats.get(0)?;
     let var = stats.get(1)?;
-    let mean_v = mean.to_vec1::<f32>()?;
-    let invstd = var
-        .to_vec1::<f32>()?
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-        .collect();
-    let y = x.apply_op3(
-        &gamma.contiguous()?,
-        &beta.contiguous()?,
-        BnNormOp {
-            mean: mean_v,
-            invstd,
-            train: true,
-        },
-    )?;
-    Ok((y, mean, var))
+    let invstd = invstd_of(&var.to_vec1::<f32>()?, eps);
+    Ok((mean, var, invstd))
 }
 
 /// Eval-mode batch norm over `(N, C, ...)` with running statistics: one fused pass
@@ -1272,22 +1290,7 @@ pub fn batch_norm_eval(
     running_var: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
-    let (_, c, _) = bn_geom(x.dims())?;
-    for (t, name) in [
-        (x, "input"),
-        (gamma, "gamma"),
-        (beta, "beta"),
-        (running_mean, "running_mean"),
-        (running_var, "running_var"),
-    ] {
-        check_f32(t, name, "batch_norm_eval")?;
-        if name != "input" && t.dims() != [c] {
-            bail!("batch_norm_eval: {name} {:?} must be ({c},)", t.dims());
-        }
-    }
-    if eps.is_nan() || eps < 0.0 {
-        bail!("batch_norm_eval: eps must be ≥ 0, got {eps}");
-    }
+    let c = check_bn_eval_args(x, [gamma, beta, running_mean, running_var], eps)?;
     if !x.device().is_cpu() {
         let mut shape = vec![1; x.rank()];
         shape[1] = c;
@@ -1298,13 +1301,7 @@ pub fn batch_norm_eval(
             .broadcast_mul(&gamma.reshape(shape.as_slice())?)?
             .broadcast_add(&beta.reshape(shape.as_slice())?);
     }
-    let mean = running_mean.detach().to_vec1::<f32>()?;
-    let invstd = running_var
-        .detach()
-        .to_vec1::<f32>()?
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-        .collect();
+    let (mean, invstd) = running_stats(running_mean, running_var, eps)?;
     x.contiguous()?.apply_op3(
         &gamma.contiguous()?,
         &beta.contiguous()?,
@@ -1314,6 +1311,31 @@ pub fn batch_norm_eval(
             train: false,
         },
     )
+}
+
+/// Checks the arguments of the eval-mode batch norms: `x: (N, C, ...)`, then gamma, beta, the
+/// running mean and the running variance, all f32 `(C,)`, and `eps` ≥ 0. Returns C.
+fn check_bn_eval_args(x: &Tensor, params: [&Tensor; 4], eps: f64) -> Result<usize> {
+    let (_, c, _) = bn_geom(x.dims())?;
+    check_f32(x, "input", "batch_norm_eval")?;
+    for (t, name) in params
+        .into_iter()
+        .zip(["gamma", "beta", "running_mean", "running_var"])
+    {
+        check_f32(t, name, "batch_norm_eval")?;
+        if t.dims() != [c] {
+            bail!("batch_norm_eval: {name} {:?} must be ({c},)", t.dims());
+        }
+    }
+    check_eps(eps, "batch_norm_eval")?;
+    Ok(c)
+}
+
+/// The running statistics as `(mean, 1/sqrt(var + eps))` per channel.
+fn running_stats(mean: &Tensor, var: &Tensor, eps: f64) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mean = mean.detach().to_vec1::<f32>()?;
+    let invstd = invstd_of(&var.detach().to_vec1::<f32>()?, eps);
+    Ok((mean, invstd))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2015,29 +2037,9 @@ pub fn batch_norm_train_pool_relu(
         let (y, m, v) = batch_norm_train(x, gamma, beta, eps)?;
         return Ok((relu(&max_pool2d(&y, k)?)?, m, v));
     }
-    check_f32(x, "input", "batch_norm_train")?;
-    check_f32(gamma, "gamma", "batch_norm_train")?;
-    check_f32(beta, "beta", "batch_norm_train")?;
-    let (_, c, _) = bn_geom(x.dims())?;
-    if gamma.dims() != [c] || beta.dims() != [c] {
-        bail!(
-            "batch_norm_train: gamma {:?} and beta {:?} must be ({c},)",
-            gamma.dims(),
-            beta.dims()
-        );
-    }
-    if eps.is_nan() || eps < 0.0 {
-        bail!("batch_norm_train: eps must be ≥ 0, got {eps}");
-    }
+    check_bn_train_args(x, gamma, beta, eps)?;
     let x = x.contiguous()?;
-    let stats = x.apply_op1_no_bwd(&BnStatsOp)?;
-    let mean = stats.get(0)?;
-    let var = stats.get(1)?;
-    let invstd = var
-        .to_vec1::<f32>()?
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-        .collect();
+    let (mean, var, invstd) = train_stats(&x, eps)?;
     let bn = pool_bn(mean.to_vec1::<f32>()?, invstd, gamma, beta, true)?;
     let z = x.apply_op3(
         &gamma.contiguous()?,
@@ -2069,29 +2071,8 @@ pub fn batch_norm_eval_pool_relu(
         let y = batch_norm_eval(x, gamma, beta, running_mean, running_var, eps)?;
         return relu(&max_pool2d(&y, k)?);
     }
-    let (_, c, _) = bn_geom(x.dims())?;
-    for (t, name) in [
-        (x, "input"),
-        (gamma, "gamma"),
-        (beta, "beta"),
-        (running_mean, "running_mean"),
-        (running_var, "running_var"),
-    ] {
-        check_f32(t, name, "batch_norm_eval")?;
-        if name != "input" && t.dims() != [c] {
-            bail!("batch_norm_eval: {name} {:?} must be ({c},)", t.dims());
-        }
-    }
-    if eps.is_nan() || eps < 0.0 {
-        bail!("batch_norm_eval: eps must be ≥ 0, got {eps}");
-    }
-    let mean = running_mean.detach().to_vec1::<f32>()?;
-    let invstd = running_var
-        .detach()
-        .to_vec1::<f32>()?
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-        .collect();
+    check_bn_eval_args(x, [gamma, beta, running_mean, running_var], eps)?;
+    let (mean, invstd) = running_stats(running_mean, running_var, eps)?;
     let bn = pool_bn(mean, invstd, gamma, beta, false)?;
     x.contiguous()?.apply_op3(
         &gamma.contiguous()?,
@@ -2350,21 +2331,10 @@ pub fn conv_bn_train_pool_relu(
     }
     check_f32(x, "input", "conv2d")?;
     check_f32(w, "kernel", "conv2d")?;
-    check_f32(gamma, "gamma", "batch_norm_train")?;
-    check_f32(beta, "beta", "batch_norm_train")?;
-    let (c_out, k_cin, kh, kw) = w.dims4()?;
-    let g = ConvGeom::new(x.dims(), c_out, k_cin, kh, kw, padding)?;
+    let g = conv_geom(x.dims(), w.dims(), padding)?;
+    let c_out = g.c_out;
     pool_geom(&[g.n, c_out, g.oh, g.ow], k)?;
-    if gamma.dims() != [c_out] || beta.dims() != [c_out] {
-        bail!(
-            "batch_norm_train: gamma {:?} and beta {:?} must be ({c_out},)",
-            gamma.dims(),
-            beta.dims()
-        );
-    }
-    if eps.is_nan() || eps < 0.0 {
-        bail!("batch_norm_train: eps must be ≥ 0, got {eps}");
-    }
+    check_bn_train_params(gamma, beta, c_out, eps)?;
     let gb = Tensor::cat(&[gamma, beta], 0)?;
     let state = std::sync::Arc::new(std::sync::Mutex::new(None));
     let z = x.contiguous()?.apply_op3(
