@@ -1022,6 +1022,38 @@ fn batch_stats(x: &[f32], n: usize, c: usize, s: usize) -> Vec<f32> {
     out
 }
 
+/// One channel's batch norm folded to `y = x·a + b`: `a = invstd·gamma`, `b = beta − mean·a`.
+#[inline(always)]
+fn bn_scale_shift(mean: f32, invstd: f32, gamma: f32, beta: f32) -> (f32, f32) {
+    let a = invstd * gamma;
+    (a, beta - mean * a)
+}
+
+/// The normalized value `x̂ = (x − mean)·invstd`.
+#[inline(always)]
+fn xhat(x: f32, mean: f32, invstd: f32) -> f32 {
+    (x - mean) * invstd
+}
+
+/// One channel's batch-norm input gradient, `dx = scale·(g − db − x̂·dg)` for an output gradient
+/// `g` at input `x`: `scale = gamma·invstd`, and in training mode `db = Σg/M`, `dg = Σg·x̂/M`
+/// (the statistics' share; 0 in eval mode).
+#[derive(Clone, Copy)]
+struct BnDx {
+    mean: f32,
+    invstd: f32,
+    scale: f32,
+    db: f32,
+    dg: f32,
+}
+
+impl BnDx {
+    #[inline(always)]
+    fn at(self, g: f32, x: f32) -> f32 {
+        self.scale * (g - self.db - xhat(x, self.mean, self.invstd) * self.dg)
+    }
+}
+
 /// Normalize + affine op: (x, gamma, beta) → y, with the batch statistics captured.
 struct BnNormOp {
     mean: Vec<f32>,
@@ -1060,8 +1092,7 @@ impl CustomOp3 for BnNormOp {
             .for_each(|(r, (yp, xp))| {
                 let ch = r % c;
                 // y = (x − mean)·invstd·gamma + beta = x·a + b
-                let a = self.invstd[ch] * gamma[ch];
-                let b = beta[ch] - self.mean[ch] * a;
+                let (a, b) = bn_scale_shift(self.mean[ch], self.invstd[ch], gamma[ch], beta[ch]);
                 for (o, &v) in yp.iter_mut().zip(xp) {
                     *o = v * a + b;
                 }
@@ -1145,7 +1176,7 @@ impl CustomOp2 for BnBwdSumsOp {
             let (mu, is) = (self.mean[ch], self.invstd[ch]);
             [
                 sum8(gp, |_, g| g) as f64,
-                sum8(gp, |j, g| g * ((xp[j] - mu) * is)) as f64,
+                sum8(gp, |j, g| g * xhat(xp[j], mu, is)) as f64,
             ]
         });
         let mut out = Vec::with_capacity(2 * c);
@@ -1194,12 +1225,16 @@ impl CustomOp2 for BnBwdDxOp {
             .with_min_len(8)
             .for_each(|(r, (dp, (xp, gp)))| {
                 let ch = r % c;
-                let (mu, is) = (self.mean[ch], self.invstd[ch]);
-                let scale = self.gamma[ch] * is;
-                let db = self.dbeta[ch] * inv_m;
-                let dg = self.dgamma[ch] * inv_m;
+                let is = self.invstd[ch];
+                let bd = BnDx {
+                    mean: self.mean[ch],
+                    invstd: is,
+                    scale: self.gamma[ch] * is,
+                    db: self.dbeta[ch] * inv_m,
+                    dg: self.dgamma[ch] * inv_m,
+                };
                 for ((d, &xv), &g) in dp.iter_mut().zip(xp).zip(gp) {
-                    *d = scale * (g - db - (xv - mu) * is * dg);
+                    *d = bd.at(g, xv);
                 }
             });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
@@ -1472,11 +1507,26 @@ fn window_argmax_t(
 struct PoolBn {
     mean: Vec<f32>,
     invstd: Vec<f32>,
-    /// `a = invstd·gamma`, `b = beta − mean·a` (exactly as [`BnNormOp`] computes them).
+    /// `a = invstd·gamma`, `b = beta − mean·a` per channel ([`bn_scale_shift`], as
+    /// [`BnNormOp`] computes them).
     a: Vec<f32>,
     b: Vec<f32>,
     /// Training mode (statistics depend on x) or eval mode (constants).
     train: bool,
+}
+
+impl PoolBn {
+    /// Channel `ch`'s transform `v·a + b`.
+    #[inline(always)]
+    fn t(&self, ch: usize) -> impl Fn(f32) -> f32 + Copy {
+        affine(self.a[ch], self.b[ch])
+    }
+}
+
+/// The transform `v·a + b` (a batch norm folded to a scale and shift).
+#[inline(always)]
+fn affine(a: f32, b: f32) -> impl Fn(f32) -> f32 + Copy {
+    move |v| v * a + b
 }
 
 /// Routing code of a 2×2 window whose (pre-ReLU) maximum is not > 0 (≤ 0 or NaN): its gradient
@@ -1510,10 +1560,9 @@ fn pool_relu_fwd(
         .enumerate()
         .with_min_len(16)
         .for_each(|(pl, ((yp, xp), cp))| match ab {
-            None => pool_relu_plane(xp, yp, cp, w, k, oh, ow, |v| v),
+            None => pool_relu_plane(xp, yp, cp, (w, k, oh, ow), |v| v),
             Some((a, b)) => {
-                let (a, b) = (a[pl % c], b[pl % c]);
-                pool_relu_plane(xp, yp, cp, w, k, oh, ow, move |v| v * a + b)
+                pool_relu_plane(xp, yp, cp, (w, k, oh, ow), affine(a[pl % c], b[pl % c]))
             }
         });
     Ok((y, (k == 2).then_some(codes)))
@@ -1535,16 +1584,12 @@ fn argmax4(v: [f32; 4]) -> (f32, u8) {
 
 /// One plane of [`pool_relu_fwd`] (monomorphized per transform so the k = 2 loop vectorizes);
 /// `cp` receives the plane's routing codes (k = 2 only; empty otherwise).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pool_relu_plane(
     xp: &[f32],
     yp: &mut [f32],
     cp: &mut [u8],
-    w: usize,
-    k: usize,
-    oh: usize,
-    ow: usize,
+    (w, k, oh, ow): (usize, usize, usize, usize),
     t: impl Fn(f32) -> f32 + Copy,
 ) {
     for oy in 0..oh {
@@ -1653,16 +1698,12 @@ fn usable_routes(
 /// Calls `f(index_in_plane, dz)`, in window order, for every window of the plane whose
 /// (pre-ReLU) maximum is `> 0`, i.e. every place where the sparse gradient `g` is non-zero. With
 /// the plane's routing codes (`codes`, k = 2) the maxima are not recomputed.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn for_each_routed(
     xp: &[f32],
     dzp: &[f32],
     codes: Option<&[u8]>,
-    w: usize,
-    k: usize,
-    oh: usize,
-    ow: usize,
+    (w, k, oh, ow): (usize, usize, usize, usize),
     t: impl Fn(f32) -> f32 + Copy,
     mut f: impl FnMut(usize, f32),
 ) {
@@ -1727,37 +1768,29 @@ impl CustomOp2 for PoolReluBwdOp {
             .with_min_len(16)
             .for_each(|(pl, ((dxp, xp), dzp))| {
                 let codes = routes.map(|r| &r[pl * oh * ow..][..oh * ow]);
+                let geom = (w, k, oh, ow);
                 match &self.bn {
-                    None => for_each_routed(xp, dzp, codes, w, k, oh, ow, |v| v, |i, g| dxp[i] = g),
+                    None => for_each_routed(xp, dzp, codes, geom, |v| v, |i, g| dxp[i] = g),
                     Some(bn) => {
                         let ch = pl % c;
-                        let (a, b) = (bn.a[ch], bn.b[ch]);
-                        // gamma·invstd = a (a was computed as invstd·gamma).
-                        let scale = a;
                         match (&self.sums, bn.train) {
                             (Some((sg, sgx)), true) => bn_pool_bwd_plane(
                                 dxp,
                                 xp,
                                 dzp,
                                 codes,
-                                (w, k, oh, ow),
+                                geom,
                                 bn,
                                 ch,
                                 (sg[ch] * inv_m, sgx[ch] * inv_m),
                             ),
-                            _ => for_each_routed(
-                                xp,
-                                dzp,
-                                codes,
-                                w,
-                                k,
-                                oh,
-                                ow,
-                                move |v| v * a + b,
-                                |i, g| {
+                            _ => {
+                                // gamma·invstd = a (a was computed as invstd·gamma).
+                                let scale = bn.a[ch];
+                                for_each_routed(xp, dzp, codes, geom, bn.t(ch), |i, g| {
                                     dxp[i] = scale * g;
-                                },
-                            ),
+                                })
+                            }
                         }
                     }
                 }
@@ -1781,26 +1814,20 @@ fn bn_pool_bwd_plane(
     ch: usize,
     (db, dg): (f32, f32),
 ) {
-    let (a, b) = (bn.a[ch], bn.b[ch]);
-    let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
-    // gamma·invstd = a (a was computed as invstd·gamma).
-    let scale = a;
+    let bd = BnDx {
+        mean: bn.mean[ch],
+        invstd: bn.invstd[ch],
+        // gamma·invstd = a (a was computed as invstd·gamma).
+        scale: bn.a[ch],
+        db,
+        dg,
+    };
     for (o, &xv) in dxp.iter_mut().zip(xp) {
-        *o = scale * (0.0 - db - (xv - mu) * is * dg);
+        *o = bd.at(0.0, xv);
     }
-    for_each_routed(
-        xp,
-        dzp,
-        codes,
-        w,
-        k,
-        oh,
-        ow,
-        move |v| v * a + b,
-        |i, g| {
-            dxp[i] = scale * (g - db - (xp[i] - mu) * is * dg);
-        },
-    );
+    for_each_routed(xp, dzp, codes, (w, k, oh, ow), bn.t(ch), |i, g| {
+        dxp[i] = bd.at(g, xp[i]);
+    });
 }
 
 /// Batch-norm parameter gradients of the fused op: (x, dz) → (2, C) = `[Σg; Σg·x̂]` =
@@ -1860,23 +1887,12 @@ fn pool_bn_sums(
         let xp = &x[(i * c + ch) * h * w..][..h * w];
         let dzp = &dz[(i * c + ch) * oh * ow..][..oh * ow];
         let codes = routes.map(|r| &r[(i * c + ch) * oh * ow..][..oh * ow]);
-        let (a, b) = (bn.a[ch], bn.b[ch]);
         let (mu, is) = (bn.mean[ch], bn.invstd[ch]);
         let (mut s0, mut s1) = (0f32, 0f32);
-        for_each_routed(
-            xp,
-            dzp,
-            codes,
-            w,
-            k,
-            oh,
-            ow,
-            move |v| v * a + b,
-            |idx, g| {
-                s0 += g;
-                s1 += g * ((xp[idx] - mu) * is);
-            },
-        );
+        for_each_routed(xp, dzp, codes, (w, k, oh, ow), bn.t(ch), |idx, g| {
+            s0 += g;
+            s1 += g * xhat(xp[idx], mu, is);
+        });
         [s0 as f64, s1 as f64]
     });
     let mut out = Vec::with_capacity(2 * c);
@@ -1976,13 +1992,12 @@ fn pool_bn(
 
 /// [`pool_bn`] from slices.
 fn fold_bn(mean: Vec<f32>, invstd: Vec<f32>, g: &[f32], bt: &[f32], train: bool) -> PoolBn {
-    let a: Vec<f32> = invstd.iter().zip(g).map(|(&is, &g)| is * g).collect();
-    let b = bt
+    let (a, b) = mean
         .iter()
-        .zip(&mean)
-        .zip(&a)
-        .map(|((&bt, &m), &a)| bt - m * a)
-        .collect();
+        .zip(&invstd)
+        .zip(g.iter().zip(bt))
+        .map(|((&m, &is), (&g, &bt))| bn_scale_shift(m, is, g, bt))
+        .unzip();
     PoolBn {
         mean,
         invstd,
