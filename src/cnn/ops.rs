@@ -748,15 +748,36 @@ fn pool_geom(dims: &[usize], k: usize) -> Result<(usize, usize, usize, usize, us
     Ok((n * c, h, w, h / k, w / k))
 }
 
-/// Index (within the plane) of the first maximal element of the window at output (oy, ox).
-/// A NaN counts as maximal (the first NaN wins), as in torch.
-#[inline]
-fn window_argmax(plane: &[f32], w: usize, k: usize, oy: usize, ox: usize) -> (usize, f32) {
-    let mut best = (oy * k * w + ox * k, f32::NEG_INFINITY);
+/// First maximal value of `t(v)` over the window at output (oy, ox) of a plane (kernel = stride
+/// = k, plane width w), with its index in the plane. Ties keep the first element in row-major
+/// order (strict `>`); a NaN counts as maximal and the first NaN wins, as in torch. `t` is the
+/// identity for a plain max pool, or a folded batch norm ([`affine`]).
+#[inline(always)]
+fn window_argmax(
+    plane: &[f32],
+    w: usize,
+    k: usize,
+    oy: usize,
+    ox: usize,
+    t: impl Fn(f32) -> f32,
+) -> (usize, f32) {
+    if k == 2 {
+        let (b0, b1) = (2 * oy * w + 2 * ox, (2 * oy + 1) * w + 2 * ox);
+        let mut best = (b0, t(plane[b0]));
+        for idx in [b0 + 1, b1, b1 + 1] {
+            let v = t(plane[idx]);
+            if v > best.1 || (v.is_nan() && !best.1.is_nan()) {
+                best = (idx, v);
+            }
+        }
+        return best;
+    }
+    let mut best = (oy * k * w + ox * k, f32::NAN);
     let mut first = true;
     for dy in 0..k {
         let base = (oy * k + dy) * w + ox * k;
         for (dx, &v) in plane[base..base + k].iter().enumerate() {
+            let v = t(v);
             if first || v > best.1 || (v.is_nan() && !best.1.is_nan()) {
                 best = (base + dx, v);
                 first = false;
@@ -764,6 +785,20 @@ fn window_argmax(plane: &[f32], w: usize, k: usize, oy: usize, ox: usize) -> (us
         }
     }
     best
+}
+
+/// First maximum of four values and its position (strict `>`, so ties keep the earlier value;
+/// a NaN beats any number and the first NaN wins), written with selects instead of branches so
+/// that a loop over windows vectorizes. Same rule as [`window_argmax`].
+#[inline(always)]
+fn argmax4(v: [f32; 4]) -> (f32, u8) {
+    let (mut best, mut idx) = (v[0], 0u8);
+    for (j, &x) in v.iter().enumerate().skip(1) {
+        let take = (x > best) | (x.is_nan() & !best.is_nan());
+        best = if take { x } else { best };
+        idx = if take { j as u8 } else { idx };
+    }
+    (best, idx)
 }
 
 /// Forward max pool op.
@@ -791,15 +826,16 @@ impl CustomOp1 for MaxPoolOp {
                         // Common case, written so that it vectorizes reasonably.
                         let r0 = &xp[2 * oy * w..][..2 * ow];
                         let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
-                        for (ox, o) in out.iter_mut().enumerate() {
-                            *o = max_nan(
-                                max_nan(r0[2 * ox], r0[2 * ox + 1]),
-                                max_nan(r1[2 * ox], r1[2 * ox + 1]),
-                            );
+                        for ((o, a), b) in out
+                            .iter_mut()
+                            .zip(r0.chunks_exact(2))
+                            .zip(r1.chunks_exact(2))
+                        {
+                            *o = argmax4([a[0], a[1], b[0], b[1]]).0;
                         }
                     } else {
                         for (ox, o) in out.iter_mut().enumerate() {
-                            *o = window_argmax(xp, w, k, oy, ox).1;
+                            *o = window_argmax(xp, w, k, oy, ox, |v| v).1;
                         }
                     }
                 }
@@ -815,17 +851,6 @@ impl CustomOp1 for MaxPoolOp {
             &dy.contiguous()?,
             &MaxPoolBwdOp { k: self.k },
         )?))
-    }
-}
-
-/// max of two values, NaN-propagating, returning `a` on ties (consistent with
-/// [`window_argmax`]'s "first maximal element").
-#[inline]
-fn max_nan(a: f32, b: f32) -> f32 {
-    if b > a || (b.is_nan() && !a.is_nan()) {
-        b
-    } else {
-        a
     }
 }
 
@@ -865,24 +890,9 @@ impl CustomOp2 for MaxPoolBwdOp {
             .with_min_len(16)
             .for_each(|((dxp, xp), dyp)| {
                 for oy in 0..oh {
-                    if k == 2 {
-                        // Common case: the 2×2 window in row-major order is r0[2ox], r0[2ox+1],
-                        // r1[2ox], r1[2ox+1]; keep the first maximum (strict >, NaN wins once).
-                        let (b0, b1) = (2 * oy * w, (2 * oy + 1) * w);
-                        for ox in 0..ow {
-                            let mut best = (b0 + 2 * ox, xp[b0 + 2 * ox]);
-                            for idx in [b0 + 2 * ox + 1, b1 + 2 * ox, b1 + 2 * ox + 1] {
-                                if max_nan(best.1, xp[idx]).to_bits() != best.1.to_bits() {
-                                    best = (idx, xp[idx]);
-                                }
-                            }
-                            dxp[best.0] = dyp[oy * ow + ox];
-                        }
-                    } else {
-                        for ox in 0..ow {
-                            let (idx, _) = window_argmax(xp, w, k, oy, ox);
-                            dxp[idx] = dyp[oy * ow + ox];
-                        }
+                    for ox in 0..ow {
+                        let (idx, _) = window_argmax(xp, w, k, oy, ox, |v| v);
+                        dxp[idx] = dyp[oy * ow + ox];
                     }
                 }
             });
@@ -1464,43 +1474,6 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 // Fused max-pool + ReLU, optionally after batch norm
 // ---------------------------------------------------------------------------------------------
 
-/// First maximal value of `t(v)` over the window at output (oy, ox) of a plane, with its index
-/// in the plane. Same tie and NaN rules as [`window_argmax`] / [`max_nan`].
-#[inline(always)]
-fn window_argmax_t(
-    plane: &[f32],
-    w: usize,
-    k: usize,
-    oy: usize,
-    ox: usize,
-    t: impl Fn(f32) -> f32,
-) -> (usize, f32) {
-    if k == 2 {
-        let (b0, b1) = (2 * oy * w + 2 * ox, (2 * oy + 1) * w + 2 * ox);
-        let mut best = (b0, t(plane[b0]));
-        for idx in [b0 + 1, b1, b1 + 1] {
-            let v = t(plane[idx]);
-            if v > best.1 || (v.is_nan() && !best.1.is_nan()) {
-                best = (idx, v);
-            }
-        }
-        return best;
-    }
-    let mut best = (oy * k * w + ox * k, f32::NAN);
-    let mut first = true;
-    for dy in 0..k {
-        let base = (oy * k + dy) * w + ox * k;
-        for (dx, &v) in plane[base..base + k].iter().enumerate() {
-            let v = t(v);
-            if first || v > best.1 || (v.is_nan() && !best.1.is_nan()) {
-                best = (base + dx, v);
-                first = false;
-            }
-        }
-    }
-    best
-}
-
 /// Per-channel affine `v·a + b` applied before pooling (batch norm folded to a scale and shift),
 /// or none (plain max-pool + ReLU).
 #[derive(Clone)]
@@ -1568,20 +1541,6 @@ fn pool_relu_fwd(
     Ok((y, (k == 2).then_some(codes)))
 }
 
-/// First maximum of four values and its position (strict `>`, so ties keep the earlier value;
-/// a NaN beats any number and the first NaN wins), written with selects instead of branches so
-/// that a loop over windows vectorizes. Same rule as [`window_argmax`] / [`max_nan`].
-#[inline(always)]
-fn argmax4(v: [f32; 4]) -> (f32, u8) {
-    let (mut best, mut idx) = (v[0], 0u8);
-    for (j, &x) in v.iter().enumerate().skip(1) {
-        let take = (x > best) | (x.is_nan() & !best.is_nan());
-        best = if take { x } else { best };
-        idx = if take { j as u8 } else { idx };
-    }
-    (best, idx)
-}
-
 /// One plane of [`pool_relu_fwd`] (monomorphized per transform so the k = 2 loop vectorizes);
 /// `cp` receives the plane's routing codes (k = 2 only; empty otherwise).
 #[inline(always)]
@@ -1610,7 +1569,7 @@ fn pool_relu_plane(
             }
         } else {
             for (ox, o) in out.iter_mut().enumerate() {
-                let m = window_argmax_t(xp, w, k, oy, ox, t).1;
+                let m = window_argmax(xp, w, k, oy, ox, t).1;
                 *o = if m < 0.0 { 0.0 } else { m };
             }
         }
@@ -1721,7 +1680,7 @@ fn for_each_routed(
     }
     for oy in 0..oh {
         for ox in 0..ow {
-            let (idx, m) = window_argmax_t(xp, w, k, oy, ox, t);
+            let (idx, m) = window_argmax(xp, w, k, oy, ox, t);
             if m > 0.0 {
                 f(idx, dzp[oy * ow + ox]);
             }
@@ -3023,13 +2982,28 @@ mod tests {
 
     #[test]
     fn argmax4_matches_window_argmax() {
-        // Every 2×2 window over values with ties, signed zeros and NaNs.
+        // Every 2×2 window over values with ties, signed zeros and NaNs, against a naive rule:
+        // the first NaN if there is one, else the first element equal to the maximum.
         let vals = [-1f32, -0.0, 0.0, 1.0, f32::NAN, 2.0];
         for i in 0..vals.len().pow(4) {
             let v = [0, 1, 2, 3].map(|j| vals[i / vals.len().pow(j) % vals.len()]);
+            let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let want = v
+                .iter()
+                .position(|x| x.is_nan())
+                .or_else(|| v.iter().position(|&x| x == max))
+                .unwrap();
+            let want = (v[want].to_bits(), want);
             let (m, c) = argmax4(v);
-            let (idx, m2) = window_argmax(&v, 2, 2, 0, 0);
-            assert_eq!((m.to_bits(), usize::from(c)), (m2.to_bits(), idx), "{v:?}");
+            assert_eq!((m.to_bits(), usize::from(c)), want, "argmax4 {v:?}");
+            // k = 2 (its own path), and the general path: a 3×3 window whose first four
+            // elements (row-major) are v and the rest −∞.
+            let (idx, m) = window_argmax(&v, 2, 2, 0, 0, |v| v);
+            assert_eq!((m.to_bits(), idx), want, "window_argmax k=2 {v:?}");
+            let mut plane = [f32::NEG_INFINITY; 9];
+            plane[..4].copy_from_slice(&v);
+            let (idx, m) = window_argmax(&plane, 3, 3, 0, 0, |v| v);
+            assert_eq!((m.to_bits(), idx), want, "window_argmax k=3 {v:?}");
         }
     }
 
