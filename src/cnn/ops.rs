@@ -1152,6 +1152,27 @@ impl CustomOp3 for BnNormOp {
     }
 }
 
+/// The `(x, dy)` inputs of the batch-norm backward ops, with `(N, C, S)`: both f32 and of the
+/// same `(N, C, ...)` shape, and every per-channel vector of the op `C` long.
+#[allow(clippy::type_complexity)]
+fn bn_bwd_inputs<'a>(
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+    per_channel: &[&[f32]],
+) -> Result<(&'a [f32], &'a [f32], (usize, usize, usize))> {
+    let x = f32_slice(s1, l1, "batch_norm backward")?;
+    let dy = f32_slice(s2, l2, "batch_norm backward")?;
+    let (n, c, s) = bn_geom(l1.dims())?;
+    if l1.dims() != l2.dims() || per_channel.iter().any(|v| v.len() != c) {
+        bail!(
+            "batch_norm backward: dy {:?} does not match x {:?}",
+            l2.dims(),
+            l1.dims()
+        );
+    }
+    Ok((x, dy, (n, c, s)))
+}
+
 /// Batch-norm backward reductions: (x, dy) → (2, C) = [Σ dy; Σ dy·x̂].
 struct BnBwdSumsOp {
     mean: Vec<f32>,
@@ -1170,16 +1191,7 @@ impl CustomOp2 for BnBwdSumsOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "batch_norm backward")?;
-        let dy = f32_slice(s2, l2, "batch_norm backward")?;
-        let (n, c, s) = bn_geom(l1.dims())?;
-        if l1.dims() != l2.dims() || self.mean.len() != c {
-            bail!(
-                "batch_norm backward: dy {:?} does not match x {:?}",
-                l2.dims(),
-                l1.dims()
-            );
-        }
+        let (x, dy, (n, c, s)) = bn_bwd_inputs((s1, l1), (s2, l2), &[&self.mean, &self.invstd])?;
         let sums = bn_channel_sums(n, c, |i, ch| {
             let off = (i * c + ch) * s;
             let (xp, gp) = (&x[off..][..s], &dy[off..][..s]);
@@ -1217,16 +1229,14 @@ impl CustomOp2 for BnBwdDxOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "batch_norm backward")?;
-        let dy = f32_slice(s2, l2, "batch_norm backward")?;
-        let (n, c, s) = bn_geom(l1.dims())?;
-        if l1.dims() != l2.dims() || self.gamma.len() != c || self.mean.len() != c {
-            bail!(
-                "batch_norm backward: dy {:?} does not match x {:?}",
-                l2.dims(),
-                l1.dims()
-            );
-        }
+        let per_channel = [
+            &self.mean[..],
+            &self.invstd,
+            &self.gamma,
+            &self.dbeta,
+            &self.dgamma,
+        ];
+        let (x, dy, (n, c, s)) = bn_bwd_inputs((s1, l1), (s2, l2), &per_channel)?;
         let inv_m = 1.0 / (n * s) as f32;
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(s)
