@@ -2398,8 +2398,7 @@ mod tests {
 
     fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
         assert_eq!(a.dims(), b.dims(), "{what}: shape");
-        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (a, b) = (values(a), values(b));
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             let err = (x - y).abs() / scale.max(y.abs());
@@ -2420,6 +2419,53 @@ mod tests {
             .collect()
     }
 
+    /// The values of a tensor, flattened.
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    /// Equal within 1e-4, relative to max(|b|, 1) (for differences of O(1) terms).
+    fn assert_close_abs(a: &Tensor, b: &Tensor, what: &str) {
+        for (p, q) in values(a).iter().zip(&values(b)) {
+            assert!(
+                (p - q).abs() <= 1e-4 * q.abs().max(1.0),
+                "{what}: {p} vs {q}"
+            );
+        }
+    }
+
+    /// The gradients of the loss Σ y·r.
+    fn loss_grads(y: &Tensor, r: &Tensor) -> candle_core::backprop::GradStore {
+        (y * r).unwrap().sum_all().unwrap().backward().unwrap()
+    }
+
+    /// Bits of `y`, `m`, `v` and of the gradients of Σ y·r (r drawn from `rng`) for `vars`.
+    fn bits_and_grads(rng: &mut Rng, [y, m, v]: [&Tensor; 3], vars: &[&Var]) -> Vec<Vec<u32>> {
+        let r = rng.tensor(y.dims());
+        let g = loss_grads(y, &r);
+        let mut out = vec![bits(y), bits(m), bits(v)];
+        out.extend(vars.iter().map(|var| bits(g.get(var).unwrap())));
+        out
+    }
+
+    /// Runs `f` on 1 thread, then on 2, 3 and 8, and checks that the results are the same.
+    fn assert_same_on_threads<R: PartialEq + Send>(f: impl Fn() -> R + Send + Sync, what: &str) {
+        let on = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(&f)
+        };
+        let reference = on(1);
+        for t in [2, 3, 8] {
+            assert!(
+                on(t) == reference,
+                "{what}: results differ with {t} threads"
+            );
+        }
+    }
+
     /// Forward + gradients (dx, dw) of our conv vs candle's, with loss = Σ y·r.
     fn check_conv(
         seed: u64,
@@ -2436,13 +2482,8 @@ mod tests {
         let what = format!("conv {n}x{ci}x{h}x{w} co={co} k={k} p={pad}");
         assert_close(&ours, &theirs, &format!("{what} fwd"));
         let r = rng.tensor(ours.dims());
-        let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&theirs * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g1 = loss_grads(&ours, &r);
+        let g2 = loss_grads(&theirs, &r);
         assert_close(
             g1.get(&x).unwrap(),
             g2.get(&x).unwrap(),
@@ -2504,8 +2545,8 @@ mod tests {
     fn naive_pool_grad(x: &Tensor, dy: &Tensor, k: usize) -> Tensor {
         let (n, c, h, w) = x.dims4().unwrap();
         let (oh, ow) = (h / k, w / k);
-        let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let gv = dy.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let xv = values(x);
+        let gv = values(dy);
         let mut dx = vec![0f32; xv.len()];
         for pl in 0..n * c {
             for oy in 0..oh {
@@ -2534,13 +2575,8 @@ mod tests {
         let what = format!("pool {dims:?} k={k}");
         assert_close(&ours, &theirs, &format!("{what} fwd"));
         let r = rng.tensor(ours.dims());
-        let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&theirs * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g1 = loss_grads(&ours, &r);
+        let g2 = loss_grads(&theirs, &r);
         // candle 0.11.1's built-in max-pool backward multiplies the gradient by
         // avg_pool(mask) = (number of maxima) / k², i.e. by 1/k² for a unique maximum (the
         // correct factor is 1 / number of maxima). Random inputs have unique maxima, so the
@@ -2666,34 +2702,16 @@ mod tests {
                 .unwrap();
             assert_close(&var, &vr, "bn var");
             let r = rng.tensor(&dims);
-            let g1 = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g1 = loss_grads(&y, &r);
+            let g2 = loss_grads(&yr, &r);
             // dx is a difference of O(1) terms, so compare with an absolute floor.
             for (v, name) in [
                 (x.as_tensor(), "dx"),
                 (gamma.as_tensor(), "dgamma"),
                 (beta.as_tensor(), "dbeta"),
             ] {
-                let a = g1
-                    .get(v)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                let b = g2
-                    .get(v)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                for (p, q) in a.iter().zip(&b) {
-                    assert!(
-                        (p - q).abs() <= 1e-4 * q.abs().max(1.0),
-                        "bn {name} {dims:?}: {p} vs {q}"
-                    );
-                }
+                let what = format!("bn {name} {dims:?}");
+                assert_close_abs(g1.get(v).unwrap(), g2.get(v).unwrap(), &what);
             }
             // The generic fallback agrees too.
             let (yg, mg, vg) = batch_norm_train_generic(&x, &gamma, &beta, 1e-5).unwrap();
@@ -2711,13 +2729,8 @@ mod tests {
         let theirs = x.relu().unwrap();
         assert_close(&ours, &theirs, "relu fwd");
         let r = rng.tensor(&[3, 4, 5, 7]);
-        let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&theirs * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let g1 = loss_grads(&ours, &r);
+        let g2 = loss_grads(&theirs, &r);
         assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), "relu dx");
         assert!(relu(&x.to_dtype(DType::F64).unwrap()).is_err());
     }
@@ -2743,8 +2756,8 @@ mod tests {
             .unwrap();
         assert_close(&y, &yr, "bn eval fwd");
         let r = rng.tensor(&[5, 3, 4, 6]);
-        let g1 = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g1 = loss_grads(&y, &r);
+        let g2 = loss_grads(&yr, &r);
         for v in [x.as_tensor(), gamma.as_tensor(), beta.as_tensor()] {
             assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), "bn eval grad");
         }
@@ -2763,35 +2776,17 @@ mod tests {
         let (h, m, v) = batch_norm_train(&h, &gamma, &beta, 1e-5).unwrap();
         let h = relu(&max_pool2d(&h, 2).unwrap()).unwrap();
         let y = conv2d(&h, &w2, 2, true).unwrap();
-        let r = rng.tensor(y.dims());
-        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let mut out = vec![bits(&y), bits(&m), bits(&v)];
-        for var in [&x, &w1, &w2, &gamma, &beta] {
-            out.push(bits(g.get(var).unwrap()));
-        }
-        out
+        bits_and_grads(&mut rng, [&y, &m, &v], &[&x, &w1, &w2, &gamma, &beta])
     }
 
     #[test]
     fn deterministic_across_thread_counts() {
-        let reference = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| run_stack(41));
-        for t in [2, 3, 8] {
-            let got = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-                .install(|| run_stack(41));
-            assert!(got == reference, "results differ with {t} threads");
-        }
+        assert_same_on_threads(|| run_stack(41), "conv, bn, relu, pool");
     }
 
     /// Loss Σ z·r and the gradients of x, gamma, beta for one z.
     fn grads3(z: &Tensor, r: &Tensor, vs: [&Var; 3]) -> Vec<Tensor> {
-        let g = (z * r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = loss_grads(z, r);
         vs.iter().map(|v| g.get(v).unwrap().clone()).collect()
     }
 
@@ -2819,13 +2814,8 @@ mod tests {
             let theirs = relu(&max_pool2d(&x, k).unwrap()).unwrap();
             assert_eq!(bits(&ours), bits(&theirs), "pool+relu fwd {dims:?}");
             let r = rng.tensor(ours.dims());
-            let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (&theirs * &r)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g1 = loss_grads(&ours, &r);
+            let g2 = loss_grads(&theirs, &r);
             assert_eq!(
                 bits(g1.get(&x).unwrap()),
                 bits(g2.get(&x).unwrap()),
@@ -2871,16 +2861,7 @@ mod tests {
             let ga = grads3(&z, &r, [&x, &gamma, &beta]);
             let gb = grads3(&zr, &r, [&x, &gamma, &beta]);
             for (a, b) in ga.iter().zip(&gb) {
-                let (a, b) = (
-                    a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                    b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                );
-                for (p, q) in a.iter().zip(&b) {
-                    assert!(
-                        (p - q).abs() <= 1e-4 * q.abs().max(1.0),
-                        "bn+pool+relu grad {dims:?}: {p} vs {q}"
-                    );
-                }
+                assert_close_abs(a, b, &format!("bn+pool+relu grad {dims:?}"));
             }
             // Eval mode: bit-identical forward, gradients as the unfused composition.
             let rm = rng.tensor(&[c]);
@@ -2923,30 +2904,12 @@ mod tests {
         let h = conv2d(&x, &w1, 1, true).unwrap();
         let (h, m, v) = batch_norm_train_pool_relu(&h, &gamma, &beta, 1e-5, 2).unwrap();
         let y = max_pool2d_relu(&conv2d(&h, &w2, 1, true).unwrap(), 2).unwrap();
-        let r = rng.tensor(y.dims());
-        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let mut out = vec![bits(&y), bits(&m), bits(&v)];
-        for var in [&x, &w1, &w2, &gamma, &beta] {
-            out.push(bits(g.get(var).unwrap()));
-        }
-        out
+        bits_and_grads(&mut rng, [&y, &m, &v], &[&x, &w1, &w2, &gamma, &beta])
     }
 
     #[test]
     fn fused_deterministic_across_thread_counts() {
-        let pool = |t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        };
-        let reference = pool(1).install(|| run_fused_stack(42));
-        for t in [2, 3, 8] {
-            assert!(
-                pool(t).install(|| run_fused_stack(42)) == reference,
-                "fused results differ with {t} threads"
-            );
-        }
+        assert_same_on_threads(|| run_fused_stack(42), "fused ops");
     }
 
     #[test]
@@ -3038,7 +3001,7 @@ mod tests {
             true,
         )
         .unwrap();
-        let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let xs = values(&x);
         let (_, codes) = pool_relu_fwd(&xs, &dims, 2, Some((&bn.a, &bn.b))).unwrap();
         let (_, plain_codes) = pool_relu_fwd(&xs, &dims, 2, None).unwrap();
         let routes = codes.map(std::sync::Arc::new);
@@ -3098,14 +3061,14 @@ mod tests {
             let r = rng.tensor(z.dims());
             let vars = [&x, &w, &gamma, &beta];
             let grads = |z: &Tensor| {
-                let g = (z * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let g = loss_grads(z, &r);
                 vars.map(|v| bits(g.get(v).unwrap()))
             };
             assert_eq!(grads(&z), grads(&zr), "conv+bn+pool+relu grads {dims:?}");
             // Without the input gradient (first layer): the others are unchanged.
             let (z2, _, _) =
                 conv_bn_train_pool_relu(&x, &w, &gamma, &beta, 1, false, 1e-5, k).unwrap();
-            let g = (&z2 * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g = loss_grads(&z2, &r);
             assert!(g.get(&x).is_none());
             assert_eq!(bits(g.get(&w).unwrap()), grads(&zr)[1]);
         }
@@ -3138,26 +3101,8 @@ mod tests {
             let (h, m, v) =
                 conv_bn_train_pool_relu(&x, &w1, &gamma, &beta, 1, false, 1e-5, 2).unwrap();
             let (y, _, _) = conv_bn_train_pool_relu(&h, &w2, &g2, &b2, 1, true, 1e-5, 2).unwrap();
-            let r = rng.tensor(y.dims());
-            let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut out = vec![bits(&y), bits(&m), bits(&v)];
-            for var in [&w1, &w2, &gamma, &beta, &g2, &b2] {
-                out.push(bits(g.get(var).unwrap()));
-            }
-            out
+            bits_and_grads(&mut rng, [&y, &m, &v], &[&w1, &w2, &gamma, &beta, &g2, &b2])
         };
-        let pool = |t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-        };
-        let reference = pool(1).install(run);
-        for t in [2, 3, 8] {
-            assert!(
-                pool(t).install(run) == reference,
-                "differs with {t} threads"
-            );
-        }
+        assert_same_on_threads(run, "conv + bn + pool + relu");
     }
 }
