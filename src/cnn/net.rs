@@ -227,48 +227,34 @@ impl Net {
                 self.buf(&format!("bn{i}.running_mean"))?,
                 self.buf(&format!("bn{i}.running_var"))?,
             );
-            h = match (training, se) {
-                // Batch norm → max-pool → ReLU as one fused op (one graph node: candle's backward
-                // allocates and adds a gradient per node). Max-pooling and ReLU commute, so
-                // pooling first does the ReLU on a quarter of the values.
-                // (Not reached from here: the fused block above handles it.)
-                (true, false) => {
-                    let (z, mean, var) =
-                        super::ops::batch_norm_train_pool_relu(&h, gamma, beta, BN_EPS, 2)
-                            .map_err(&e)?;
-                    stats.push(BnStats {
-                        layer: i,
-                        mean,
-                        var,
-                        count: n * hh * ww,
-                    });
-                    z
-                }
-                (false, false) => super::ops::batch_norm_eval_pool_relu(
+            h = if !se {
+                // Evaluation (training without squeeze-and-excitation took the fused block
+                // above, on every device: off the CPU `conv_bn_train_pool_relu` itself falls
+                // back to the unfused ops). Batch norm with the running statistics → max-pool →
+                // ReLU as one op; max-pooling and ReLU commute, so pooling first does the ReLU
+                // on a quarter of the values.
+                super::ops::batch_norm_eval_pool_relu(
                     &h, gamma, beta, mean_var.0, mean_var.1, BN_EPS, 2,
                 )
-                .map_err(&e)?,
+                .map_err(&e)?
+            } else if training {
                 // With squeeze-and-excitation: batch norm → ReLU → SE → max-pool.
-                (true, true) => {
-                    let (y, mean, var) =
-                        super::ops::batch_norm_train(&h, gamma, beta, BN_EPS).map_err(&e)?;
-                    stats.push(BnStats {
-                        layer: i,
-                        mean,
-                        var,
-                        count: n * hh * ww,
-                    });
-                    let y = super::ops::relu(&y).map_err(&e)?;
-                    super::ops::max_pool2d(&self.squeeze_excite(i, &y)?, 2).map_err(&e)?
-                }
-                (false, true) => {
-                    let y = super::ops::batch_norm_eval(
-                        &h, gamma, beta, mean_var.0, mean_var.1, BN_EPS,
-                    )
-                    .map_err(&e)?;
-                    let y = super::ops::relu(&y).map_err(&e)?;
-                    super::ops::max_pool2d(&self.squeeze_excite(i, &y)?, 2).map_err(&e)?
-                }
+                let (y, mean, var) =
+                    super::ops::batch_norm_train(&h, gamma, beta, BN_EPS).map_err(&e)?;
+                stats.push(BnStats {
+                    layer: i,
+                    mean,
+                    var,
+                    count: n * hh * ww,
+                });
+                let y = super::ops::relu(&y).map_err(&e)?;
+                super::ops::max_pool2d(&self.squeeze_excite(i, &y)?, 2).map_err(&e)?
+            } else {
+                let y =
+                    super::ops::batch_norm_eval(&h, gamma, beta, mean_var.0, mean_var.1, BN_EPS)
+                        .map_err(&e)?;
+                let y = super::ops::relu(&y).map_err(&e)?;
+                super::ops::max_pool2d(&self.squeeze_excite(i, &y)?, 2).map_err(&e)?
             };
         }
         h = h.flatten_from(1).map_err(&e)?;
