@@ -169,6 +169,22 @@ mod tests {
         ((0..r * c).map(|v| (v * 7 % 256) as u8).collect(), r, c)
     }
 
+    /// One augmented image (seed, epoch) in raw pixel units (mean 0, std 1/255).
+    fn augment_one(px: &[u8], r: usize, c: usize, seed: u64, epoch: u64, a: &Augment) -> Vec<f32> {
+        let mut out = vec![0.0; r * c];
+        prepare_batch(
+            px,
+            r,
+            c,
+            &[0],
+            0.0,
+            1.0 / 255.0,
+            Some((seed, epoch, a)),
+            &mut out,
+        );
+        out
+    }
+
     #[test]
     fn stats_of_constant_and_known_images() {
         assert_eq!(pixel_stats(&[7; 10]), (7.0 / 255.0, 1.0));
@@ -195,17 +211,7 @@ mod tests {
         };
         let (mut flipped, mut same) = (0, 0);
         for epoch in 0..20 {
-            let mut out = vec![0.0; r * c];
-            prepare_batch(
-                &px,
-                r,
-                c,
-                &[0],
-                0.0,
-                1.0 / 255.0,
-                Some((3, epoch, &a)),
-                &mut out,
-            );
+            let out = augment_one(&px, r, c, 3, epoch, &a);
             let row0: Vec<f32> = out[..c].to_vec();
             let orig: Vec<f32> = px[..c].iter().map(|&v| v as f32).collect();
             let mirror: Vec<f32> = orig.iter().rev().copied().collect();
@@ -229,17 +235,7 @@ mod tests {
             ..Augment::none()
         };
         for epoch in 0..10 {
-            let mut out = vec![0.0; r * c];
-            prepare_batch(
-                &px,
-                r,
-                c,
-                &[0],
-                0.0,
-                1.0 / 255.0,
-                Some((1, epoch, &a)),
-                &mut out,
-            );
+            let out = augment_one(&px, r, c, 1, epoch, &a);
             // The bright pixel is somewhere within 2 pixels of where it was, and only once.
             let hits: Vec<usize> = (0..r * c).filter(|&i| out[i] == 200.0).collect();
             assert_eq!(hits.len(), 1);
@@ -287,17 +283,7 @@ mod tests {
             rotate: 30.0,
             ..Augment::none()
         };
-        let mut out = vec![0.0; r * c];
-        prepare_batch(
-            &px,
-            r,
-            c,
-            &[0],
-            0.0,
-            1.0 / 255.0,
-            Some((5, 0, &a)),
-            &mut out,
-        );
+        let out = augment_one(&px, r, c, 5, 0, &a);
         // Rotation about the centre leaves the centre pixel where it is.
         assert!((out[4 * c + 4] - 255.0).abs() < 1e-3);
     }

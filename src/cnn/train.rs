@@ -607,47 +607,14 @@ mod tests {
     fn focal_with_gamma_zero_is_cross_entropy_and_gamma_down_weights_easy_samples() {
         let (l, y, yv) = logits();
         let ce_ = scalar(loss_fn(&Loss::CrossEntropy, &l, &y, &yv, &[]).unwrap());
-        let f0 = scalar(
-            loss_fn(
-                &Loss::Focal {
-                    gamma: 0.0,
-                    alpha: 1.0,
-                },
-                &l,
-                &y,
-                &yv,
-                &[],
-            )
-            .unwrap(),
-        );
+        let focal = |gamma, alpha| {
+            scalar(loss_fn(&Loss::Focal { gamma, alpha }, &l, &y, &yv, &[]).unwrap())
+        };
+        let f0 = focal(0.0, 1.0);
         assert!((ce_ - f0).abs() < 1e-6);
-        let f2 = scalar(
-            loss_fn(
-                &Loss::Focal {
-                    gamma: 2.0,
-                    alpha: 1.0,
-                },
-                &l,
-                &y,
-                &yv,
-                &[],
-            )
-            .unwrap(),
-        );
+        let f2 = focal(2.0, 1.0);
         assert!(f2 < f0 && f2 > 0.0);
-        let half = scalar(
-            loss_fn(
-                &Loss::Focal {
-                    gamma: 0.0,
-                    alpha: 0.5,
-                },
-                &l,
-                &y,
-                &yv,
-                &[],
-            )
-            .unwrap(),
-        );
+        let half = focal(0.0, 0.5);
         assert!((half - 0.5 * f0).abs() < 1e-6);
     }
 
