@@ -2638,23 +2638,18 @@ mod tests {
 
     /// Reference training-mode batch norm from candle ops (autodiff for the gradients).
     fn bn_reference(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Tensor {
-        let mean = x
-            .mean_keepdim(0)
-            .unwrap()
-            .mean_keepdim(2)
-            .unwrap()
-            .mean_keepdim(3)
-            .unwrap();
+        // Mean over N, H and W, keeping the dimensions.
+        let mean_nhw = |t: &Tensor| {
+            t.mean_keepdim(0)
+                .unwrap()
+                .mean_keepdim(2)
+                .unwrap()
+                .mean_keepdim(3)
+                .unwrap()
+        };
+        let mean = mean_nhw(x);
         let xc = x.broadcast_sub(&mean).unwrap();
-        let var = xc
-            .sqr()
-            .unwrap()
-            .mean_keepdim(0)
-            .unwrap()
-            .mean_keepdim(2)
-            .unwrap()
-            .mean_keepdim(3)
-            .unwrap();
+        let var = mean_nhw(&xc.sqr().unwrap());
         let c = x.dim(1).unwrap();
         let xhat = xc
             .broadcast_div(&(var + eps).unwrap().sqrt().unwrap())
