@@ -2251,11 +2251,12 @@ impl CustomOp3 for ConvBnBwdOp {
             .enumerate()
             .for_each(|(c, (part, dxc))| {
                 let (i0, i1) = (c * DW_CHUNK, ((c + 1) * DW_CHUNK).min(g.n));
-                let (m, ld) = (i1 - i0, (i1 - i0) * p);
+                let ld = (i1 - i0) * p;
                 let dcol_len = if self.need_dx { k * ld } else { 0 };
                 with_scratch3(k * ld, co * ld, dcol_len, |col, dyb, dcol| {
                     // dyb (C_out × mP): the chunk's gradient of the convolution output, in the
-                    // layout of [`gather_images`].
+                    // layout of [`gather_images`]; col: the chunk's im2col, image by image in
+                    // the same loop.
                     for (j, i) in (i0..i1).enumerate() {
                         for o in 0..co {
                             let pl = i * co + o;
@@ -2270,8 +2271,8 @@ impl CustomOp3 for ConvBnBwdOp {
                                 (sums[o] * inv_m, sums[co + o] * inv_m),
                             );
                         }
+                        im2col(&x[i * in_len..][..in_len], &g, &mut col[j * p..], ld);
                     }
-                    im2col_images(&x[i0 * in_len..], m, &g, col, ld);
                     weight_grad_gemm(&g, part, dyb, col, ld);
                     if self.need_dx {
                         input_grad_chunk(&g, w, dyb, dcol, dxc, ld);
