@@ -146,20 +146,12 @@ impl FeatureMap {
         if *self == FeatureMap::None {
             return Ok(x.to_owned());
         }
-        if let Some((i, v)) = x
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-        {
-            return Err(Error::InvalidParameter {
-                name: "features",
-                reason: format!(
-                    "the {self} feature map needs finite non-negative features (row {})",
-                    i / x.ncols().max(1)
-                ),
-                got: v.to_string(),
-            });
-        }
+        check_features(
+            x,
+            &format!("the {self} feature map"),
+            "finite non-negative",
+            |v| v.is_finite() && v >= 0.0,
+        )?;
         let d = x.ncols();
         let mut out = Array2::<f32>::zeros((x.nrows(), self.output_dim(d)));
         out.axis_iter_mut(Axis(0))
@@ -285,6 +277,27 @@ mod tests {
         assert!("rbf".parse::<FeatureMap>().is_err());
         let m: FeatureMap = "chi2:3:0.4".parse().unwrap();
         assert_eq!(m.to_string().parse::<FeatureMap>().unwrap(), m);
+    }
+}
+
+/// An error naming the row of the first entry of `x` that `ok` rejects: `stage` needs `need`
+/// features.
+fn check_features(
+    x: ArrayView2<'_, f32>,
+    stage: &str,
+    need: &str,
+    ok: impl Fn(f32) -> bool,
+) -> Result<()> {
+    match x.iter().enumerate().find(|(_, v)| !ok(**v)) {
+        Some((i, v)) => Err(Error::InvalidParameter {
+            name: "features",
+            reason: format!(
+                "{stage} needs {need} features (row {})",
+                i / x.ncols().max(1)
+            ),
+            got: v.to_string(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -608,16 +621,7 @@ impl NystroemParams {
                 0,
             ));
         }
-        if let Some((i, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::InvalidParameter {
-                name: "features",
-                reason: format!(
-                    "the Nystroem map needs finite features (row {})",
-                    i / x.ncols().max(1)
-                ),
-                got: v.to_string(),
-            });
-        }
+        check_features(x, "the Nystroem map", "finite", f32::is_finite)?;
         let gamma = resolve_gamma(self.gamma, self.gamma_scale, x);
         let m = self.dim.min(x.nrows());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
