@@ -33,6 +33,8 @@
 //!   written around that GEMM (assignments by `|c|^2 - 2 x.c`, centre sums in a fixed order);
 //!   `linfa-clustering` is not a dependency and its k-means++ start alone is `O(n k d)` serial
 //!   work for thousands of centres.
+//!   Once a linear model is trained on `z`, [`Nystroem::fold`] moves `C^{-T}` into its
+//!   weights, so a trained pipeline keeps only the landmarks and predicts at `O(m d)` per row.
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -579,8 +581,10 @@ pub const MAX_KMEANS_ITERS: usize = 1000;
 pub struct Nystroem {
     /// `m x d` landmarks (rows of the training features).
     pub landmarks: Array2<f32>,
-    /// `m x m` projection `C^{-T}`, with `K_LL = C C^T`.
-    pub projection: Array2<f32>,
+    /// `m x m` projection `C^{-T}`, with `K_LL = C C^T`; `None` once folded into a linear
+    /// model's weights by [`Nystroem::fold`], and then [`Nystroem::transform`] returns the
+    /// kernel values `k(x, L)` alone.
+    pub projection: Option<Array2<f32>>,
     /// The kernel width used.
     pub gamma: f64,
 }
@@ -634,7 +638,7 @@ impl NystroemParams {
         let projection = inverse_cholesky_factor(&rbf_gram(landmarks.view(), gamma))?;
         Ok(Nystroem {
             landmarks,
-            projection,
+            projection: Some(projection),
             gamma,
         })
     }
@@ -787,22 +791,67 @@ impl Nystroem {
             .map(|r| r.dot(&r))
             .collect();
         let g = self.gamma as f32;
+        let kernel = |xb: ArrayView2<'_, f32>, k: &mut ndarray::ArrayViewMut2<'_, f32>| {
+            matmul(xb, self.landmarks.t(), k);
+            for (mut row, xr) in k.axis_iter_mut(Axis(0)).zip(xb.rows()) {
+                let xsq = xr.dot(&xr);
+                for (v, &l) in row.iter_mut().zip(&lsq) {
+                    *v = (-g * (xsq + l - 2.0 * *v).max(0.0)).exp();
+                }
+            }
+        };
         let mut out = Array2::<f32>::zeros((x.nrows(), m));
         out.axis_chunks_iter_mut(Axis(0), CHUNK)
             .into_par_iter()
             .zip(x.axis_chunks_iter(Axis(0), CHUNK).into_par_iter())
-            .for_each(|(mut o, xb)| {
-                let mut k = Array2::<f32>::zeros((xb.nrows(), m));
-                matmul(xb, self.landmarks.t(), &mut k.view_mut());
-                for (mut row, xr) in k.axis_iter_mut(Axis(0)).zip(xb.rows()) {
-                    let xsq = xr.dot(&xr);
-                    for (v, &l) in row.iter_mut().zip(&lsq) {
-                        *v = (-g * (xsq + l - 2.0 * *v).max(0.0)).exp();
-                    }
+            .for_each(|(mut o, xb)| match &self.projection {
+                Some(p) => {
+                    let mut k = Array2::<f32>::zeros((xb.nrows(), m));
+                    kernel(xb, &mut k.view_mut());
+                    matmul(k.view(), p.view(), &mut o);
                 }
-                matmul(k.view(), self.projection.view(), &mut o);
+                None => kernel(xb, &mut o),
             });
         Ok(out)
+    }
+
+    /// Fold the projection into `weights` (`models x m`, a linear model on this map's output)
+    /// and drop it: returns `W P^T`, the same model on the kernel values `k(x, L)`, since
+    /// `(k P) . w = k . (P^T w)`. Prediction then costs `m d` per row instead of `m (d + m)`,
+    /// and a saved model loses its `m x m` matrix (1 GB at 16384 landmarks). Sums run in f64,
+    /// one output at a time in a fixed order, so the result does not depend on the thread
+    /// count. A map already folded returns `weights` unchanged.
+    pub fn fold(&mut self, weights: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let m = self.dim();
+        if weights.ncols() != m {
+            return Err(Error::ShapeMismatch {
+                what: "weights to fold into the Nystroem map".into(),
+                expected: format!("{m} columns"),
+                got: format!("{} columns", weights.ncols()),
+            });
+        }
+        let Some(p) = self.projection.take() else {
+            return Ok(weights.to_owned());
+        };
+        let models = weights.nrows();
+        let w64 = weights.mapv(f64::from);
+        // Row j of P gives column j of the folded weights.
+        let cols: Vec<Vec<f32>> = p
+            .axis_iter(Axis(0))
+            .into_par_iter()
+            .map(|pj| {
+                w64.rows()
+                    .into_iter()
+                    .map(|w| {
+                        pj.iter()
+                            .zip(w)
+                            .map(|(&a, &b)| f64::from(a) * b)
+                            .sum::<f64>() as f32
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Array2::from_shape_fn((models, m), |(c, j)| cols[j][c]))
     }
 }
 
@@ -824,6 +873,47 @@ mod nystroem_tests {
         use rand::{Rng, SeedableRng};
         let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         Array2::from_shape_fn((n, d), |_| r.gen_range(-1.0f32..1.0))
+    }
+
+    #[test]
+    fn folding_keeps_the_linear_model() {
+        let x = data(200, 4, 5);
+        let mut m = NystroemParams {
+            dim: 50,
+            gamma: Some(0.4),
+            seed: 1,
+            ..Default::default()
+        }
+        .fit(x.view())
+        .unwrap();
+        let w = data(3, 50, 6);
+        let z = m.transform(x.view()).unwrap();
+        let before = z.dot(&w.t());
+        assert!(m.fold(data(3, 49, 6).view()).is_err());
+        assert!(m.projection.is_some());
+        let folded = m.fold(w.view()).unwrap();
+        assert!(m.projection.is_none());
+        let after = m.transform(x.view()).unwrap().dot(&folded.t());
+        for (a, b) in before.iter().zip(&after) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        // Folded already: nothing more to do.
+        assert_eq!(m.fold(folded.view()).unwrap(), folded);
+        // Thread count does not matter.
+        let mut again = NystroemParams {
+            dim: 50,
+            gamma: Some(0.4),
+            seed: 1,
+            ..Default::default()
+        }
+        .fit(x.view())
+        .unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| again.fold(w.view()).unwrap());
+        assert_eq!(one, folded);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //!   when present `scaler.mean`, `scaler.scale` (f32, d0); `pca.mean` (f32, d1),
 //!   `pca.components` (f32, k x d1), `pca.explained_variance` and
 //!   `pca.explained_variance_ratio` (f64, k); `rff.weights` (f32, k x D), `rff.offsets` (f32,
-//!   D), `rff.gamma` (f64, 1); `nystroem.landmarks` (f32, m x k), `nystroem.projection` (f32,
-//!   m x m), `nystroem.gamma` (f64, 1);
+//!   D), `rff.gamma` (f64, 1); `nystroem.landmarks` (f32, m x k), `nystroem.gamma` (f64, 1),
+//!   and `nystroem.projection` (f32, m x m) unless the metadata says `nystroem_folded` (the
+//!   projection folded into `svm.weights`, see `ClassicalModel::fold_nystroem`; what `train`
+//!   writes);
 //! * metadata: one key, `hogsvm`, whose value is a JSON object ([`ModelMeta`]): `format` =
 //!   `hogsvm-model`, `format_version`, `kind` = `classical`, `hogsvm_version`, `config` (the
 //!   [`ClassicalConfig`]), `class_names`, `input` (`{"rows": R, "cols": C}`), `svm_iterations`
@@ -78,6 +80,10 @@ pub struct ModelMeta {
     pub input: InputSize,
     /// Passes each SVM problem took.
     pub svm_iterations: Vec<usize>,
+    /// The Nystroem projection is folded into the SVM weights (no `nystroem.projection`
+    /// tensor). Absent in older files: false.
+    #[serde(default)]
+    pub nystroem_folded: bool,
     /// CRC-32 of the tensors' bytes, in name order, as 8 hex digits.
     pub crc32: String,
 }
@@ -147,9 +153,12 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
     }
     if let Some(n) = &m.nystroem {
         for (name, a) in [
-            ("nystroem.landmarks", &n.landmarks),
-            ("nystroem.projection", &n.projection),
-        ] {
+            Some(("nystroem.landmarks", &n.landmarks)),
+            n.projection.as_ref().map(|p| ("nystroem.projection", p)),
+        ]
+        .into_iter()
+        .flatten()
+        {
             tensors.insert(
                 name.into(),
                 (
@@ -176,6 +185,7 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>> {
             cols: m.cols,
         },
         svm_iterations: m.svm.iterations.clone(),
+        nystroem_folded: m.nystroem.as_ref().is_some_and(|n| n.projection.is_none()),
         crc32: crc_of(&tensors),
     };
     let text = serde_json::to_string(&meta_obj)
@@ -426,6 +436,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
         class_names,
         input: InputSize { rows, cols },
         svm_iterations: iterations,
+        nystroem_folded,
         ..
     } = meta;
 
@@ -554,14 +565,23 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ClassicalModel, String> {
             };
             let landmarks = Array2::from_shape_vec((m, d_svm), f32s(&b))
                 .map_err(|e| format!("nystroem.landmarks: {e}"))?;
-            let (pshape, pb) = tensor("nystroem.projection", Dtype::F32)?;
-            if pshape != [m, m] {
-                return Err(format!(
-                    "tensor `nystroem.projection` has shape {pshape:?}, expected [{m}, {m}]"
-                ));
-            }
-            let projection = Array2::from_shape_vec((m, m), f32s(&pb))
-                .map_err(|e| format!("nystroem.projection: {e}"))?;
+            let projection = if nystroem_folded {
+                if st.tensor("nystroem.projection").is_ok() {
+                    return Err("model says its Nystroem projection is folded but holds one".into());
+                }
+                None
+            } else {
+                let (pshape, pb) = tensor("nystroem.projection", Dtype::F32)?;
+                if pshape != [m, m] {
+                    return Err(format!(
+                        "tensor `nystroem.projection` has shape {pshape:?}, expected [{m}, {m}]"
+                    ));
+                }
+                Some(
+                    Array2::from_shape_vec((m, m), f32s(&pb))
+                        .map_err(|e| format!("nystroem.projection: {e}"))?,
+                )
+            };
             let (gshape, gb) = tensor("nystroem.gamma", Dtype::F64)?;
             if gshape != [1] {
                 return Err(format!(

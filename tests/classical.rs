@@ -209,6 +209,86 @@ fn nystroem_pipeline_is_reproducible_and_round_trips() {
     assert!(acc > lin, "Nystroem {acc} vs linear {lin}");
 }
 
+/// `fit` folds the Nystroem projection into the SVM: the saved file has no `m x m` matrix, and
+/// the model scores like the unfolded pipeline (the map with its projection, then the SVM
+/// trained on it). A file with the projection (written before folding) still loads and gives
+/// the same labels.
+#[test]
+fn nystroem_projection_is_folded_into_the_svm() {
+    use hogsvm::featmap::NystroemParams;
+    let (train, test) = (split(Split::Train), split(Split::Test));
+    let cfg = ClassicalConfig {
+        hog: HogParams::default()
+            .cell(4, 4)
+            .block(2, 2)
+            .transform_sqrt(true),
+        pca: Some(PcaParams {
+            components: Components::Count(48),
+            seed: 2,
+            ..Default::default()
+        }),
+        nystroem: Some(NystroemParams {
+            dim: 400,
+            seed: 2,
+            ..Default::default()
+        }),
+        svm: SvmParams::default().c(1.0).tol(1e-2).seed(2),
+        ..Default::default()
+    };
+    let folded = cfg.fit(&train).unwrap().0;
+    assert!(folded.nystroem.as_ref().unwrap().projection.is_none());
+    // The same stages by hand, without folding.
+    let hog = cfg.hog_features(&train).unwrap();
+    let pca = cfg.pca.as_ref().unwrap().fit(hog.view()).unwrap();
+    let x = pca.transform(hog.view()).unwrap();
+    let map = cfg.nystroem.as_ref().unwrap().fit(x.view()).unwrap();
+    assert!(map.projection.is_some());
+    let svm = cfg
+        .svm
+        .fit(map.transform(x.view()).unwrap().view(), &train.labels, 10)
+        .unwrap();
+    let unfolded = ClassicalModel {
+        nystroem: Some(map),
+        svm,
+        ..folded.clone()
+    };
+    let (a, b) = (
+        folded.decision_function(&test).unwrap(),
+        unfolded.decision_function(&test).unwrap(),
+    );
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "folded scores differ by {worst}");
+    assert_eq!(
+        folded.predict(&test).unwrap(),
+        unfolded.predict(&test).unwrap()
+    );
+    // Both forms round-trip through a file; the folded one is the smaller.
+    let (fb, ub) = (
+        model::to_bytes(&folded).unwrap(),
+        model::to_bytes(&unfolded).unwrap(),
+    );
+    assert!(
+        fb.len() + 400 * 400 * 4 <= ub.len(),
+        "{} vs {}",
+        fb.len(),
+        ub.len()
+    );
+    assert_eq!(model::from_bytes(&fb).unwrap(), folded);
+    let back = model::from_bytes(&ub).unwrap();
+    assert_eq!(back, unfolded);
+    // Folding the loaded unfolded model gives the same classifier.
+    let mut refolded = back;
+    refolded.fold_nystroem().unwrap();
+    assert_eq!(
+        refolded.predict(&test).unwrap(),
+        folded.predict(&test).unwrap()
+    );
+}
+
 #[test]
 fn model_file_round_trips_with_identical_scores() {
     let (train, test) = (split(Split::Train), split(Split::Test));

@@ -82,7 +82,7 @@ pub fn classical_size(m: &ClassicalModel) -> Result<(u64, Vec<StageDim>)> {
         });
     }
     if let Some(n) = &m.nystroem {
-        params += n.landmarks.len() + n.projection.len();
+        params += n.landmarks.len() + n.projection.as_ref().map_or(0, |p| p.len());
         dims.push(StageDim {
             stage: "nystroem".into(),
             dim: n.dim(),
