@@ -878,14 +878,17 @@ mod nystroem_tests {
     #[test]
     fn folding_keeps_the_linear_model() {
         let x = data(200, 4, 5);
-        let mut m = NystroemParams {
-            dim: 50,
-            gamma: Some(0.4),
-            seed: 1,
-            ..Default::default()
-        }
-        .fit(x.view())
-        .unwrap();
+        let fit = || {
+            NystroemParams {
+                dim: 50,
+                gamma: Some(0.4),
+                seed: 1,
+                ..Default::default()
+            }
+            .fit(x.view())
+            .unwrap()
+        };
+        let mut m = fit();
         let w = data(3, 50, 6);
         let z = m.transform(x.view()).unwrap();
         let before = z.dot(&w.t());
@@ -900,14 +903,7 @@ mod nystroem_tests {
         // Folded already: nothing more to do.
         assert_eq!(m.fold(folded.view()).unwrap(), folded);
         // Thread count does not matter.
-        let mut again = NystroemParams {
-            dim: 50,
-            gamma: Some(0.4),
-            seed: 1,
-            ..Default::default()
-        }
-        .fit(x.view())
-        .unwrap();
+        let mut again = fit();
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()

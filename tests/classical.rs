@@ -155,14 +155,10 @@ fn same_seed_same_model_bytes_for_one_and_two_threads() {
     assert!(b == c, "model bytes differ between two runs");
 }
 
-/// The kernel-approximation configuration (PCA, k-means Nystroem, mirrored training images):
-/// same bytes for 1 and 2 threads, an exact round trip through the model file, and better
-/// than the linear model on the same PCA features.
-#[test]
-fn nystroem_pipeline_is_reproducible_and_round_trips() {
-    use hogsvm::featmap::NystroemParams;
-    let (train, test) = (split(Split::Train), split(Split::Test));
-    let linear = ClassicalConfig {
+/// sqrt HOG with 4x4-pixel cells and 2x2 blocks, PCA 48, squared-hinge SVM with C 1 (seed 2):
+/// the linear base of the Nystroem tests.
+fn pca48_config() -> ClassicalConfig {
+    ClassicalConfig {
         hog: HogParams::default()
             .cell(4, 4)
             .block(2, 2)
@@ -174,7 +170,17 @@ fn nystroem_pipeline_is_reproducible_and_round_trips() {
         }),
         svm: SvmParams::default().c(1.0).tol(1e-2).seed(2),
         ..Default::default()
-    };
+    }
+}
+
+/// The kernel-approximation configuration (PCA, k-means Nystroem, mirrored training images):
+/// same bytes for 1 and 2 threads, an exact round trip through the model file, and better
+/// than the linear model on the same PCA features.
+#[test]
+fn nystroem_pipeline_is_reproducible_and_round_trips() {
+    use hogsvm::featmap::NystroemParams;
+    let (train, test) = (split(Split::Train), split(Split::Test));
+    let linear = pca48_config();
     let cfg = ClassicalConfig {
         nystroem: Some(NystroemParams {
             dim: 600,
@@ -218,22 +224,12 @@ fn nystroem_projection_is_folded_into_the_svm() {
     use hogsvm::featmap::NystroemParams;
     let (train, test) = (split(Split::Train), split(Split::Test));
     let cfg = ClassicalConfig {
-        hog: HogParams::default()
-            .cell(4, 4)
-            .block(2, 2)
-            .transform_sqrt(true),
-        pca: Some(PcaParams {
-            components: Components::Count(48),
-            seed: 2,
-            ..Default::default()
-        }),
         nystroem: Some(NystroemParams {
             dim: 400,
             seed: 2,
             ..Default::default()
         }),
-        svm: SvmParams::default().c(1.0).tol(1e-2).seed(2),
-        ..Default::default()
+        ..pca48_config()
     };
     let folded = cfg.fit(&train).unwrap().0;
     assert!(folded.nystroem.as_ref().unwrap().projection.is_none());
