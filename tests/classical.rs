@@ -276,6 +276,16 @@ fn nystroem_projection_is_folded_into_the_svm() {
     assert_eq!(model::from_bytes(&fb).unwrap(), folded);
     let back = model::from_bytes(&ub).unwrap();
     assert_eq!(back, unfolded);
+    // A file that claims to be folded but still holds the projection is refused.
+    let needle = b"\\\"nystroem_folded\\\":false";
+    let at = ub
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the unfolded file says nystroem_folded false");
+    let mut lying = ub.clone();
+    lying[at..at + needle.len()].copy_from_slice(b"\\\"nystroem_folded\\\":true ");
+    let err = model::from_bytes(&lying).unwrap_err();
+    assert!(err.contains("folded"), "{err}");
     // Folding the loaded unfolded model gives the same classifier.
     let mut refolded = back;
     refolded.fold_nystroem().unwrap();
