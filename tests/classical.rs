@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    assert_ok, eval_cli, fashion_mnist, file_number, fixtures, in_pool, predict_cli, save_image,
-    split, stderr, stdout, train_cli, with_format_version,
+    assert_ok, eval_cli, fashion_mnist, file_number, fixtures, in_pool, patch_header, predict_cli,
+    save_image, split, stderr, stdout, train_cli, with_format_version,
 };
 use hogsvm::data::{Dataset, Split};
 use hogsvm::featmap::FeatureMap;
@@ -277,13 +277,11 @@ fn nystroem_projection_is_folded_into_the_svm() {
     let back = model::from_bytes(&ub).unwrap();
     assert_eq!(back, unfolded);
     // A file that claims to be folded but still holds the projection is refused.
-    let needle = b"\\\"nystroem_folded\\\":false";
-    let at = ub
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the unfolded file says nystroem_folded false");
-    let mut lying = ub.clone();
-    lying[at..at + needle.len()].copy_from_slice(b"\\\"nystroem_folded\\\":true ");
+    let lying = patch_header(
+        &ub,
+        b"\\\"nystroem_folded\\\":false",
+        b"\\\"nystroem_folded\\\":true ",
+    );
     let err = model::from_bytes(&lying).unwrap_err();
     assert!(err.contains("folded"), "{err}");
     // Folding the loaded unfolded model gives the same classifier.

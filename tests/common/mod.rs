@@ -163,15 +163,22 @@ pub fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
         .install(f)
 }
 
-/// Model file bytes whose header claims format version `digit` (the header is JSON, so the
-/// digit is swapped in place).
-pub fn with_format_version(bytes: &[u8], digit: u8) -> Vec<u8> {
-    let needle = b"\\\"format_version\\\":1";
+/// Model file bytes with `from` in the header replaced by `to`, of the same length (the header
+/// is JSON, so the header length stays valid).
+pub fn patch_header(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "same-length patch");
     let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("version in header");
-    let mut newer = bytes.to_vec();
-    newer[at + needle.len() - 1] = digit;
-    newer
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("text in header");
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+/// Model file bytes whose header claims format version `digit`.
+pub fn with_format_version(bytes: &[u8], digit: u8) -> Vec<u8> {
+    let mut to = b"\\\"format_version\\\":1".to_vec();
+    *to.last_mut().unwrap() = digit;
+    patch_header(bytes, b"\\\"format_version\\\":1", &to)
 }
