@@ -7,17 +7,17 @@
 use std::error::Error;
 use std::path::Path;
 
-use hogsvm::model;
+use hogsvm::classifier::Classifier;
+use hogsvm::pipeline::ClassicalModel;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [input, output] = &args[..] else {
         return Err("usage: fold_model IN.safetensors OUT.safetensors".into());
     };
-    let mut m = model::load(Path::new(input))?;
-    let had = m.nystroem.as_ref().is_some_and(|n| n.projection.is_some());
-    m.fold_nystroem()?;
-    model::save(&m, Path::new(output))?;
+    let mut m = ClassicalModel::load(Path::new(input))?;
+    let had = m.fold_nystroem()?;
+    m.save(Path::new(output))?;
     println!(
         "{}: {output}",
         if had {

@@ -101,6 +101,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A model file, or model bytes, cannot be read or written.
+    #[error("{}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Model {
+        /// The file, when there is one.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        #[source]
+        source: crate::model::container::ModelError,
+    },
+
     /// A dataset is unusable as a whole (no images, one size mismatch, ...).
     #[error("{}: {reason}", path.display())]
     Dataset {
@@ -109,6 +119,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl From<crate::model::container::ModelError> for Error {
+    fn from(source: crate::model::container::ModelError) -> Self {
+        Error::Model { path: None, source }
+    }
 }
 
 impl Error {
@@ -126,6 +142,17 @@ impl Error {
             name,
             reason: reason.into(),
             got: got.to_string(),
+        }
+    }
+
+    /// A [`Error::Model`] naming the file.
+    pub fn model_file(
+        path: impl Into<PathBuf>,
+        source: crate::model::container::ModelError,
+    ) -> Self {
+        Error::Model {
+            path: Some(path.into()),
+            source,
         }
     }
 

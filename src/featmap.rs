@@ -1118,3 +1118,172 @@ mod nystroem_tests {
         assert!(p.fit(nan.view()).is_err());
     }
 }
+
+// ---------------------------------------------------------------- pipeline stages
+
+use crate::model::container::ModelError;
+use crate::model::container::{TensorReader, TensorWriter};
+use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan};
+
+/// The feature map is its own plan: nothing is learned.
+impl StagePlan for FeatureMap {
+    type Fitted = FeatureMap;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(FeatureMap, Flow<'a>)> {
+        Ok((*self, self.transform_flow(x)?))
+    }
+
+    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> Result<FeatureMap, ModelError> {
+        self.validate()
+            .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
+        Ok(*self)
+    }
+}
+
+impl FeatureMap {
+    fn transform_flow<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        let x = x.into_features("feature_map")?;
+        Ok(Flow::Features(self.transform(x.view())?))
+    }
+}
+
+impl Stage for FeatureMap {
+    fn name(&self) -> &'static str {
+        "feature_map"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        self.transform_flow(x)
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape> {
+        Ok(Shape::Features(self.output_dim(input.dim())))
+    }
+}
+
+impl StagePlan for RffParams {
+    type Fitted = Rff;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Rff, Flow<'a>)> {
+        fit_then_transform(x, "rff", |x| RffParams::fit(self, x))
+    }
+
+    fn read(&self, t: &TensorReader<'_>, input: Shape, _: bool) -> Result<Rff, ModelError> {
+        let d = input.features("rff")?;
+        let weights = t.matrix(
+            "rff.weights",
+            |r, c| (r, c) == (d, self.dim),
+            || format!("[{d}, {}]", self.dim),
+        )?;
+        Ok(Rff {
+            weights,
+            gamma: t.scalar64("rff.gamma")?,
+            offsets: t.vector("rff.offsets", self.dim)?,
+        })
+    }
+}
+
+impl Stage for Rff {
+    fn name(&self) -> &'static str {
+        "rff"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        let x = x.into_features("rff")?;
+        Ok(Flow::Features(Rff::transform(self, x.view())?))
+    }
+
+    fn output_shape(&self, _: Shape) -> Result<Shape> {
+        Ok(Shape::Features(self.offsets.len()))
+    }
+
+    fn n_params(&self) -> usize {
+        self.weights.len() + self.offsets.len()
+    }
+
+    fn write(&self, t: &mut TensorWriter) {
+        t.matrix("rff.weights", &self.weights);
+        t.vector("rff.offsets", &self.offsets);
+        t.f64("rff.gamma", &[1], [self.gamma]);
+    }
+}
+
+impl StagePlan for NystroemParams {
+    type Fitted = Nystroem;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Nystroem, Flow<'a>)> {
+        fit_then_transform(x, "nystroem", |x| NystroemParams::fit(self, x))
+    }
+
+    fn read(
+        &self,
+        t: &TensorReader<'_>,
+        input: Shape,
+        folded: bool,
+    ) -> Result<Nystroem, ModelError> {
+        let d = input.features("nystroem")?;
+        let landmarks = t.matrix(
+            "nystroem.landmarks",
+            |m, c| c == d && (1..=self.dim).contains(&m),
+            || format!("[1..={}, {d}]", self.dim),
+        )?;
+        let m = landmarks.nrows();
+        let projection = if folded {
+            if t.has("nystroem.projection") {
+                return Err(ModelError::invalid(
+                    "model says its Nystroem projection is folded but holds one",
+                ));
+            }
+            None
+        } else {
+            Some(t.matrix(
+                "nystroem.projection",
+                |r, c| (r, c) == (m, m),
+                || format!("[{m}, {m}]"),
+            )?)
+        };
+        Ok(Nystroem {
+            landmarks,
+            projection,
+            gamma: t.scalar64("nystroem.gamma")?,
+        })
+    }
+}
+
+impl Stage for Nystroem {
+    fn name(&self) -> &'static str {
+        "nystroem"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        let x = x.into_features("nystroem")?;
+        Ok(Flow::Features(Nystroem::transform(self, x.view())?))
+    }
+
+    fn output_shape(&self, _: Shape) -> Result<Shape> {
+        Ok(Shape::Features(self.dim()))
+    }
+
+    fn n_params(&self) -> usize {
+        self.landmarks.len() + self.projection.as_ref().map_or(0, |p| p.len())
+    }
+
+    fn write(&self, t: &mut TensorWriter) {
+        t.matrix("nystroem.landmarks", &self.landmarks);
+        if let Some(p) = &self.projection {
+            t.matrix("nystroem.projection", p);
+        }
+        t.f64("nystroem.gamma", &[1], [self.gamma]);
+    }
+
+    fn fold(&mut self, weights: ArrayView2<'_, f32>) -> Result<Option<Array2<f32>>> {
+        if self.projection.is_none() {
+            return Ok(None);
+        }
+        Nystroem::fold(self, weights).map(Some)
+    }
+
+    fn folded(&self) -> bool {
+        self.projection.is_none()
+    }
+}

@@ -326,6 +326,19 @@ pub fn write_png_gray(path: &Path, img: &image::GrayImage) -> Result<()> {
     })
 }
 
+/// Read a model file's bytes, refusing one larger than any model
+/// ([`crate::model::container::MAX_MODEL_BYTES`]).
+pub fn read_model_bytes(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > crate::model::container::MAX_MODEL_BYTES {
+        return Err(Error::invalid_file(
+            path,
+            format!("{} bytes is larger than any hogsvm model", meta.len()),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

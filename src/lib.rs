@@ -6,9 +6,11 @@
 //!
 //! Data flows one way through the stages:
 //! [`data`] (IDX files, image folders) → [`hog`] (features; [`io`] writes `.npy`) →
-//! [`featmap`] / [`reduce`] → [`svm`], assembled by [`pipeline`]; or [`data`] → `cnn` (feature
-//! `cnn`, on by default); then [`metrics`] → [`report`]. [`model`] reads and writes the model
-//! files of both kinds.
+//! [`featmap`] / [`reduce`] → [`svm`], assembled by [`pipeline`] as a list of [`stage`]s; or
+//! [`data`] → `cnn` (feature `cnn`, on by default). Both model kinds are a
+//! [`classifier::Classifier`]; then [`metrics`] → [`report`]. [`model`] holds the model-file
+//! container both kinds' codecs use, and reads a file of either kind. docs/ARCHITECTURE.md says
+//! where each thing goes.
 //!
 //! ```
 //! use hogsvm::data::{load, LoadOptions};
@@ -24,6 +26,8 @@
 #![deny(missing_docs)]
 
 #[cfg(feature = "cnn")]
+pub mod classifier;
+#[cfg(feature = "cnn")]
 pub mod cnn;
 pub mod data;
 pub mod error;
@@ -35,6 +39,7 @@ pub mod model;
 pub mod pipeline;
 pub mod reduce;
 pub mod report;
+pub mod stage;
 pub mod svm;
 
 pub use error::{Error, Result};

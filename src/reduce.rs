@@ -515,3 +515,121 @@ mod tests {
         assert!("abc".parse::<Components>().is_err());
     }
 }
+
+// ---------------------------------------------------------------- pipeline stages
+
+use crate::model::container::ModelError;
+use crate::model::container::{TensorReader, TensorWriter};
+use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan};
+
+/// The configured standard scaler (it has no parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScalerParams;
+
+impl StagePlan for ScalerParams {
+    type Fitted = StandardScaler;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(StandardScaler, Flow<'a>)> {
+        fit_then_transform(x, "scaler", StandardScaler::fit)
+    }
+
+    fn read(
+        &self,
+        t: &TensorReader<'_>,
+        input: Shape,
+        _: bool,
+    ) -> Result<StandardScaler, ModelError> {
+        let d = input.features("scaler")?;
+        Ok(StandardScaler {
+            mean: t.vector("scaler.mean", d)?,
+            scale: t.vector("scaler.scale", d)?,
+        })
+    }
+}
+
+impl Stage for StandardScaler {
+    fn name(&self) -> &'static str {
+        "scaler"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        let mut x = x.into_features("scaler")?;
+        self.transform_inplace(&mut x)?;
+        Ok(Flow::Features(x))
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape> {
+        Ok(input)
+    }
+
+    fn n_params(&self) -> usize {
+        self.mean.len() + self.scale.len()
+    }
+
+    fn shows_dim(&self) -> bool {
+        false
+    }
+
+    fn write(&self, t: &mut TensorWriter) {
+        t.vector("scaler.mean", &self.mean);
+        t.vector("scaler.scale", &self.scale);
+    }
+}
+
+impl StagePlan for PcaParams {
+    type Fitted = Pca;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Pca, Flow<'a>)> {
+        fit_then_transform(x, "pca", |x| PcaParams::fit(self, x))
+    }
+
+    fn read(&self, t: &TensorReader<'_>, input: Shape, _: bool) -> Result<Pca, ModelError> {
+        let d = input.features("pca")?;
+        let components = t.matrix(
+            "pca.components",
+            |k, c| c == d && k > 0,
+            || format!("[k, {d}]"),
+        )?;
+        let k = components.nrows();
+        Ok(Pca {
+            mean: t.vector("pca.mean", d)?,
+            components,
+            explained_variance: t.vector64("pca.explained_variance", k)?,
+            explained_variance_ratio: t.vector64("pca.explained_variance_ratio", k)?,
+            whiten: self.whiten,
+        })
+    }
+}
+
+impl Stage for Pca {
+    fn name(&self) -> &'static str {
+        "pca"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        let x = x.into_features("pca")?;
+        Ok(Flow::Features(Pca::transform(self, x.view())?))
+    }
+
+    fn output_shape(&self, _: Shape) -> Result<Shape> {
+        Ok(Shape::Features(self.n_components()))
+    }
+
+    fn n_params(&self) -> usize {
+        self.mean.len() + self.components.len()
+    }
+
+    fn write(&self, t: &mut TensorWriter) {
+        t.vector("pca.mean", &self.mean);
+        t.matrix("pca.components", &self.components);
+        for (name, v) in [
+            ("pca.explained_variance", &self.explained_variance),
+            (
+                "pca.explained_variance_ratio",
+                &self.explained_variance_ratio,
+            ),
+        ] {
+            t.f64(name, &[v.len()], v.iter().copied());
+        }
+    }
+}

@@ -7,10 +7,10 @@ use common::{
     assert_ok, eval_cli, fashion_mnist, file_number, fixtures, in_pool, patch_header, predict_cli,
     save_image, split, stderr, stdout, train_cli, with_format_version,
 };
+use hogsvm::classifier::Classifier;
 use hogsvm::data::{Dataset, Split};
 use hogsvm::featmap::FeatureMap;
 use hogsvm::hog::{Hog, HogParams};
-use hogsvm::model;
 use hogsvm::pipeline::{ClassicalConfig, ClassicalModel};
 use hogsvm::reduce::{Components, PcaParams};
 use hogsvm::svm::{Loss, SvmParams};
@@ -148,10 +148,10 @@ fn same_seed_same_model_bytes_for_one_and_two_threads() {
     let train = split(Split::Train);
     let cfg = small_config();
     let fit = |threads: usize| in_pool(threads, || cfg.fit(&train).unwrap().0);
-    let a = model::to_bytes(&fit(1)).unwrap();
-    let b = model::to_bytes(&fit(2)).unwrap();
+    let a = fit(1).to_bytes().unwrap();
+    let b = fit(2).to_bytes().unwrap();
     assert!(a == b, "model bytes differ between 1 and 2 threads");
-    let c = model::to_bytes(&fit(2)).unwrap();
+    let c = fit(2).to_bytes().unwrap();
     assert!(b == c, "model bytes differ between two runs");
 }
 
@@ -193,14 +193,14 @@ fn nystroem_pipeline_is_reproducible_and_round_trips() {
     let fit = |threads: usize| in_pool(threads, || cfg.fit(&train).unwrap().0);
     let (m1, m2) = (fit(1), fit(2));
     assert!(
-        model::to_bytes(&m1).unwrap() == model::to_bytes(&m2).unwrap(),
+        m1.to_bytes().unwrap() == m2.to_bytes().unwrap(),
         "model bytes differ between 1 and 2 threads"
     );
     assert_eq!(m1.feature_dim(), 600);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("n.safetensors");
-    model::save(&m1, &p).unwrap();
-    let back = model::load(&p).unwrap();
+    m1.save(&p).unwrap();
+    let back = ClassicalModel::load(&p).unwrap();
     assert_eq!(back, m1);
     assert_same_scores(&m1, &back, &test);
     let acc = back.evaluate(&test).unwrap().accuracy;
@@ -232,7 +232,7 @@ fn nystroem_projection_is_folded_into_the_svm() {
         ..pca48_config()
     };
     let folded = cfg.fit(&train).unwrap().0;
-    assert!(folded.nystroem.as_ref().unwrap().projection.is_none());
+    assert!(folded.nystroem().unwrap().projection.is_none());
     // The same stages by hand, without folding.
     let hog = cfg.hog_features(&train).unwrap();
     let pca = cfg.pca.as_ref().unwrap().fit(hog.view()).unwrap();
@@ -243,11 +243,9 @@ fn nystroem_projection_is_folded_into_the_svm() {
         .svm
         .fit(map.transform(x.view()).unwrap().view(), &train.labels, 10)
         .unwrap();
-    let unfolded = ClassicalModel {
-        nystroem: Some(map),
-        svm,
-        ..folded.clone()
-    };
+    let mut unfolded = folded.clone();
+    *unfolded.nystroem_mut().unwrap() = map;
+    unfolded.svm = svm;
     let (a, b) = (
         folded.decision_function(&test).unwrap(),
         unfolded.decision_function(&test).unwrap(),
@@ -263,18 +261,15 @@ fn nystroem_projection_is_folded_into_the_svm() {
         unfolded.predict(&test).unwrap()
     );
     // Both forms round-trip through a file; the folded one is the smaller.
-    let (fb, ub) = (
-        model::to_bytes(&folded).unwrap(),
-        model::to_bytes(&unfolded).unwrap(),
-    );
+    let (fb, ub) = (folded.to_bytes().unwrap(), unfolded.to_bytes().unwrap());
     assert!(
         fb.len() + 400 * 400 * 4 <= ub.len(),
         "{} vs {}",
         fb.len(),
         ub.len()
     );
-    assert_eq!(model::from_bytes(&fb).unwrap(), folded);
-    let back = model::from_bytes(&ub).unwrap();
+    assert_eq!(ClassicalModel::from_bytes(&fb).unwrap(), folded);
+    let back = ClassicalModel::from_bytes(&ub).unwrap();
     assert_eq!(back, unfolded);
     // A file that claims to be folded but still holds the projection is refused.
     let lying = patch_header(
@@ -282,8 +277,8 @@ fn nystroem_projection_is_folded_into_the_svm() {
         b"\\\"nystroem_folded\\\":false",
         b"\\\"nystroem_folded\\\":true ",
     );
-    let err = model::from_bytes(&lying).unwrap_err();
-    assert!(err.contains("folded"), "{err}");
+    let err = ClassicalModel::from_bytes(&lying).unwrap_err();
+    assert!(err.to_string().contains("folded"), "{err}");
     // Folding the loaded unfolded model gives the same classifier.
     let mut refolded = back;
     refolded.fold_nystroem().unwrap();
@@ -299,8 +294,8 @@ fn model_file_round_trips_with_identical_scores() {
     let (m, _) = small_config().fit(&train).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");
-    model::save(&m, &p).unwrap();
-    let back = model::load(&p).unwrap();
+    m.save(&p).unwrap();
+    let back = ClassicalModel::load(&p).unwrap();
     assert_eq!(back, m);
     assert_same_scores(&m, &back, &test);
     let r = back.evaluate(&test).unwrap();
@@ -311,12 +306,12 @@ fn model_file_round_trips_with_identical_scores() {
 fn damaged_or_foreign_model_files_are_clear_errors() {
     let train = split(Split::Train);
     let (m, _) = small_config().fit(&train).unwrap();
-    let bytes = model::to_bytes(&m).unwrap();
+    let bytes = m.to_bytes().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.safetensors");
     let check = |data: &[u8], needle: &str| {
         std::fs::write(&p, data).unwrap();
-        let e = model::load(&p).unwrap_err().to_string();
+        let e = ClassicalModel::load(&p).unwrap_err().to_string();
         assert!(
             e.contains("m.safetensors") && e.contains(needle),
             "{needle}: {e}"
@@ -371,7 +366,7 @@ fn predict_on_pngs_agrees_with_eval() {
         .collect();
     assert_eq!(predicted.len(), 60);
     // The same images through the library's evaluation path (IDX pixels).
-    let m = model::load(&model).unwrap();
+    let m = ClassicalModel::load(&model).unwrap();
     let labels = m
         .predict(&test.subset(&(0..60).collect::<Vec<_>>()))
         .unwrap();
@@ -452,12 +447,12 @@ fn cli_trains_a_nystroem_model() {
         stdout.contains("-> 300 dims") && stdout.contains("nystroem"),
         "{stdout}"
     );
-    let m = model::load(&model).unwrap();
+    let m = ClassicalModel::load(&model).unwrap();
     let n = m.config.nystroem.as_ref().unwrap();
     assert_eq!((n.dim, n.kmeans_iters), (300, 2));
     assert_eq!((n.gamma, n.gamma_scale), (None, 2.0));
     // The fitted width is twice scikit-learn's "scale" on the PCA output.
-    let pca = m.pca.as_ref().unwrap();
+    let pca = m.pca().unwrap();
     let ds = split(Split::Train);
     let (x, f) = (
         m.config.hog_features(&ds).unwrap(),
@@ -465,7 +460,7 @@ fn cli_trains_a_nystroem_model() {
     );
     let x = ndarray::concatenate(ndarray::Axis(0), &[x.view(), f.view()]).unwrap();
     let scale = hogsvm::featmap::scale_gamma(pca.transform(x.view()).unwrap().view());
-    let fitted = m.nystroem.as_ref().unwrap().gamma;
+    let fitted = m.nystroem().unwrap().gamma;
     assert!(
         (fitted / scale - 2.0).abs() < 1e-9,
         "{fitted} vs 2 x {scale}"

@@ -7,9 +7,11 @@ use common::{
     assert_ok, bin, eval_cli, fashion_mnist, file_number, in_pool, predict_cli, run, save_image,
     split, stderr, stdout, train_cli,
 };
+use hogsvm::classifier::Classifier;
 use hogsvm::cnn::{CnnConfig, CnnModel, EpochLog, Loss, Optimizer};
 use hogsvm::data::{Dataset, Split};
 use hogsvm::model::{self, AnyModel};
+use hogsvm::pipeline::ClassicalModel;
 
 fn first(ds: &Dataset, n: usize) -> Dataset {
     ds.subset(&(0..n.min(ds.len())).collect::<Vec<_>>())
@@ -180,18 +182,18 @@ fn model_files_are_checked() {
             assert_eq!(back.class_names, m.class_names);
             assert_eq!(back.n_params(), m.n_params());
         }
-        other => panic!("expected a CNN, got {}", other.kind()),
+        other => panic!("expected a CNN, got {}", other.classifier().kind()),
     }
     // A flipped byte in the tensor data is caught by the checksum.
     let mut bad = bytes.clone();
     let n = bad.len();
     bad[n - 10] ^= 0x40;
-    let e = model::any_from_bytes(&bad).unwrap_err();
+    let e = model::any_from_bytes(&bad).unwrap_err().to_string();
     assert!(e.contains("checksum"), "{e}");
     // Truncated.
     assert!(model::any_from_bytes(&bytes[..bytes.len() / 2]).is_err());
     // A CNN file is not a classical model.
-    let e = model::from_bytes(&bytes).unwrap_err();
+    let e = ClassicalModel::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("not a classical model"), "{e}");
 }
 

@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = hogsvm::model::from_bytes(data) {
+    if let Ok(m) = hogsvm::pipeline::ClassicalModel::from_bytes(data) {
         let ds = hogsvm::data::Dataset {
             rows: m.rows,
             cols: m.cols,

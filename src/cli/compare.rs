@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hogsvm::data::{Dataset, LoadOptions, Split};
+use hogsvm::data::Dataset;
 use hogsvm::report::grid::GridOptions;
 use hogsvm::report::run::{run_pipeline, RunOptions};
 use hogsvm::report::spec::{self, PipelineConfig, PipelinesFile};
@@ -14,7 +14,7 @@ use hogsvm::report::{
     SCHEMA_VERSION,
 };
 
-use super::options::{parse_size, train_test_sets, with_threads, TestSource};
+use super::options::{parse_size, with_threads, TestSource, TrainTestArgs};
 
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
@@ -23,12 +23,8 @@ pub struct CompareArgs {
     /// holding both train-* and t10k-* IDX files is the standard split (t10k is the test set).
     #[arg(long, default_value = "fixtures/fashion-mnist")]
     data: PathBuf,
-    /// Separate test data (same forms as --data).
-    #[arg(long, conflicts_with = "test_split")]
-    test: Option<PathBuf>,
-    /// Hold out this fraction of --data, stratified by class, as the test set.
-    #[arg(long)]
-    test_split: Option<f64>,
+    #[command(flatten)]
+    sets: TrainTestArgs,
     /// Folder for report.md, report.html and report.json (created if missing).
     #[arg(long, default_value = "report")]
     out: PathBuf,
@@ -81,12 +77,6 @@ pub struct CompareArgs {
     /// Misclassified test images shown per pipeline.
     #[arg(long, default_value_t = 12)]
     gallery: usize,
-    /// Resize every image to WxH first (all pipelines).
-    #[arg(long, value_name = "WxH")]
-    resize: Option<String>,
-    /// Skip images that fail to decode.
-    #[arg(long)]
-    skip_invalid: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -94,13 +84,8 @@ pub struct CompareArgs {
 
 /// Train and test sets, and how the test set was made.
 fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
-    let opts = LoadOptions {
-        resize: a.resize.as_deref().map(parse_size).transpose()?,
-        skip_invalid: a.skip_invalid,
-        split: Split::Train,
-    };
-    let (train, test, source) =
-        train_test_sets(&a.data, a.test.as_deref(), a.test_split, a.seed, opts)?;
+    let resize = a.sets.resize.as_deref().map(parse_size).transpose()?;
+    let (train, test, source) = a.sets.load(&a.data, a.seed, resize)?;
     let how = match source {
         TestSource::File(t) => format!("--test {}", t.display()),
         TestSource::Split(f) => format!(
@@ -156,7 +141,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     if a.threads == Some(0) {
         bail!("invalid --threads 0: must be at least 1");
     }
-    for (p, flag) in [(Some(&a.data), "--data"), (a.test.as_ref(), "--test")] {
+    for (p, flag) in [(Some(&a.data), "--data"), (a.sets.test.as_ref(), "--test")] {
         if let Some(p) = p.filter(|p| !p.exists()) {
             bail!("{}: no such file or folder ({flag})", p.display());
         }
@@ -180,7 +165,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     let (train, test, test_source) = datasets(&a)?;
     let train = limit(train, a.train_limit);
     let test = limit(test, a.test_limit);
-    hogsvm::pipeline::check_classes(&train.class_names, &test.class_names)
+    hogsvm::classifier::check_classes(&train.class_names, &test.class_names)
         .context("train and test sets differ")?;
     if train.is_empty() || test.is_empty() {
         bail!("no training or no test images left (check --train-limit / --test-limit)");

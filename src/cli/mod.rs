@@ -3,9 +3,11 @@
 mod bench_cnn;
 mod cnn_args;
 mod compare;
+mod eval;
 mod extract;
 mod hog_image;
 mod options;
+mod predict;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -28,9 +30,9 @@ enum Command {
     /// the small CNN, and save the model.
     Train(Box<train::TrainArgs>),
     /// Evaluate a model on labelled data: classification report and confusion matrix.
-    Eval(train::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Predict the class of image files or folders (CSV or JSON).
-    Predict(train::PredictArgs),
+    Predict(predict::PredictArgs),
     /// Train and evaluate the classical pipeline(s) and the CNN on the same split; write
     /// report.md, report.html and report.json.
     Compare(Box<compare::CompareArgs>),
@@ -48,8 +50,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Extract(a) => extract::run(a),
         Command::HogImage(a) => hog_image::run(a),
         Command::Train(a) => train::train(*a),
-        Command::Eval(a) => train::eval(a),
-        Command::Predict(a) => train::predict(a),
+        Command::Eval(a) => eval::eval(a),
+        Command::Predict(a) => predict::predict(a),
         Command::BenchHog(a) => extract::bench(a),
         Command::Compare(a) => compare::run(*a),
         Command::BenchCnn(a) => bench_cnn::run(a),

@@ -126,21 +126,7 @@ impl DataArgs {
 
 /// Parse `WxH` into `(width, height)`.
 pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .with_context(|| format!("invalid size `{s}`: expected WxH, e.g. 64x64"))?;
-    let w: u32 = w
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid width in `{s}`"))?;
-    let h: u32 = h
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid height in `{s}`"))?;
-    if w == 0 || h == 0 || w > 16384 || h > 16384 {
-        bail!("invalid size `{s}`: width and height must be in 1..=16384");
-    }
-    Ok((w, h))
+    Ok(hogsvm::pipeline::parse_size(s)?)
 }
 
 /// Run `f` on a rayon pool of `threads` threads (all cores when `None`).
@@ -182,6 +168,40 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
     let (ds, report) = data::load(path, opts)?;
     print_load_report(&report);
     Ok(ds)
+}
+
+/// The test set and loading options shared by `train` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainTestArgs {
+    /// Separate test data (same forms as --data).
+    #[arg(long, conflicts_with = "test_split")]
+    pub test: Option<PathBuf>,
+    /// Hold out this fraction of --data, stratified by class, as the test set.
+    #[arg(long)]
+    pub test_split: Option<f64>,
+    /// Resize every image to WxH first.
+    #[arg(long, value_name = "WxH")]
+    pub resize: Option<String>,
+    /// Skip images that fail to decode.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+impl TrainTestArgs {
+    /// Train and test sets (see [`train_test_sets`]) of `data`, images resized to `resize`.
+    pub fn load(
+        &self,
+        data: &Path,
+        seed: u64,
+        resize: Option<(u32, u32)>,
+    ) -> anyhow::Result<(Dataset, Dataset, TestSource)> {
+        let opts = LoadOptions {
+            resize,
+            skip_invalid: self.skip_invalid,
+            split: Split::Train,
+        };
+        train_test_sets(data, self.test.as_deref(), self.test_split, seed, opts)
+    }
 }
 
 /// Where the test set of [`train_test_sets`] came from.

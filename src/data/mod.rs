@@ -145,6 +145,32 @@ impl Dataset {
         Ok((self.subset(&train), self.subset(&test)))
     }
 
+    /// Every image resized to `w x h` (width x height; triangle filter, as at loading).
+    pub fn resized(&self, w: u32, h: u32) -> Dataset {
+        use rayon::prelude::*;
+        let resized: Vec<Vec<u8>> = (0..self.len())
+            .into_par_iter()
+            .map(|i| {
+                let img = image::GrayImage::from_raw(
+                    self.cols as u32,
+                    self.rows as u32,
+                    self.image(i).to_vec(),
+                )
+                .expect("size checked");
+                image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle)
+                    .into_raw()
+            })
+            .collect();
+        Dataset {
+            rows: h as usize,
+            cols: w as usize,
+            pixels: resized.concat(),
+            labels: self.labels.clone(),
+            class_names: self.class_names.clone(),
+            sources: self.sources.clone(),
+        }
+    }
+
     /// Number of images per class.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut c = vec![0; self.class_names.len()];
@@ -378,31 +404,10 @@ pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Data
     };
     if let Some((w, h)) = opts.resize {
         if (w as usize, h as usize) != (cols, rows) {
-            ds = resize_all(&ds, w, h);
+            ds = ds.resized(w, h);
         }
     }
     Ok(ds)
-}
-
-fn resize_all(ds: &Dataset, w: u32, h: u32) -> Dataset {
-    use rayon::prelude::*;
-    let resized: Vec<Vec<u8>> = (0..ds.len())
-        .into_par_iter()
-        .map(|i| {
-            let img =
-                image::GrayImage::from_raw(ds.cols as u32, ds.rows as u32, ds.image(i).to_vec())
-                    .expect("size checked");
-            image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle).into_raw()
-        })
-        .collect();
-    Dataset {
-        rows: h as usize,
-        cols: w as usize,
-        pixels: resized.concat(),
-        labels: ds.labels.clone(),
-        class_names: ds.class_names.clone(),
-        sources: ds.sources.clone(),
-    }
 }
 
 fn class_names_for(dir: &Path, n_classes: usize) -> Result<Vec<String>> {

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::pipeline::ClassicalConfig;

@@ -11,11 +11,11 @@
 
 use std::time::Instant;
 
+use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::metrics::Report;
 use crate::model::AnyModel;
-use crate::pipeline::{ClassicalConfig, ClassicalModel};
 
 use super::fingerprint::sha256_hex;
 use super::grid::{self, GridOptions};
@@ -46,106 +46,12 @@ impl Default for RunOptions {
     }
 }
 
-/// Parameters and per-stage dimensions of a classical model.
-pub fn classical_size(m: &ClassicalModel) -> Result<(u64, Vec<StageDim>)> {
-    let mut params = m.svm.weights.len() + m.svm.intercepts.len();
-    let mut dims = vec![StageDim {
-        stage: "image".into(),
-        dim: m.rows * m.cols,
-    }];
-    let hog = m.config.hog_len(m.rows, m.cols)?;
-    dims.push(StageDim {
-        stage: "hog".into(),
-        dim: hog,
-    });
-    if m.config.feature_map != crate::featmap::FeatureMap::None {
-        dims.push(StageDim {
-            stage: "feature_map".into(),
-            dim: m.config.feature_map.output_dim(hog),
-        });
-    }
-    if let Some(s) = &m.scaler {
-        params += s.mean.len() + s.scale.len();
-    }
-    if let Some(p) = &m.pca {
-        params += p.mean.len() + p.components.len();
-        dims.push(StageDim {
-            stage: "pca".into(),
-            dim: p.n_components(),
-        });
-    }
-    if let Some(r) = &m.rff {
-        params += r.weights.len() + r.offsets.len();
-        dims.push(StageDim {
-            stage: "rff".into(),
-            dim: r.offsets.len(),
-        });
-    }
-    if let Some(n) = &m.nystroem {
-        params += n.landmarks.len() + n.projection.as_ref().map_or(0, |p| p.len());
-        dims.push(StageDim {
-            stage: "nystroem".into(),
-            dim: n.dim(),
-        });
-    }
-    dims.push(StageDim {
-        stage: "svm_scores".into(),
-        dim: m.svm.weights.nrows(),
-    });
-    Ok((params as u64, dims))
-}
-
-#[cfg(feature = "cnn")]
-fn cnn_dims(m: &crate::cnn::CnnModel) -> Vec<StageDim> {
-    let mut dims = vec![StageDim {
-        stage: "image".into(),
-        dim: m.rows * m.cols,
-    }];
-    let (mut r, mut c) = (m.rows, m.cols);
-    for (i, ch) in m.config.channels.iter().enumerate() {
-        r /= 2;
-        c /= 2;
-        dims.push(StageDim {
-            stage: format!("conv{}", i + 1),
-            dim: ch * r * c,
-        });
-    }
-    for (i, h) in m.config.hidden.iter().enumerate() {
-        dims.push(StageDim {
-            stage: format!("fc{}", i + 1),
-            dim: *h,
-        });
-    }
-    dims.push(StageDim {
-        stage: "logits".into(),
-        dim: m.class_names.len(),
-    });
-    dims
-}
-
-fn classical_training(cfg: &ClassicalConfig, t: &crate::pipeline::StageTimes) -> Training {
-    let mut stages = vec![("hog", t.hog)];
-    if cfg.feature_map != crate::featmap::FeatureMap::None {
-        stages.push(("feature_map", t.feature_map));
-    }
-    if cfg.standardize {
-        stages.push(("scaler", t.scaler));
-    }
-    if cfg.pca.is_some() {
-        stages.push(("pca", t.pca));
-    }
-    if cfg.rff.is_some() {
-        stages.push(("rff", t.rff));
-    }
-    if cfg.nystroem.is_some() {
-        stages.push(("nystroem", t.nystroem));
-    }
-    stages.push(("svm", t.svm));
-    let stages: Vec<Stage> = stages
-        .into_iter()
-        .map(|(n, s)| Stage {
-            name: n.into(),
-            seconds: s,
+fn training_of_stages(times: &[crate::pipeline::StageTime]) -> Training {
+    let stages: Vec<Stage> = times
+        .iter()
+        .map(|t| Stage {
+            name: t.name.clone(),
+            seconds: t.seconds,
         })
         .collect();
     Training {
@@ -185,7 +91,7 @@ pub fn run_pipeline(
     opts: &RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<(PipelineResult, Vec<u32>)> {
-    crate::pipeline::check_classes(&train.class_names, &test.class_names)?;
+    crate::classifier::check_classes(&train.class_names, &test.class_names)?;
     let reset = mem::reset_peak();
     let start_rss = if reset { mem::current_rss() } else { None };
     let mut grid_report = None;
@@ -209,7 +115,7 @@ pub fn run_pipeline(
                 train.len()
             ));
             let (m, times) = cfg.fit(train)?;
-            let training = classical_training(&cfg, &times);
+            let training = training_of_stages(&times);
             let json = serde_json::to_value(&cfg).expect("config serialises");
             (AnyModel::Classical(m), training, json)
         }
@@ -262,6 +168,8 @@ pub fn run_pipeline(
         }
     };
 
+    let model: &dyn Classifier = model.classifier();
+
     // Throughput: the test set in batches; these predictions give the metrics.
     log(&format!(
         "{}: evaluating on {} test images",
@@ -300,11 +208,12 @@ pub fn run_pipeline(
 
     let peak = if reset { mem::peak_rss() } else { None };
     let model_bytes = model.to_bytes()?.len() as u64;
-    let (params, dims) = match &model {
-        AnyModel::Classical(m) => classical_size(m)?,
-        #[cfg(feature = "cnn")]
-        AnyModel::Cnn(m) => (m.n_params() as u64, cnn_dims(m)),
-    };
+    let params = model.n_params() as u64;
+    let dims = model
+        .dims()?
+        .into_iter()
+        .map(|(stage, dim)| StageDim { stage, dim })
+        .collect();
     let wrong: Vec<usize> = (0..test.len())
         .filter(|&i| pred[i] != test.labels[i])
         .collect();

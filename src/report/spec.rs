@@ -2,14 +2,8 @@
 //! / JSON file listing them.
 //!
 //! A classical spec starts from [`ClassicalConfig::default`] (the best measured configuration)
-//! and sets, by key: `name`, `cell`, `block`, `orientations`, `block-norm`, `sqrt`
-//! (`true`/`false`), `extra-cell` (cell sizes of extra, concatenated HOG descriptors, each
-//! `CELL` or `CELL/BLOCK`, e.g. `extra-cell=4/2+7`, or `none`), `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`),
-//! `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff` (dimension or
-//! `none`), `nystroem` (landmarks or `none`), `kmeans` (Lloyd iterations placing the Nystroem
-//! landmarks), `gamma` (of `rff` or `nystroem`: a number, `scale` or `scale*K`), `flip`
-//! (`true`/`false`: also train on mirrored images), `c`, `loss`, `tol`, `max-iter`, `class-weight` (`none`, `balanced` or
-//! weights `w0+w1+...`), `seed`. A CNN spec starts from [`compare_cnn_default`] and takes
+//! and takes `name` and every key of [`ClassicalConfig::set`] (the keys `train`'s flags set),
+//! e.g. `cell=4,pca=128,extra-cell=4/2+7`. A CNN spec starts from [`compare_cnn_default`] and takes
 //! `name` and every key of `CnnConfig::set`. A comma-separated token without `=` continues the
 //! previous value (`channels=16,32,epochs=3`). `default` is the default pipeline; `none` drops
 //! the side.
@@ -17,11 +11,7 @@
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::featmap::{FeatureMap, NystroemParams, RffParams};
-use crate::hog::BlockNorm;
 use crate::pipeline::ClassicalConfig;
-use crate::reduce::{Components, PcaParams};
-use crate::svm::{ClassWeight, Loss};
 
 /// Epochs of the CNN that `compare` runs by default: small enough that the default run on the
 /// bundled 2,000-image fixture takes about a minute on 2 cores. Retune here when the CNN's
@@ -85,169 +75,22 @@ pub fn pairs(spec: &str, what: &'static str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn num<T: std::str::FromStr>(key: &'static str, v: &str) -> Result<T> {
-    v.trim()
-        .parse()
-        .map_err(|_| Error::param(key, "expected a number", v))
-}
-
-fn flag(key: &'static str, v: &str) -> Result<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "" | "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(Error::param(key, "expected true or false", v)),
-    }
-}
-
-fn is_none(v: &str) -> bool {
-    v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("off")
-}
+use crate::pipeline::is_none;
 
 /// A classical pipeline from a spec (see the module documentation); seeds of PCA, random
 /// features and the SVM are `seed` unless the spec sets `seed`. Returns the name the spec
 /// gives, if any, and the validated configuration.
 pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, ClassicalConfig)> {
-    let mut c = ClassicalConfig::default();
     let mut name = None;
-    let mut seed = seed;
-    let mut extra: Option<Vec<String>> = None;
-    let mut whiten = None;
-    let mut gamma = None;
-    let mut kmeans = None;
-    let (mut cell, mut block) = (None, None);
+    let mut settings = vec![("seed".to_string(), seed.to_string())];
     for (k, v) in pairs(spec, "classical")? {
-        match k.replace('_', "-").to_ascii_lowercase().as_str() {
-            "name" => name = Some(v),
-            "cell" => cell = Some(num::<usize>("cell", &v)?),
-            "block" => block = Some(num::<usize>("block", &v)?),
-            "orientations" => c.hog = c.hog.orientations(num("orientations", &v)?),
-            "block-norm" => c.hog = c.hog.block_norm(v.parse::<BlockNorm>()?),
-            "sqrt" | "transform-sqrt" => c.hog = c.hog.transform_sqrt(flag("sqrt", &v)?),
-            "extra-cell" | "extra-cells" => {
-                extra = Some(if is_none(&v) {
-                    Vec::new()
-                } else {
-                    v.split(['+', ',', ':']).map(str::to_string).collect()
-                })
-            }
-            "feature-map" | "map" => c.feature_map = v.parse::<FeatureMap>()?,
-            "standardize" => c.standardize = flag("standardize", &v)?,
-            "pca" => {
-                c.pca = if is_none(&v) {
-                    None
-                } else {
-                    Some(PcaParams {
-                        components: v.parse::<Components>()?,
-                        ..Default::default()
-                    })
-                }
-            }
-            "whiten" => whiten = Some(flag("whiten", &v)?),
-            "rff" => {
-                c.rff = if is_none(&v) {
-                    None
-                } else {
-                    Some(RffParams {
-                        dim: num("rff", &v)?,
-                        seed,
-                        ..Default::default()
-                    })
-                }
-            }
-            "nystroem" => {
-                c.nystroem = if is_none(&v) {
-                    None
-                } else {
-                    Some(NystroemParams {
-                        dim: num("nystroem", &v)?,
-                        seed,
-                        ..Default::default()
-                    })
-                }
-            }
-            "kmeans" => kmeans = Some(num::<usize>("kmeans", &v)?),
-            "flip" => c.augment_flip = flag("flip", &v)?,
-            "gamma" => gamma = Some(crate::featmap::parse_gamma(&v)?),
-            "c" => c.svm.c = num("c", &v)?,
-            "loss" => c.svm.loss = v.parse::<Loss>()?,
-            "tol" => c.svm.tol = num("tol", &v)?,
-            "max-iter" => c.svm.max_iter = num("max_iter", &v)?,
-            "class-weight" => {
-                c.svm.class_weight = match v.as_str() {
-                    "none" => ClassWeight::None,
-                    "balanced" => ClassWeight::Balanced,
-                    list => ClassWeight::Explicit(
-                        list.split(['+', ',', ':'])
-                            .map(|w| num::<f64>("class_weight", w))
-                            .collect::<Result<_>>()?,
-                    ),
-                }
-            }
-            "seed" => seed = num("seed", &v)?,
-            _ => {
-                return Err(Error::param(
-                    "classical",
-                    "unknown key (expected name, cell, block, orientations, block-norm, sqrt, \
-                     extra-cell, feature-map, standardize, pca, whiten, rff, nystroem, kmeans, gamma, flip, \
-                     c, loss, tol, max-iter, class-weight or seed)",
-                    k,
-                ))
-            }
+        if k.eq_ignore_ascii_case("name") {
+            name = Some(v);
+        } else {
+            settings.push((k, v));
         }
     }
-    if let Some(n) = cell {
-        c.hog = c.hog.cell(n, n);
-    }
-    if let Some(n) = block {
-        c.hog = c.hog.block(n, n);
-    }
-    if let Some(cells) = extra {
-        c.hog_extra = cells
-            .iter()
-            .map(|s| c.hog.extra_scale(s))
-            .collect::<Result<_>>()?;
-    }
-    if let Some(w) = whiten {
-        match c.pca.as_mut() {
-            Some(p) => p.whiten = w,
-            None if w => return Err(Error::param("whiten", "needs pca", "true")),
-            None => {}
-        }
-    }
-    if let Some(k) = kmeans {
-        match c.nystroem.as_mut() {
-            Some(n) => n.kmeans_iters = k,
-            None => return Err(Error::param("kmeans", "needs nystroem", k)),
-        }
-    }
-    if let Some((g, k)) = gamma {
-        match (c.rff.as_mut(), c.nystroem.as_mut()) {
-            (Some(r), _) => (r.gamma, r.gamma_scale) = (g, k),
-            (None, Some(n)) => (n.gamma, n.gamma_scale) = (g, k),
-            (None, None) => {
-                return Err(Error::param(
-                    "gamma",
-                    "needs rff or nystroem",
-                    g.map_or(format!("scale*{k}"), |g| g.to_string()),
-                ))
-            }
-        }
-    }
-    if let Some(p) = c.pca.as_mut() {
-        p.seed = seed;
-    }
-    if let Some(r) = c.rff.as_mut() {
-        r.seed = seed;
-    }
-    if let Some(n) = c.nystroem.as_mut() {
-        n.seed = seed;
-    }
-    c.svm.seed = seed;
-    c.validate()?;
-    if !(c.svm.c.is_finite() && c.svm.c > 0.0) {
-        return Err(Error::param("c", "must be a positive number", c.svm.c));
-    }
-    Ok((name, c))
+    Ok((name, ClassicalConfig::default().with(&settings)?))
 }
 
 /// The CNN `compare` runs by default: `CnnConfig::default()` with [`COMPARE_CNN_EPOCHS`]
@@ -443,6 +286,9 @@ impl PipelinesFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::featmap::FeatureMap;
+    use crate::reduce::Components;
+    use crate::svm::ClassWeight;
 
     #[test]
     fn pairs_continue_values() {

@@ -1,0 +1,85 @@
+//! [`Classifier`]: what every model kind can do once trained. `eval`, `predict`, `compare` and
+//! the report use models only through it, so a new model kind is one `impl Classifier` (and one
+//! [`AnyModel`](crate::model::AnyModel) variant for its files).
+
+use std::path::Path;
+
+use ndarray::Array2;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::metrics::Report;
+use crate::model::container::InputSize;
+
+/// A trained model of any kind.
+pub trait Classifier: Send + Sync {
+    /// `classical` or `cnn`, as in the model file's metadata.
+    fn kind(&self) -> &'static str;
+
+    /// Class names, in label order.
+    fn class_names(&self) -> &[String];
+
+    /// Image size the model predicts on.
+    fn input(&self) -> InputSize;
+
+    /// Size (width, height) images should be brought to when they are loaded for this model, if
+    /// any: a model trained on a fixed size without resizing takes only images of that size.
+    fn load_resize(&self) -> Option<(u32, u32)>;
+
+    /// One score per image and class, `n x classes` (the SVM's decision values, the CNN's softmax
+    /// probabilities); a two-class SVM has one column, the score of class 1.
+    fn scores(&self, ds: &Dataset) -> Result<Array2<f32>>;
+
+    /// Predicted labels.
+    fn predict(&self, ds: &Dataset) -> Result<Vec<u32>>;
+
+    /// Predicted label of each image and its score: the SVM's decision value for that label (of
+    /// its single model when there are two classes), or the CNN's softmax probability.
+    fn predict_scored(&self, ds: &Dataset) -> Result<Vec<(u32, f32)>>;
+
+    /// Evaluate on a labelled dataset whose classes are the model's.
+    fn evaluate(&self, ds: &Dataset) -> Result<Report> {
+        check_classes(self.class_names(), &ds.class_names)?;
+        let p = self.predict(ds)?;
+        Report::new(&ds.labels, &p, self.class_names())
+    }
+
+    /// Number of learned parameters.
+    fn n_params(&self) -> usize;
+
+    /// The data's dimension after each stage, from the image (`image`) to the scores.
+    fn dims(&self) -> Result<Vec<(String, usize)>>;
+
+    /// The model file's bytes.
+    fn to_bytes(&self) -> Result<Vec<u8>>;
+
+    /// Write the model file atomically.
+    fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        crate::io::write_atomic(path, |w| w.write_all(&bytes))
+    }
+}
+
+/// A test set must name the model's classes in the model's order.
+pub fn check_classes(model: &[String], data: &[String]) -> Result<()> {
+    if model != data {
+        return Err(Error::ShapeMismatch {
+            what: "class names of the data".into(),
+            expected: format!("{model:?} (the model's)"),
+            got: format!("{data:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// Images must have the model's size.
+pub fn check_size(ds: &Dataset, rows: usize, cols: usize) -> Result<()> {
+    if (ds.rows, ds.cols) != (rows, cols) {
+        return Err(Error::ShapeMismatch {
+            what: "images for this model".into(),
+            expected: format!("{rows}x{cols} (rows x cols)"),
+            got: format!("{}x{}", ds.rows, ds.cols),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! `hogsvm eval`: a model of either kind on labelled data.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use hogsvm::data::{self, LoadOptions, Split};
+use hogsvm::metrics::Report;
+use hogsvm::model;
+
+use super::options::{load_with, with_threads};
+
+/// Arguments of `eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file written by `train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled data (IDX file or folder, or image folder with the model's classes).
+    #[arg(long, required_unless_present = "features")]
+    data: Option<PathBuf>,
+    /// Precomputed HOG features instead of images: a 2-D float32 .npy (e.g. from `extract` with
+    /// the model's HOG parameters); needs --labels.
+    #[arg(long, conflicts_with = "data", requires = "labels")]
+    features: Option<PathBuf>,
+    /// Labels for --features: a 1-D integer .npy.
+    #[arg(long, requires = "features")]
+    labels: Option<PathBuf>,
+    /// Split of an IDX folder: train or test [default: test].
+    #[arg(long)]
+    split: Option<String>,
+    /// Skip images that fail to decode.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Run `eval`.
+pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let any = model::load_any(&a.model)?;
+    let m = any.classifier();
+    if let (Some(fp), Some(lp)) = (&a.features, &a.labels) {
+        let model::AnyModel::Classical(m) = &any else {
+            bail!(
+                "{}: --features needs a classical model (this one is a {})",
+                a.model.display(),
+                m.kind()
+            );
+        };
+        let x = hogsvm::io::read_features_npy(fp)?;
+        let y = hogsvm::io::read_labels_npy(lp)?;
+        let n = x.nrows();
+        let t = Instant::now();
+        let report = with_threads(a.threads, || m.evaluate_hog_features(x, &y))?
+            .with_context(|| format!("{} with {}", fp.display(), lp.display()))?;
+        return print_eval(&a, &m.class_names, &report, n, t.elapsed().as_secs_f64());
+    }
+    let data_path = a.data.clone().context("--data or --features is required")?;
+    let split = match a.split.as_deref() {
+        None => {
+            if data::idx_pair(&data_path, Split::Test).is_some() {
+                Split::Test
+            } else {
+                Split::Train
+            }
+        }
+        Some("train") => Split::Train,
+        Some("test") | Some("t10k") => Split::Test,
+        Some(o) => bail!("invalid --split `{o}`: expected train or test"),
+    };
+    let ds = load_with(
+        &data_path,
+        &LoadOptions {
+            resize: m.load_resize(),
+            skip_invalid: a.skip_invalid,
+            split,
+        },
+    )?;
+    let t = Instant::now();
+    let report = with_threads(a.threads, || m.evaluate(&ds))??;
+    print_eval(
+        &a,
+        m.class_names(),
+        &report,
+        ds.len(),
+        t.elapsed().as_secs_f64(),
+    )
+}
+
+fn print_eval(
+    a: &EvalArgs,
+    class_names: &[String],
+    report: &Report,
+    n: usize,
+    secs: f64,
+) -> anyhow::Result<()> {
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.classification_report());
+        println!("\nconfusion matrix (rows: true, columns: predicted)");
+        for (name, row) in class_names.iter().zip(&report.confusion) {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
+            println!("{:>14} {}", name, cells.join(""));
+        }
+        println!(
+            "accuracy {:.4} on {} images in {:.2} s ({:.0} images/s)",
+            report.accuracy,
+            n,
+            secs,
+            n as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}

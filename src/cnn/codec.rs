@@ -1,0 +1,136 @@
+//! The CNN model file: the [container](crate::model::container) with the [`CnnConfig`] as its
+//! `config`, the input normalisation and best epoch as its own fields ([`CnnFields`]), and every
+//! parameter and batch-norm running statistic as an f32 tensor. Reading builds the network the
+//! configuration describes and checks every tensor's name, shape and values against it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{aug, net, CnnConfig, CnnModel};
+use crate::error::Result;
+use crate::model::container::{self, Envelope, InputSize, ModelError, TensorWriter};
+
+/// The kind name in the file.
+pub const KIND: &str = "cnn";
+
+/// The CNN envelope's own fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CnnFields {
+    /// Input normalisation mean (pixels scaled to [0, 1]).
+    pub mean: f32,
+    /// Input normalisation standard deviation.
+    pub std: f32,
+    /// Epoch whose weights were saved.
+    pub best_epoch: usize,
+}
+
+/// The metadata of a CNN model file.
+pub type CnnMeta = Envelope<CnnConfig, CnnFields>;
+
+/// Serialise to the bytes of the model file.
+pub fn to_bytes(m: &CnnModel) -> Result<Vec<u8>> {
+    let mut t = TensorWriter::new();
+    for (name, shape, values) in m.net.export()? {
+        t.f32(&name, &shape, values);
+    }
+    let fields = CnnFields {
+        mean: m.mean,
+        std: m.std,
+        best_epoch: m.best_epoch,
+    };
+    let input = InputSize {
+        rows: m.rows,
+        cols: m.cols,
+    };
+    Ok(container::encode(
+        KIND,
+        &m.config,
+        &m.class_names,
+        input,
+        &fields,
+        &t,
+    )?)
+}
+
+/// Parse and verify the bytes of a CNN model file.
+pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnModel, ModelError> {
+    let opened = container::open(bytes, KIND)?;
+    let meta: CnnMeta = opened.envelope()?;
+    let t = opened.tensors();
+    meta.config
+        .validate()
+        .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
+    let InputSize { rows, cols } = meta.input;
+    let k = meta.class_names.len();
+    if k < 2 {
+        return Err(ModelError::invalid(format!(
+            "model has {k} classes; needs at least 2"
+        )));
+    }
+    let CnnFields {
+        mean,
+        std,
+        best_epoch,
+    } = meta.extra;
+    if !(std.is_finite() && std > 0.0 && mean.is_finite()) {
+        return Err(ModelError::invalid(
+            "model normalisation (mean, std) is invalid",
+        ));
+    }
+    let mut net = net::Net::init(&meta.config, rows, cols, k, &mut aug::rng_for(&[0]))
+        .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
+    // In name order, as the file stores them.
+    let expected: BTreeMap<String, Vec<usize>> = net
+        .export()
+        .map_err(|e| ModelError::invalid(e.to_string()))?
+        .into_iter()
+        .map(|(n, shape, _)| (n, shape))
+        .collect();
+    let mut values = BTreeMap::new();
+    for (n, shape) in &expected {
+        let (got, v) = t.f32(n)?;
+        if &got != shape {
+            return Err(ModelError::shape(n, format!("{shape:?}"), &got));
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(ModelError::invalid(format!(
+                "tensor `{n}` holds NaN or infinite values"
+            )));
+        }
+        values.insert(n.clone(), v);
+    }
+    if t.len() != expected.len() {
+        return Err(ModelError::invalid(format!(
+            "model has {} tensors, its configuration needs {}",
+            t.len(),
+            expected.len()
+        )));
+    }
+    net.import(&values)
+        .map_err(|e| ModelError::invalid(e.to_string()))?;
+    Ok(CnnModel {
+        config: meta.config,
+        class_names: meta.class_names,
+        rows,
+        cols,
+        mean,
+        std,
+        best_epoch,
+        net,
+    })
+}
+
+impl CnnModel {
+    /// Parse and verify model-file bytes whose metadata says `kind: cnn`. Every tensor's shape is
+    /// checked against the configuration.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnModel, ModelError> {
+        from_bytes(bytes)
+    }
+
+    /// Load and verify a CNN model file.
+    pub fn load(path: &std::path::Path) -> Result<CnnModel> {
+        let bytes = crate::io::read_model_bytes(path)?;
+        from_bytes(&bytes).map_err(|e| crate::Error::model_file(path, e))
+    }
+}

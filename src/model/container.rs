@@ -1,0 +1,471 @@
+//! The model-file container, shared by every model kind: a safetensors file whose one metadata
+//! key, [`META_KEY`], holds an [`Envelope`] as JSON.
+//!
+//! This module knows nothing of the rest of the crate (it imports none of it): a model kind
+//! writes its tensors into a [`TensorWriter`] and its configuration and kind-specific fields into
+//! the envelope; reading goes through [`open`], which checks everything a file of any kind must
+//! pass before a kind's codec looks at it:
+//! * the safetensors structure and the `hogsvm` metadata key;
+//! * `format` = [`FORMAT_NAME`] and `format_version` <= [`FORMAT_VERSION`] (a newer file is
+//!   refused with a clear message);
+//! * `kind` (a file of another kind is refused);
+//! * `crc32`: CRC-32 of every tensor's bytes, in name order.
+//!
+//! One metadata key because safetensors stores metadata in a hash map whose order varies from run
+//! to run: a single key keeps the file byte-for-byte reproducible. Tensors are kept in a
+//! `BTreeMap`, so their order in the file never varies either.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::{Array1, Array2};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Version written by this build; files with a larger version are refused.
+pub const FORMAT_VERSION: u32 = 1;
+/// Value of the `format` metadata key.
+pub const FORMAT_NAME: &str = "hogsvm-model";
+/// The metadata key holding the [`Envelope`].
+pub const META_KEY: &str = "hogsvm";
+/// Largest model file accepted.
+pub const MAX_MODEL_BYTES: u64 = 4 << 30;
+
+/// Why model bytes cannot be read (or written). The `Display` form is one line, without the file
+/// name (callers add it).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// Not a hogsvm model file at all.
+    #[error("not a hogsvm model ({0})")]
+    NotAModel(String),
+    /// The metadata has no numeric `format_version`.
+    #[error("model metadata lacks a numeric `format_version`")]
+    NoVersion,
+    /// Written by a newer hogsvm.
+    #[error(
+        "model format version {found} is newer than this hogsvm {hogsvm} supports ({supported}); \
+         upgrade hogsvm"
+    )]
+    TooNew {
+        /// Version in the file.
+        found: u64,
+        /// Newest version this build reads.
+        supported: u32,
+        /// This build's version.
+        hogsvm: &'static str,
+    },
+    /// A model of another kind than the codec reading it.
+    #[error("model kind `{found}` is not a {expected} model")]
+    WrongKind {
+        /// Kind in the file.
+        found: String,
+        /// Kind the reader wants.
+        expected: &'static str,
+    },
+    /// The tensors' checksum is not the one in the metadata.
+    #[error("model checksum mismatch: the file is corrupted")]
+    Checksum,
+    /// A tensor the configuration needs is missing.
+    #[error("model lacks tensor `{0}`")]
+    MissingTensor(String),
+    /// A tensor has the wrong element type.
+    #[error("tensor `{name}` has dtype {got}, expected {expected}")]
+    Dtype {
+        /// Tensor name.
+        name: String,
+        /// Element type wanted.
+        expected: String,
+        /// Element type found.
+        got: String,
+    },
+    /// A tensor has the wrong shape.
+    #[error("tensor `{name}` has shape {got}, expected {expected}")]
+    Shape {
+        /// Tensor name.
+        name: String,
+        /// Shape wanted, in words (`[k, 3969]`).
+        expected: String,
+        /// Shape found.
+        got: String,
+    },
+    /// Anything else that is wrong with the content (metadata, configuration, values).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ModelError {
+    /// Shorthand for [`ModelError::Shape`] with the found shape printed as `[a, b]`.
+    pub fn shape(name: &str, expected: impl Into<String>, got: &[usize]) -> Self {
+        ModelError::Shape {
+            name: name.into(),
+            expected: expected.into(),
+            got: format!("{got:?}"),
+        }
+    }
+
+    /// Shorthand for [`ModelError::Invalid`].
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        ModelError::Invalid(reason.into())
+    }
+}
+
+/// Image size a model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSize {
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// The metadata of every model file: the fields all kinds share around the kind's configuration
+/// `C` and its own fields `X` (flattened in place, before the checksum).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<C, X> {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// The model kind (`classical`, `cnn`).
+    pub kind: String,
+    /// Version of hogsvm that wrote the file.
+    pub hogsvm_version: String,
+    /// The kind's configuration.
+    pub config: C,
+    /// Class names in label order.
+    pub class_names: Vec<String>,
+    /// Image size the model expects.
+    pub input: InputSize,
+    /// The kind's own fields.
+    #[serde(flatten)]
+    pub extra: X,
+    /// CRC-32 of the tensors' bytes, in name order, as 8 hex digits.
+    pub crc32: String,
+}
+
+/// Tensors by name: dtype, shape and little-endian bytes, in name order.
+#[derive(Debug, Clone, Default)]
+pub struct TensorWriter {
+    tensors: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>,
+}
+
+impl TensorWriter {
+    /// An empty set of tensors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add an f32 tensor (row-major values).
+    pub fn f32(&mut self, name: &str, shape: &[usize], values: impl IntoIterator<Item = f32>) {
+        let bytes = values.into_iter().flat_map(f32::to_le_bytes).collect();
+        self.tensors
+            .insert(name.into(), (Dtype::F32, shape.to_vec(), bytes));
+    }
+
+    /// Add an f64 tensor (row-major values).
+    pub fn f64(&mut self, name: &str, shape: &[usize], values: impl IntoIterator<Item = f64>) {
+        let bytes = values.into_iter().flat_map(f64::to_le_bytes).collect();
+        self.tensors
+            .insert(name.into(), (Dtype::F64, shape.to_vec(), bytes));
+    }
+
+    /// Add a 2-D f32 array.
+    pub fn matrix(&mut self, name: &str, a: &Array2<f32>) {
+        self.f32(name, a.shape(), a.iter().copied());
+    }
+
+    /// Add a 1-D f32 array.
+    pub fn vector(&mut self, name: &str, a: &Array1<f32>) {
+        self.f32(name, &[a.len()], a.iter().copied());
+    }
+
+    /// CRC-32 of every tensor's bytes in name order, as 8 hex digits.
+    fn crc32(&self) -> String {
+        let mut crc = crc32fast::Hasher::new();
+        for (_, _, bytes) in self.tensors.values() {
+            crc.update(bytes);
+        }
+        format!("{:08x}", crc.finalize())
+    }
+}
+
+/// The bytes of a model file of `kind`: the tensors and the envelope around `config` and
+/// `extra` (the checksum is computed here).
+pub fn encode<C: Serialize, X: Serialize>(
+    kind: &str,
+    config: &C,
+    class_names: &[String],
+    input: InputSize,
+    extra: &X,
+    tensors: &TensorWriter,
+) -> Result<Vec<u8>, ModelError> {
+    let envelope = Envelope {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION,
+        kind: kind.into(),
+        hogsvm_version: env!("CARGO_PKG_VERSION").into(),
+        config,
+        class_names: class_names.to_vec(),
+        input,
+        extra,
+        crc32: tensors.crc32(),
+    };
+    let text = serde_json::to_string(&envelope)
+        .map_err(|e| ModelError::invalid(format!("cannot serialise: {e}")))?;
+    let meta = HashMap::from([(META_KEY.to_string(), text)]);
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .tensors
+        .iter()
+        .map(|(k, (dt, shape, bytes))| {
+            TensorView::new(*dt, shape.clone(), bytes)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| ModelError::invalid(format!("bad tensor {k}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    safetensors::serialize(views, &Some(meta))
+        .map_err(|e| ModelError::invalid(format!("cannot serialise: {e}")))
+}
+
+/// The `kind` in model bytes' metadata, if the bytes are readable that far.
+pub fn peek_kind(bytes: &[u8]) -> Option<String> {
+    SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, h)| h.metadata().as_ref().and_then(|m| m.get(META_KEY).cloned()))
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+}
+
+/// Model bytes that passed [`open`]'s checks: the envelope's JSON and the tensors.
+pub struct Opened<'a> {
+    meta: serde_json::Value,
+    tensors: TensorReader<'a>,
+}
+
+impl<'a> Opened<'a> {
+    /// The envelope, with the kind's configuration `C` and fields `X`.
+    pub fn envelope<C: DeserializeOwned, X: DeserializeOwned>(
+        &self,
+    ) -> Result<Envelope<C, X>, ModelError> {
+        Envelope::deserialize(&self.meta)
+            .map_err(|e| ModelError::invalid(format!("model metadata: {e}")))
+    }
+
+    /// The tensors.
+    pub fn tensors(&self) -> &TensorReader<'a> {
+        &self.tensors
+    }
+}
+
+/// Open model bytes of `kind`: safetensors structure, format name, version (a newer file is
+/// refused), kind and checksum.
+pub fn open<'a>(bytes: &'a [u8], kind: &'static str) -> Result<Opened<'a>, ModelError> {
+    let not = |why: String| ModelError::NotAModel(why);
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| not(format!("not a valid safetensors file: {e:?}")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| not(format!("unreadable header: {e:?}")))?;
+    let text = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or_else(|| not("no `hogsvm` metadata".into()))?;
+    let meta: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| not(format!("metadata is not JSON: {e}")))?;
+    if meta.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
+        return Err(not("metadata `format` is not hogsvm-model".into()));
+    }
+    let version = meta
+        .get("format_version")
+        .and_then(|v| v.as_u64())
+        .ok_or(ModelError::NoVersion)?;
+    if version > FORMAT_VERSION as u64 {
+        return Err(ModelError::TooNew {
+            found: version,
+            supported: FORMAT_VERSION,
+            hogsvm: env!("CARGO_PKG_VERSION"),
+        });
+    }
+    if let Some(found) = meta.get("kind").and_then(|v| v.as_str()) {
+        if found != kind {
+            return Err(ModelError::WrongKind {
+                found: found.into(),
+                expected: kind,
+            });
+        }
+    }
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort();
+    let mut crc = crc32fast::Hasher::new();
+    for n in &names {
+        let t = st
+            .tensor(n)
+            .map_err(|e| ModelError::invalid(format!("tensor {n}: {e:?}")))?;
+        crc.update(t.data());
+    }
+    if Some(format!("{:08x}", crc.finalize()).as_str())
+        != meta.get("crc32").and_then(|v| v.as_str())
+    {
+        return Err(ModelError::Checksum);
+    }
+    Ok(Opened {
+        meta,
+        tensors: TensorReader { st },
+    })
+}
+
+/// Typed access to a model file's tensors, every read checked for presence, dtype and shape.
+pub struct TensorReader<'a> {
+    st: SafeTensors<'a>,
+}
+
+impl TensorReader<'_> {
+    /// Number of tensors in the file.
+    pub fn len(&self) -> usize {
+        self.st.len()
+    }
+
+    /// Whether the file holds no tensor.
+    pub fn is_empty(&self) -> bool {
+        self.st.is_empty()
+    }
+
+    /// Whether the file holds a tensor of this name.
+    pub fn has(&self, name: &str) -> bool {
+        self.st.tensor(name).is_ok()
+    }
+
+    /// Shape and bytes of tensor `name`, which must have dtype `dt`.
+    fn raw(&self, name: &str, dt: Dtype) -> Result<(Vec<usize>, &[u8]), ModelError> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| ModelError::MissingTensor(name.into()))?;
+        if t.dtype() != dt {
+            return Err(ModelError::Dtype {
+                name: name.into(),
+                expected: format!("{dt:?}"),
+                got: format!("{:?}", t.dtype()),
+            });
+        }
+        Ok((t.shape().to_vec(), t.data()))
+    }
+
+    /// Shape and values of the f32 tensor `name`.
+    pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+        let (shape, b) = self.raw(name, Dtype::F32)?;
+        let v = b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((shape, v))
+    }
+
+    /// Shape and values of the f64 tensor `name`.
+    pub fn f64(&self, name: &str) -> Result<(Vec<usize>, Vec<f64>), ModelError> {
+        let (shape, b) = self.raw(name, Dtype::F64)?;
+        let v = b
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        Ok((shape, v))
+    }
+
+    /// The f32 vector `name` of length `len`.
+    pub fn vector(&self, name: &str, len: usize) -> Result<Array1<f32>, ModelError> {
+        let (shape, v) = self.f32(name)?;
+        if shape != [len] {
+            return Err(ModelError::shape(name, format!("[{len}]"), &shape));
+        }
+        Ok(Array1::from(v))
+    }
+
+    /// The f64 vector `name` of length `len`.
+    pub fn vector64(&self, name: &str, len: usize) -> Result<Array1<f64>, ModelError> {
+        let (shape, v) = self.f64(name)?;
+        if shape != [len] {
+            return Err(ModelError::shape(name, format!("[{len}]"), &shape));
+        }
+        Ok(Array1::from(v))
+    }
+
+    /// The f64 scalar `name` (a tensor of shape `[1]`).
+    pub fn scalar64(&self, name: &str) -> Result<f64, ModelError> {
+        Ok(self.vector64(name, 1)?[0])
+    }
+
+    /// The f32 matrix `name`, whose shape `accept` must take; `expected` says in words what it
+    /// takes (for the error).
+    pub fn matrix(
+        &self,
+        name: &str,
+        accept: impl Fn(usize, usize) -> bool,
+        expected: impl FnOnce() -> String,
+    ) -> Result<Array2<f32>, ModelError> {
+        let (shape, v) = self.f32(name)?;
+        match shape[..] {
+            [r, c] if accept(r, c) => Array2::from_shape_vec((r, c), v)
+                .map_err(|e| ModelError::invalid(format!("{name}: {e}"))),
+            _ => Err(ModelError::shape(name, expected(), &shape)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Extra {
+        note: String,
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut w = TensorWriter::new();
+        w.f32("b", &[2], [1.0, 2.0]);
+        w.f64("a", &[1], [0.5]);
+        encode(
+            "toy",
+            &7u32,
+            &["x".into(), "y".into()],
+            InputSize { rows: 2, cols: 3 },
+            &Extra { note: "n".into() },
+            &w,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_checks() {
+        let bytes = sample();
+        assert_eq!(sample(), bytes, "encoding is reproducible");
+        assert_eq!(peek_kind(&bytes).as_deref(), Some("toy"));
+        let o = open(&bytes, "toy").unwrap();
+        let e: Envelope<u32, Extra> = o.envelope().unwrap();
+        assert_eq!((e.config, e.extra.note.as_str()), (7, "n"));
+        assert_eq!(e.input, InputSize { rows: 2, cols: 3 });
+        let t = o.tensors();
+        assert_eq!(t.vector("b", 2).unwrap().to_vec(), vec![1.0, 2.0]);
+        assert_eq!(t.scalar64("a").unwrap(), 0.5);
+        assert_eq!(
+            t.vector("b", 3).unwrap_err().to_string(),
+            "tensor `b` has shape [2], expected [3]"
+        );
+        assert!(matches!(t.f32("a"), Err(ModelError::Dtype { .. })));
+        assert_eq!(
+            t.f32("c").unwrap_err(),
+            ModelError::MissingTensor("c".into())
+        );
+        assert!(matches!(
+            open(&bytes, "cnn"),
+            Err(ModelError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            open(&bytes[..bytes.len() / 2], "toy"),
+            Err(ModelError::NotAModel(_))
+        ));
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert_eq!(open(&bad, "toy").err(), Some(ModelError::Checksum));
+    }
+}

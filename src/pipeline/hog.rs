@@ -1,0 +1,132 @@
+//! The HOG stage: images → the concatenated descriptors of [`ClassicalConfig::hog`] and
+//! [`ClassicalConfig::hog_extra`]; when training with [`ClassicalConfig::augment_flip`], also the
+//! descriptors of every mirrored training image (twice the rows, labels repeated).
+
+use std::borrow::Cow;
+
+use ndarray::{concatenate, Array2, Axis};
+
+use super::ClassicalConfig;
+use crate::classifier::check_size;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::hog::{Hog, HogParams};
+use crate::model::container::ModelError;
+use crate::model::container::TensorReader;
+use crate::stage::{Flow, Shape, Stage, StagePlan};
+
+/// The configured HOG stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HogPlan {
+    /// The main descriptor.
+    pub main: HogParams,
+    /// More descriptors, concatenated after the main one.
+    pub extra: Vec<HogParams>,
+    /// Train on mirrored images too.
+    pub flip: bool,
+}
+
+/// The fitted HOG stage: the descriptors and the image size they are computed for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HogStage {
+    /// The descriptors, main first.
+    pub params: Vec<HogParams>,
+    /// Image rows.
+    pub rows: usize,
+    /// Image columns.
+    pub cols: usize,
+}
+
+impl HogPlan {
+    /// The HOG stage of a configuration.
+    pub fn of(c: &ClassicalConfig) -> Self {
+        HogPlan {
+            main: c.hog,
+            extra: c.hog_extra.clone(),
+            flip: c.augment_flip,
+        }
+    }
+
+    fn params(&self) -> impl Iterator<Item = &HogParams> {
+        std::iter::once(&self.main).chain(&self.extra)
+    }
+
+    /// Every descriptor for every image, concatenated.
+    pub fn features(&self, ds: &Dataset) -> Result<Array2<f32>> {
+        describe(self.params(), ds)
+    }
+
+    /// Length of the concatenated descriptor for images of `rows x cols`.
+    pub fn len(&self, rows: usize, cols: usize) -> Result<usize> {
+        self.params().map(|p| p.feature_len(rows, cols)).sum()
+    }
+}
+
+fn describe<'p>(params: impl Iterator<Item = &'p HogParams>, ds: &Dataset) -> Result<Array2<f32>> {
+    let mut x: Option<Array2<f32>> = None;
+    for p in params {
+        let more = Hog::new(*p)?.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
+        x = Some(match x {
+            None => more,
+            Some(x) => concatenate(Axis(1), &[x.view(), more.view()]).expect("same number of rows"),
+        });
+    }
+    x.ok_or_else(|| Error::param("hog", "no HOG descriptor", 0))
+}
+
+impl StagePlan for HogPlan {
+    type Fitted = HogStage;
+
+    fn fit<'a>(&self, x: Flow<'a>, y: &mut Vec<u32>) -> Result<(HogStage, Flow<'a>)> {
+        let ds = x.into_images("hog")?;
+        let mut f = self.features(&ds)?;
+        if self.flip {
+            let flipped = self.features(&ds.mirrored())?;
+            f = concatenate(Axis(0), &[f.view(), flipped.view()]).expect("same number of columns");
+            y.extend_from_within(..);
+        }
+        let fitted = HogStage {
+            params: self.params().copied().collect(),
+            rows: ds.rows,
+            cols: ds.cols,
+        };
+        Ok((fitted, Flow::Features(f)))
+    }
+
+    fn read(&self, _: &TensorReader<'_>, input: Shape, _: bool) -> Result<HogStage, ModelError> {
+        match input {
+            Shape::Image { rows, cols } => Ok(HogStage {
+                params: self.params().copied().collect(),
+                rows,
+                cols,
+            }),
+            Shape::Features(_) => Err(ModelError::invalid(
+                "model config: the HOG stage needs images",
+            )),
+        }
+    }
+}
+
+impl Stage for HogStage {
+    fn name(&self) -> &'static str {
+        "hog"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        let ds: Cow<'a, Dataset> = x.into_images("hog")?;
+        check_size(&ds, self.rows, self.cols)?;
+        Ok(Flow::Features(describe(self.params.iter(), &ds)?))
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape> {
+        match input {
+            Shape::Image { rows, cols } => Ok(Shape::Features(
+                self.params
+                    .iter()
+                    .map(|p| p.feature_len(rows, cols))
+                    .sum::<Result<usize>>()?,
+            )),
+            Shape::Features(_) => Err(Error::param("hog", "needs images", "features")),
+        }
+    }
+}
