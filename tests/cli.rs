@@ -190,3 +190,51 @@ fn help_lists_every_subcommand() {
         assert!(s.contains(opt), "{opt} missing from extract --help");
     }
 }
+
+/// `train --normalize l2`: the per-sample normaliser runs after HOG (every feature row the SVM
+/// sees has unit length), is recorded in the model file and timed in `--json`'s stages, and the
+/// saved model evaluates to the accuracy `train` reported. A bad norm is a one-line error.
+#[test]
+fn train_normalize_l2_is_a_stage() {
+    use hogsvm::classifier::Classifier;
+    use hogsvm::data::Split;
+    use hogsvm::pipeline::normalize::Norm;
+    use hogsvm::pipeline::ClassicalModel;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let json = dir.path().join("r.json");
+    let o = common::train_cli(
+        &fashion_mnist(),
+        &model,
+        &[
+            "--normalize",
+            "l2",
+            "--threads",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let names: Vec<&str> = r["train"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["hog", "normalize", "svm"]);
+    assert_eq!(r["train"]["dims"], r["train"]["hog_features"]);
+    let m = ClassicalModel::load(&model).unwrap();
+    assert_eq!(m.normalize(), Some(&Norm::L2));
+    let test = common::split(Split::Test);
+    let x = m.features(&test).unwrap();
+    for row in x.rows() {
+        let n: f32 = row.dot(&row).sqrt();
+        assert!((n - 1.0).abs() < 1e-5, "row norm {n}");
+    }
+    let acc = m.evaluate(&test).unwrap().accuracy;
+    assert_eq!(Some(acc), r["accuracy"].as_f64());
+    let o = common::train_cli(&fashion_mnist(), &model, &["--normalize", "l3"]);
+    assert_error(&o, &["normalize", "l3"]);
+}

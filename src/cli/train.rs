@@ -48,6 +48,10 @@ pub struct TrainArgs {
     /// [default: the best measured configuration's].
     #[arg(long)]
     feature_map: Option<String>,
+    /// Per-sample normalisation after the feature map: l2, l1, max or none (scikit-learn's
+    /// Normalizer).
+    #[arg(long)]
+    normalize: Option<String>,
     /// Standardise features (zero mean, unit variance) before PCA / SVM.
     #[arg(long)]
     standardize: bool,
@@ -154,6 +158,7 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
     let values = [
         ("resize", &a.sets.resize),
         ("feature-map", &a.feature_map),
+        ("normalize", &a.normalize),
         ("pca", &a.pca),
         ("rff", &a.rff),
         ("nystroem", &a.nystroem),
@@ -296,9 +301,11 @@ fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
         || a.nystroem.is_some()
         || a.flip
         || a.feature_map.is_some()
+        || a.normalize.is_some()
     {
         bail!(
-            "--c, --pca, --rff, --nystroem, --flip and --feature-map are classical options; they do not apply to --model cnn"
+            "--c, --pca, --rff, --nystroem, --flip, --feature-map and --normalize are classical \
+             options; they do not apply to --model cnn"
         );
     }
     cfg.validate()?;

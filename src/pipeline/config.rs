@@ -6,6 +6,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::hog::HogPlan;
+use super::normalize::Norm;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::featmap::{FeatureMap, NystroemParams, RffParams};
@@ -26,6 +27,9 @@ pub struct ClassicalConfig {
     pub resize: Option<(u32, u32)>,
     /// Feature map applied to the HOG features.
     pub feature_map: FeatureMap,
+    /// Per-sample normalisation after the feature map (scikit-learn's `Normalizer`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<Norm>,
     /// Standardise features before PCA / SVM.
     pub standardize: bool,
     /// PCA, if any.
@@ -59,6 +63,7 @@ impl Default for ClassicalConfig {
             hog_extra: Vec::new(),
             resize: None,
             feature_map: FeatureMap::None,
+            normalize: None,
             standardize: false,
             pca: None,
             rff: None,
@@ -71,7 +76,7 @@ impl Default for ClassicalConfig {
 
 /// The keys of [`ClassicalConfig::set`], for error messages.
 pub const KEYS: &str = "cell, cell-rows, cell-cols, block, block-rows, block-cols, orientations, \
-    block-norm, sqrt, extra-cell, resize, feature-map, standardize, pca, whiten, rff, \
+    block-norm, sqrt, extra-cell, resize, feature-map, normalize, standardize, pca, whiten, rff, \
     nystroem, kmeans, gamma, flip, c, loss, tol, max-iter, class-weight or seed";
 
 /// When a key is applied by [`ClassicalConfig::with`]: keys that refine another key's stage come
@@ -124,7 +129,8 @@ impl ClassicalConfig {
     /// `cell-cols`, `block` (cells per block), `block-rows`, `block-cols`, `orientations`,
     /// `block-norm`, `sqrt` (`true`/`false`), `extra-cell` (extra concatenated HOG descriptors,
     /// each `CELL` or `CELL/BLOCK`, joined by `+`, or `none`), `resize` (`WxH` or `none`),
-    /// `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`), `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff`
+    /// `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`), `normalize` (`l2`, `l1`, `max` or
+    /// `none`), `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff`
     /// (dimension or `none`), `nystroem` (landmarks or `none`), `kmeans` (Lloyd iterations
     /// placing the Nystroem landmarks), `gamma` (of `rff` or `nystroem`: a number, `scale` or
     /// `scale*K`), `flip` (also train on mirrored images), `c`, `loss`, `tol`, `max-iter`,
@@ -167,6 +173,7 @@ impl ClassicalConfig {
                 }
             }
             "feature-map" | "map" => c.feature_map = v.parse::<FeatureMap>()?,
+            "normalize" => c.normalize = if is_none(v) { None } else { Some(v.parse()?) },
             "standardize" => c.standardize = flag("standardize", v)?,
             "pca" => {
                 c.pca = if is_none(v) {

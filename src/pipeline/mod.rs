@@ -1,13 +1,16 @@
-//! The classical pipeline: images → (resize) → HOG → (feature map) → (standard scaler) → (PCA) → (random Fourier or Nystroem map) → linear SVM.
+//! The classical pipeline: images → (resize) → HOG → (feature map) → (normaliser) → (standard
+//! scaler) → (PCA) → (random Fourier or Nystroem map) → linear SVM.
 //!
 //! A [`ClassicalModel`] is a list of fitted stages ([`registry::FittedStage`], in the order
 //! [`registry`] gives once) and the SVM on top. Data flows one way; each stage is fitted on the
 //! training set only and timed. What a stage is lives in [`crate::stage`]; each stage's code sits
-//! beside its algorithm ([`crate::featmap`], [`crate::reduce`], or here for resize and HOG); the model-file codec is [`codec`].
+//! beside its algorithm ([`crate::featmap`], [`crate::reduce`], or here for resize, HOG and the
+//! normaliser); the model-file codec is [`codec`].
 
 pub mod codec;
 mod config;
 pub mod hog;
+pub mod normalize;
 pub mod registry;
 pub mod resize;
 

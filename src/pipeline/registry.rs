@@ -5,10 +5,11 @@
 //!
 //! The order is the data's: images may be resized, then described by HOG; the feature map comes
 //! right after HOG because the Hellinger and chi-squared maps need non-negative inputs (HOG is;
-//! PCA outputs are not). The scaler, PCA and one kernel
+//! PCA outputs are not); per-sample normalisation follows the map; the scaler, PCA and one kernel
 //! approximation (random Fourier features or Nystroem) come last.
 
 use super::hog::{HogPlan, HogStage};
+use super::normalize::Norm;
 use super::resize::Resize;
 use super::{ClassicalConfig, ClassicalModel};
 use crate::error::Result;
@@ -119,6 +120,9 @@ registry! {
     /// Hellinger or additive chi-squared map.
     FeatureMap(feature_map, feature_map_mut): FeatureMap => FeatureMap,
         if |c| (c.feature_map != FeatureMap::None).then_some(c.feature_map);
+    /// Per-sample normalisation.
+    Normalize(normalize, normalize_mut): Norm => Norm,
+        if |c| c.normalize;
     /// Standard scaler.
     Scaler(scaler, scaler_mut): ScalerParams => StandardScaler,
         if |c| c.standardize.then_some(ScalerParams);

@@ -1,0 +1,126 @@
+//! Per-sample normalisation (scikit-learn's `Normalizer`): every feature row divided by its L2
+//! norm (or L1 norm, or largest absolute value); a zero row stays zero. Nothing is learned, so
+//! the stage has no tensors in the model file. It sits right after the feature map: unit-length
+//! HOG (or Hellinger) vectors make a linear kernel a cosine similarity.
+
+use ndarray::Axis;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::container::ModelError;
+use crate::model::container::TensorReader;
+use crate::stage::{Flow, Shape, Stage, StagePlan};
+
+/// Which norm every row is divided by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// Sum of absolute values.
+    L1,
+    /// Euclidean length.
+    L2,
+    /// Largest absolute value.
+    Max,
+}
+
+impl std::str::FromStr for Norm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "l1" => Ok(Norm::L1),
+            "l2" => Ok(Norm::L2),
+            "max" => Ok(Norm::Max),
+            _ => Err(Error::param("normalize", "expected l2, l1, max or none", s)),
+        }
+    }
+}
+
+impl Norm {
+    /// The norm of one row, accumulated in f64.
+    fn of(self, row: &[f32]) -> f64 {
+        let it = row.iter().map(|&v| f64::from(v).abs());
+        match self {
+            Norm::L1 => it.sum(),
+            Norm::L2 => it.map(|v| v * v).sum::<f64>().sqrt(),
+            Norm::Max => it.fold(0.0, f64::max),
+        }
+    }
+}
+
+impl StagePlan for Norm {
+    type Fitted = Norm;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Norm, Flow<'a>)> {
+        Ok((*self, self.transform(x)?))
+    }
+
+    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> Result<Norm, ModelError> {
+        Ok(*self)
+    }
+}
+
+impl Stage for Norm {
+    fn name(&self) -> &'static str {
+        "normalize"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        let mut x = x.into_features("normalize")?;
+        x.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .for_each(|mut row| {
+                let row = row.as_slice_mut().expect("rows of a standard-layout array");
+                let n = self.of(row);
+                if n > 0.0 {
+                    for v in row {
+                        *v = (f64::from(*v) / n) as f32;
+                    }
+                }
+            });
+        Ok(Flow::Features(x))
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape> {
+        Ok(input)
+    }
+
+    fn shows_dim(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array2};
+
+    fn apply(norm: Norm, x: Array2<f32>) -> Array2<f32> {
+        norm.transform(Flow::Features(x))
+            .unwrap()
+            .into_features("t")
+            .unwrap()
+    }
+
+    /// The values scikit-learn's `Normalizer` gives for these rows.
+    #[test]
+    fn rows_divided_by_their_norm() {
+        let x = array![[3.0f32, -4.0], [0.0, 0.0], [1.0, 1.0]];
+        let l2 = apply(Norm::L2, x.clone());
+        assert_eq!(
+            l2,
+            array![[0.6, -0.8], [0.0, 0.0], [0.70710677, 0.70710677]]
+        );
+        let l1 = apply(Norm::L1, x.clone());
+        assert_eq!(l1, array![[3.0 / 7.0, -4.0 / 7.0], [0.0, 0.0], [0.5, 0.5]]);
+        let max = apply(Norm::Max, x);
+        assert_eq!(max, array![[0.75, -1.0], [0.0, 0.0], [1.0, 1.0]]);
+    }
+
+    #[test]
+    fn parses_and_refuses() {
+        assert_eq!("L2".parse::<Norm>().unwrap(), Norm::L2);
+        let e = "l3".parse::<Norm>().unwrap_err().to_string();
+        assert!(e.contains("normalize") && e.contains("l3"), "{e}");
+    }
+}
