@@ -9,7 +9,9 @@
 # torch for Linux, whose CUDA libraries must be present to import it; requirements-peer-cnn.txt says
 # which and why), made once and updated when the requirements file changes, like scripts/venv.sh
 # does for scripts/.venv. PEER_CNN_VENV=DIR puts it elsewhere.
-# Builds hogsvm (cargo build --release) unless --torch-only is given.
+# Runs from the repository root: relative paths in the arguments are taken from there.
+# Builds hogsvm (cargo build --release) unless --torch-only is given or HOGSVM_BIN=PATH names the
+# binary to use (scripts/hogsvm_bin.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
@@ -29,7 +31,8 @@ if [ ! -f "$stamp" ]; then
 fi
 torch_only=0
 for arg in "$@"; do [ "$arg" = "--torch-only" ] && torch_only=1; done
-if [ "$torch_only" = 0 ]; then
-  cargo build --release --quiet
+hogsvm=target/release/hogsvm
+if [ "$torch_only" = 0 ] || [ -n "${HOGSVM_BIN:-}" ]; then
+  hogsvm="$("$here/hogsvm_bin.sh" | tail -n 1)"
 fi
-exec "$venv/bin/python" "$here/peer_cnn.py" --hogsvm target/release/hogsvm "$@"
+exec "$venv/bin/python" "$here/peer_cnn.py" --hogsvm "$hogsvm" "$@"

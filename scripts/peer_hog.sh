@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Time hogsvm, scikit-image and OpenCV HOG side by side, in the same run, on the same images.
-# usage: scripts/peer_hog.sh [--data DIR_WITH_IDX] [--n N] [--json OUT.json] [--scaling]
+# Time hogsvm, scikit-image and OpenCV HOG side by side, in the same run, on the same images
+# (scripts/peer_hog.py: 28x28 cells 4x4 and 64x64 cells 8x8, blocks 2x2, 1 thread).
+# usage: scripts/peer_hog.sh [--data DIR_WITH_IDX] [--n 2000] [--n-skimage 300] [--repeat 7]
+#          [--scaling] [--json OUT.json]
+#   (default --data: fixtures/fashion-mnist)
+# Runs from the repository root: relative paths in the arguments are taken from there.
+# Builds hogsvm (cargo build --release) unless HOGSVM_BIN=PATH names the binary to use
+# (scripts/hogsvm_bin.sh). The Python side runs in scripts/.venv (scripts/venv.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
-cargo build --release --quiet
+hogsvm="$("$here/hogsvm_bin.sh" | tail -n 1)"
 py="$("$here/venv.sh" "$here/requirements-peer-hog.txt" | tail -n 1)"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-exec "$py" "$here/peer_hog.py" --hogsvm target/release/hogsvm "$@"
+exec "$py" "$here/peer_hog.py" --hogsvm "$hogsvm" "$@"
