@@ -17,13 +17,23 @@ scikit-learn pipeline runs in a child process of this script.
 
 hogsvm runs first (scikit-learn second), so that the IDX files are in the page cache for both
 after the first read; the first read of small files is not a measurable part either way.
+
+Nothing is parsed from human-readable output. The scikit-learn side is a child process of this
+script that prints one JSON line. hogsvm's figures come from `hogsvm train --json FILE`: the test
+report's `accuracy` and its `train` object (train_images, test_images, hog_features -> features,
+dims, load_s -> load, eval_s -> eval, and stages [{name, seconds}]). Its stage names map to this
+script's keys as hog -> hog, feature_map -> map, pca -> pca, svm -> svm (the keys of
+docs/peer_classical_*.json, kept so that old and new results compare); a stage hogsvm's model does
+not have is not listed there and is 0.0 here (so is `scaler`, which neither side runs). A file
+without the `train` object (a hogsvm older than this script), a missing or malformed field, or a
+stage the scikit-learn side does not run (rff, nystroem, scaler) is an error. The hogsvm binary is
+--hogsvm (scripts/peer_classical.sh passes target/release/hogsvm, or $HOGSVM_BIN).
 """
 import argparse
 import glob
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import subprocess
@@ -174,21 +184,102 @@ def run_sklearn(a, data):
 
 # ---------------------------------------------------------------- hogsvm side
 
-LAST_LINE = re.compile(
-    r"accuracy (?P<accuracy>[\d.]+) on (?P<test_images>\d+) test images \| train (?P<train_images>\d+)"
-    r" images, (?P<features>\d+) features -> (?P<dims>\d+) dims \| load (?P<load>[\d.]+) s, hog "
-    r"(?P<hog>[\d.]+) s, map (?P<map>[\d.]+) s, scaler (?P<scaler>[\d.]+) s, pca (?P<pca>[\d.]+) s,"
-    r"(?: rff [\d.]+ s,)? svm (?P<svm>[\d.]+) s, eval (?P<eval>[\d.]+) s")
+# `hogsvm train --json PATH` writes the test report (accuracy, confusion, per-class rows, ...) with
+# a `train` object: model, train_images, test_images, load_s, eval_s, stages [{name, seconds}]
+# (only the stages the model has), hog_features, dims, params, model_file. Its stage names, and the
+# keys of this script's stages_s (which predate the JSON: docs/peer_classical_*.json use them):
+HOGSVM_STAGES = {"hog": "hog", "feature_map": "map", "pca": "pca", "svm": "svm"}
+# Stages the scikit-learn side does not run: this script turns them off on hogsvm's side too
+# (--rff none, --nystroem none, no --standardize; stages_s keeps `scaler`, at 0.0, for the old
+# files' sake), so finding one means that the two sides did not run the same pipeline.
+NOT_COMPARED = {"rff": "--rff none", "nystroem": "--nystroem none", "scaler": "no --standardize"}
+
+
+def _fail(path, msg):
+    sys.exit(f"peer_classical: error: {path}: {msg}")
+
+
+def _number(path, obj, key, where, kind=float):
+    name = f"{where}{key}"
+    if not isinstance(obj, dict) or key not in obj:
+        _fail(path, f"`{name}` is missing")
+    v = obj[key]
+    ok = (isinstance(v, int) if kind is int else isinstance(v, (int, float))) and not isinstance(v, bool)
+    if not ok or v < 0 or v != v or v == float("inf"):
+        _fail(path, f"`{name}` is {v!r}, expected a non-negative "
+                    f"{'integer' if kind is int else 'number'}")
+    return kind(v)
+
+
+def read_hogsvm_json(path):
+    """The figures of one `hogsvm train --json` file, in this script's keys (see STAGES).
+
+    Strict: a missing or malformed field is an error, not a zero. Stages the model does not have
+    (hogsvm lists only those it ran) are 0.0 here, as the old summary line printed 0.00 for them."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except FileNotFoundError:
+        _fail(path, "hogsvm train exited 0 but wrote no --json file")
+    except json.JSONDecodeError as e:
+        _fail(path, f"hogsvm train --json wrote invalid JSON ({e})")
+    if not isinstance(d, dict):
+        _fail(path, "hogsvm train --json wrote no JSON object")
+    t = d.get("train")
+    if not isinstance(t, dict):
+        _fail(path, "hogsvm train --json gave no `train` object: is the binary older than this "
+                    "script? (rebuild it, or point HOGSVM_BIN at a newer one)")
+    if t.get("model") != "classical":
+        _fail(path, f"train.model is {t.get('model')!r}, expected 'classical'")
+    accuracy = _number(path, d, "accuracy", "")
+    if accuracy > 1:
+        _fail(path, f"`accuracy` is {accuracy}, not a fraction")
+    out = {"accuracy": accuracy,
+           "test_images": _number(path, t, "test_images", "train.", int),
+           "train_images": _number(path, t, "train_images", "train.", int),
+           "features": _number(path, t, "hog_features", "train.", int),
+           "dims": _number(path, t, "dims", "train.", int),
+           "params": _number(path, t, "params", "train.", int)}
+    if "samples" in d and d["samples"] != out["test_images"]:
+        _fail(path, f"the report has {d['samples']!r} samples but train.test_images is "
+                    f"{out['test_images']}")
+    stages = {s: 0.0 for s in STAGES}
+    stages["load"] = _number(path, t, "load_s", "train.")
+    stages["eval"] = _number(path, t, "eval_s", "train.")
+    listed = t.get("stages")
+    if not isinstance(listed, list) or not listed:
+        _fail(path, f"train.stages is {listed!r}, expected a non-empty list of {{name, seconds}}")
+    seen = set()
+    for i, st in enumerate(listed):
+        name = st.get("name") if isinstance(st, dict) else None
+        if name in NOT_COMPARED:
+            _fail(path, f"hogsvm ran a `{name}` stage, which the scikit-learn side does not have "
+                        f"(this script asks for {NOT_COMPARED[name]})")
+        if name not in HOGSVM_STAGES:
+            _fail(path, f"train.stages[{i}]: unknown stage {name!r} (known: "
+                        f"{', '.join(HOGSVM_STAGES)})")
+        if name in seen:
+            _fail(path, f"train.stages: `{name}` listed twice")
+        seen.add(name)
+        stages[HOGSVM_STAGES[name]] = _number(path, st, "seconds", f"train.stages[{i}].")
+    for need in ("hog", "svm"):
+        if need not in seen:
+            _fail(path, f"train.stages has no `{need}` stage")
+    out["stages_s"] = stages
+    out["train"] = t
+    return out
 
 
 def run_hogsvm(a, data, tmp):
+    report = os.path.join(tmp, "train.json")
     cmd = [a.hogsvm, "train", "--data", data, "--out", os.path.join(tmp, "model.safetensors"),
            "--cell", str(a.cell), "--block", str(a.block), "--orientations", str(a.orientations),
            "--feature-map", a.feature_map, "--pca", a.pca, "--c", repr(a.c), "--loss", a.loss,
-           "--tol", repr(a.tol), "--max-iter", str(a.max_iter), "--threads", str(a.threads)]
+           "--tol", repr(a.tol), "--max-iter", str(a.max_iter), "--threads", str(a.threads),
+           "--json", report]
     # Spell out every choice: `hogsvm train`'s defaults are its best configuration, not these.
     cmd += ["--transform-sqrt"] if a.transform_sqrt else ["--no-transform-sqrt"]
-    cmd += ["--extra-cell", "none", "--rff", "none"]
+    cmd += ["--extra-cell", "none", "--rff", "none", "--nystroem", "none"]
     if a.resize:
         cmd += ["--resize", a.resize]
     timefile = os.path.join(tmp, "time.txt")
@@ -206,16 +297,17 @@ def run_hogsvm(a, data, tmp):
     if gnu_time:
         with open(timefile) as f:
             peak_kb = int(f.read().split()[-1])
+    r = read_hogsvm_json(report)
+    ran = {st["name"] for st in r["train"]["stages"]}
+    for asked, stage in ((a.feature_map != "none", "feature_map"), (parse_pca(a.pca) is not None, "pca")):
+        if asked and stage not in ran:
+            sys.exit(f"peer_classical: error: hogsvm train lists no `{stage}` stage, though this "
+                     f"script asked for one: {' '.join(cmd)}")
     lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
-    m = LAST_LINE.search(lines[-1])
-    if not m:
-        sys.exit(f"cannot parse hogsvm's last line: {lines[-1]!r}")
-    g = m.groupdict()
-    return {"accuracy": float(g["accuracy"]), "test_images": int(g["test_images"]),
-            "train_images": int(g["train_images"]), "features": int(g["features"]),
-            "dims": int(g["dims"]), "stages_s": {s: float(g[s]) for s in STAGES},
-            "total_s": wall, "peak_rss_mb": peak_kb / 1024.0, "command": cmd,
-            "summary": lines[-1]}
+    # The human summary line, kept for the record only: nothing is parsed from it.
+    r.update({"total_s": wall, "peak_rss_mb": peak_kb / 1024.0, "command": cmd,
+              "summary": lines[-1] if lines else ""})
+    return r
 
 
 # ---------------------------------------------------------------- main
@@ -275,8 +367,8 @@ def main():
     print(f"{'':<20} {'sklearn':>{w}} {'hogsvm':>{w}} {'speed-up':>{w}}")
 
     def ratio(x, y):
-        # hogsvm prints 2 decimals: 0.00 means under 0.005 s, so the ratio is a lower bound.
-        return f"{x / y:.1f}x" if y > 0 else f">{x / 0.005:.0f}x"
+        # hogsvm's seconds come unrounded from its JSON; 0 only for a stage its model lacks.
+        return f"{x / y:.1f}x" if y > 0 else ""
 
     for s in STAGES:
         x, y = sk["stages_s"][s], hs["stages_s"][s]
