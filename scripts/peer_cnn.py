@@ -7,7 +7,10 @@ training pixels; for each c_out in --channels: Conv2d(c_in, c_out, 3, padding=1,
 BatchNorm2d(eps=1e-5, momentum=0.1) -> ReLU -> MaxPool2d(2); Flatten -> Dropout(0.3) ->
 Linear(., --hidden) -> ReLU -> Dropout(0.3) -> Linear(--hidden, classes). Kaiming normal init
 (fan_in, relu) for conv / linear weights, zero biases, BN weight 1 and bias 0. Cross-entropy,
-AdamW(lr=1e-3, weight_decay=1e-4).
+AdamW(lr=--lr 1e-3, weight_decay=--weight-decay 1e-4), no gradient clipping. hogsvm is asked for the
+same (`bench-cnn --dropout 0.3 --lr --weight-decay --clip-norm none`: its own defaults differ); it
+pools before the ReLU (the same function: max-pooling and ReLU commute) and, unlike
+torch.optim.AdamW, applies no weight decay to biases and batch-norm parameters (the same work).
 
 Measured, per round and side:
 * train step: forward (train mode) + loss + backward + optimizer step (zero_grad included) at
@@ -70,7 +73,10 @@ def normalize(x_u8, mean, std):
     return torch.from_numpy(np.ascontiguousarray(x[:, None, :, :]))
 
 
-def build_net(channels, hidden, classes, rows, cols, dropout=0.3):
+DROPOUT = 0.3
+
+
+def build_net(channels, hidden, classes, rows, cols, dropout=DROPOUT):
     layers, c_in, h, w = [], 1, rows, cols
     for c_out in channels:
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
@@ -158,7 +164,9 @@ def torch_round(a, x, y, classes):
 def rust_cmd(a):
     return [a.hogsvm, "bench-cnn", "--data", a.data, "--batch", str(a.batch), "--steps", str(a.steps),
             "--warmup", str(a.warmup), "--infer-batch", str(a.infer_batch),
-            "--channels", ",".join(map(str, a.channels)), "--hidden", str(a.hidden), "--json"]
+            "--channels", ",".join(map(str, a.channels)), "--hidden", str(a.hidden),
+            "--dropout", repr(DROPOUT), "--lr", repr(a.lr), "--weight-decay", repr(a.weight_decay),
+            "--clip-norm", "none", "--json"]
 
 
 def rust_round(a):
@@ -367,7 +375,7 @@ def main():
                      "mkldnn": torch.backends.mkldnn.is_available()},
         "config": {"data": a.data, "train_images": len(x), "image": [rows, cols], "classes": classes,
                    "pixel_mean": mean, "pixel_std": std, "channels": a.channels, "hidden": a.hidden,
-                   "flatten": flat, "dropout": 0.3, "optimizer": "AdamW", "lr": a.lr,
+                   "flatten": flat, "dropout": DROPOUT, "optimizer": "AdamW", "lr": a.lr,
                    "weight_decay": a.weight_decay, "threads": a.threads, "interop_threads": 1,
                    "batch": a.batch, "steps": a.steps, "warmup": a.warmup, "infer_batch": a.infer_batch,
                    "infer_repeat": a.infer_repeat, "latency_iters": a.latency_iters, "rounds": a.rounds,
