@@ -88,7 +88,10 @@ def main():
             for _ in range(a.repeat):
                 # Within a round each tool gets its best of a few passes (hogsvm's pass over
                 # 2000 images is ~5 ms, so it gets more of them).
-                hs.append(hogsvm_us(a.hogsvm, base + "-images-idx3-ubyte", 0, cell, 1, 10)[1])
+                h_min, h_images = hogsvm_us(a.hogsvm, base + "-images-idx3-ubyte", 0, cell, 1, 10)[1:]
+                if h_images != len(imgs):
+                    sys.exit(f"peer_hog: error: hogsvm bench-hog timed {h_images} images, not {len(imgs)}")
+                hs.append(h_min)
                 cv.append(median_us(desc.compute, imgs, 3)[1])
                 skt.append(median_us(sk, imgs[: a.n_skimage], 1)[0])
             med = statistics.median

@@ -5,7 +5,13 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="$here/.venv"
 req="$1"
-if [ ! -x "$venv/bin/python" ]; then
+# One creation or install at a time: two scripts (or a test and a script) may start together.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$here/.venv.lock"
+  flock 9
+fi
+# pip, not python: a `python3 -m venv` that failed half-way (no ensurepip) leaves a python behind.
+if [ ! -x "$venv/bin/pip" ]; then
   python3 -m venv "$venv" >&2
   "$venv/bin/pip" install -q --upgrade pip >&2
 fi
