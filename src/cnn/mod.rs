@@ -16,7 +16,7 @@ mod aug;
 mod codec;
 mod config;
 mod net;
-pub mod ops;
+pub(crate) mod ops;
 mod train;
 
 use ndarray::Array2;
