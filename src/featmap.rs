@@ -1123,29 +1123,10 @@ mod nystroem_tests {
 
 use crate::model::container::ModelError;
 use crate::model::container::{TensorReader, TensorWriter};
-use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan};
+use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan, Stateless};
 
-/// The feature map is its own plan: nothing is learned.
-impl StagePlan for FeatureMap {
-    type Fitted = FeatureMap;
-
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(FeatureMap, Flow<'a>)> {
-        Ok((*self, self.transform_flow(x)?))
-    }
-
-    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> Result<FeatureMap, ModelError> {
-        self.validate()
-            .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
-        Ok(*self)
-    }
-}
-
-impl FeatureMap {
-    fn transform_flow<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        let x = x.into_features("feature_map")?;
-        Ok(Flow::Features(self.transform(x.view())?))
-    }
-}
+/// Nothing is learned (the configuration, validated when a model file is read, says it all).
+impl Stateless for FeatureMap {}
 
 impl Stage for FeatureMap {
     fn name(&self) -> &'static str {
@@ -1153,7 +1134,7 @@ impl Stage for FeatureMap {
     }
 
     fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        self.transform_flow(x)
+        x.map_features("feature_map", |x| FeatureMap::transform(self, x.view()))
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape> {
@@ -1189,8 +1170,7 @@ impl Stage for Rff {
     }
 
     fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        let x = x.into_features("rff")?;
-        Ok(Flow::Features(Rff::transform(self, x.view())?))
+        x.map_features("rff", |x| Rff::transform(self, x.view()))
     }
 
     fn output_shape(&self, _: Shape) -> Result<Shape> {
@@ -1256,8 +1236,7 @@ impl Stage for Nystroem {
     }
 
     fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        let x = x.into_features("nystroem")?;
-        Ok(Flow::Features(Nystroem::transform(self, x.view())?))
+        x.map_features("nystroem", |x| Nystroem::transform(self, x.view()))
     }
 
     fn output_shape(&self, _: Shape) -> Result<Shape> {

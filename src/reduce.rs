@@ -553,9 +553,10 @@ impl Stage for StandardScaler {
     }
 
     fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        let mut x = x.into_features("scaler")?;
-        self.transform_inplace(&mut x)?;
-        Ok(Flow::Features(x))
+        x.map_features("scaler", |mut x| {
+            self.transform_inplace(&mut x)?;
+            Ok(x)
+        })
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape> {
@@ -607,8 +608,7 @@ impl Stage for Pca {
     }
 
     fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        let x = x.into_features("pca")?;
-        Ok(Flow::Features(Pca::transform(self, x.view())?))
+        x.map_features("pca", |x| Pca::transform(self, x.view()))
     }
 
     fn output_shape(&self, _: Shape) -> Result<Shape> {

@@ -37,6 +37,15 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// Apply `f` to the features; an error naming `stage` when the data are still images.
+    pub fn map_features(
+        self,
+        stage: &str,
+        f: impl FnOnce(Array2<f32>) -> Result<Array2<f32>>,
+    ) -> Result<Flow<'a>> {
+        Ok(Flow::Features(f(self.into_features(stage)?)?))
+    }
+
     /// The images; an error naming `stage` when they have already been described.
     pub fn into_images(self, stage: &str) -> Result<Cow<'a, Dataset>> {
         match self {
@@ -139,6 +148,22 @@ pub trait StagePlan {
         input: Shape,
         folded: bool,
     ) -> std::result::Result<Self::Fitted, ModelError>;
+}
+
+/// A stage that learns nothing (resize, feature map, normaliser): it is its own plan, fitting it
+/// is transforming, and the model file holds no tensor of it (its configuration says it all).
+pub trait Stateless: Stage + Copy {}
+
+impl<T: Stateless> StagePlan for T {
+    type Fitted = T;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(T, Flow<'a>)> {
+        Ok((*self, self.transform(x)?))
+    }
+
+    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> std::result::Result<T, ModelError> {
+        Ok(*self)
+    }
 }
 
 /// [`StagePlan::fit`] for a stage that fits on features and then transforms them.

@@ -3,8 +3,8 @@
 //!
 //! Why not `imageproc::hog`: it interpolates votes between bins, uses another normalisation and
 //! another output order, so its numbers are not the reference that most published HOG + SVM
-//! results use. This module reproduces scikit-image exactly (see `shared/reference` notes and the
-//! golden tests in `tests/hog_parity.rs`):
+//! results use. This module reproduces scikit-image exactly (the rules below; checked against
+//! scikit-image itself by the golden tests in `tests/hog_parity.rs`):
 //!
 //! * gradients are centred differences without the 1/2 factor, zero on the border rows/columns;
 //! * unsigned orientation in [0, 180), hard assignment to `[edge[i], edge[i+1])` ([`bins`]);

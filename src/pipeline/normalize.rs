@@ -8,9 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::container::ModelError;
-use crate::model::container::TensorReader;
-use crate::stage::{Flow, Shape, Stage, StagePlan};
+use crate::stage::{Flow, Shape, Stage, Stateless};
 
 /// Which norm every row is divided by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,17 +46,7 @@ impl Norm {
     }
 }
 
-impl StagePlan for Norm {
-    type Fitted = Norm;
-
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Norm, Flow<'a>)> {
-        Ok((*self, self.transform(x)?))
-    }
-
-    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> Result<Norm, ModelError> {
-        Ok(*self)
-    }
-}
+impl Stateless for Norm {}
 
 impl Stage for Norm {
     fn name(&self) -> &'static str {

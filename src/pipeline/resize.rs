@@ -5,9 +5,7 @@
 use std::borrow::Cow;
 
 use crate::error::{Error, Result};
-use crate::model::container::ModelError;
-use crate::model::container::TensorReader;
-use crate::stage::{Flow, Shape, Stage, StagePlan};
+use crate::stage::{Flow, Shape, Stage, Stateless};
 
 /// Resize to `width x height`; the stage is its own plan (nothing is learned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,17 +16,7 @@ pub struct Resize {
     pub height: u32,
 }
 
-impl StagePlan for Resize {
-    type Fitted = Resize;
-
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Resize, Flow<'a>)> {
-        Ok((*self, self.transform(x)?))
-    }
-
-    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> Result<Resize, ModelError> {
-        Ok(*self)
-    }
-}
+impl Stateless for Resize {}
 
 impl Stage for Resize {
     fn name(&self) -> &'static str {
