@@ -1,0 +1,674 @@
+//! The Nystroem map with k-means landmarks (see the [module documentation](super)).
+
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::container::{ModelError, TensorReader, TensorWriter};
+use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan};
+
+use super::{check_features, one, resolve_gamma, validate_gamma};
+
+/// The Nystroem approximation of the RBF kernel `exp(-gamma |x - y|^2)` (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NystroemParams {
+    /// Landmarks m, the output dimension (at most the number of training rows; fewer rows use
+    /// them all).
+    pub dim: usize,
+    /// Kernel width; `None` = `gamma_scale` times scikit-learn's "scale": `1 / (d * var(X))`
+    /// on the training set.
+    pub gamma: Option<f64>,
+    /// Multiple of "scale" used when `gamma` is `None` (1: scikit-learn's default).
+    #[serde(default = "one")]
+    pub gamma_scale: f64,
+    /// Seed of the landmark draw.
+    pub seed: u64,
+    /// Lloyd iterations moving the landmarks to k-means centres; 0 keeps random training rows
+    /// (scikit-learn's `Nystroem`).
+    #[serde(default)]
+    pub kmeans_iters: usize,
+}
+
+impl Default for NystroemParams {
+    fn default() -> Self {
+        NystroemParams {
+            dim: 4096,
+            gamma: None,
+            gamma_scale: 1.0,
+            seed: 0,
+            kmeans_iters: DEFAULT_KMEANS_ITERS,
+        }
+    }
+}
+
+/// Default Lloyd iterations for Nystroem landmarks.
+pub const DEFAULT_KMEANS_ITERS: usize = 5;
+
+/// Largest number of Lloyd iterations accepted.
+pub const MAX_KMEANS_ITERS: usize = 1000;
+
+/// A fitted Nystroem map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nystroem {
+    /// `m x d` landmarks (rows of the training features).
+    pub landmarks: Array2<f32>,
+    /// `m x m` projection `C^{-T}`, with `K_LL = C C^T`; `None` once folded into a linear
+    /// model's weights by [`Nystroem::fold`], and then [`Nystroem::transform`] returns the
+    /// kernel values `k(x, L)` alone.
+    pub projection: Option<Array2<f32>>,
+    /// The kernel width used.
+    pub gamma: f64,
+}
+
+/// Largest number of landmarks: the `m x m` factorization is `O(m^3)` and the map `O(m^2)` per
+/// row, so beyond this a user almost surely mistyped.
+pub const NYSTROEM_MAX_DIM: usize = 32768;
+
+impl NystroemParams {
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<()> {
+        if self.dim == 0 || self.dim > NYSTROEM_MAX_DIM {
+            return Err(Error::param(
+                "nystroem",
+                "number of landmarks must be in 1..=32768",
+                self.dim,
+            ));
+        }
+        validate_gamma("nystroem", self.gamma, self.gamma_scale)?;
+        if self.kmeans_iters > MAX_KMEANS_ITERS {
+            return Err(Error::param(
+                "nystroem",
+                "k-means iterations must be in 0..=1000",
+                self.kmeans_iters,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Draw the landmarks from the rows of `x` and factor their kernel matrix.
+    pub fn fit(&self, x: ArrayView2<'_, f32>) -> Result<Nystroem> {
+        use rand::SeedableRng;
+        self.validate()?;
+        if x.nrows() == 0 {
+            return Err(Error::param(
+                "nystroem",
+                "need at least one training row",
+                0,
+            ));
+        }
+        check_features(x, "the Nystroem map", "finite", f32::is_finite)?;
+        let gamma = resolve_gamma(self.gamma, self.gamma_scale, x);
+        let m = self.dim.min(x.nrows());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+        let mut idx = rand::seq::index::sample(&mut rng, x.nrows(), m).into_vec();
+        idx.sort_unstable();
+        let mut landmarks = x.select(Axis(0), &idx);
+        for _ in 0..self.kmeans_iters {
+            lloyd_step(x, &mut landmarks);
+        }
+        let projection = inverse_cholesky_factor(&rbf_gram(landmarks.view(), gamma))?;
+        Ok(Nystroem {
+            landmarks,
+            projection: Some(projection),
+            gamma,
+        })
+    }
+}
+
+/// Rows per chunk of the parallel products (fixed, so results do not depend on threads).
+const CHUNK: usize = 256;
+
+/// `out = a b` for row-major f32 matrices, by faer's GEMM, sequentially.
+fn matmul(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    out: &mut ndarray::ArrayViewMut2<'_, f32>,
+) {
+    use faer::{linalg::matmul::matmul as gemm, Accum, MatMut, MatRef, Par};
+    let view = |m: ArrayView2<'_, f32>| {
+        let (r, c) = m.dim();
+        let (rs, cs) = (m.strides()[0], m.strides()[1]);
+        // SAFETY: the pointer, shape and strides come from a live ndarray view, which faer
+        // reads within the same bounds.
+        unsafe { MatRef::from_raw_parts(m.as_ptr(), r, c, rs, cs) }
+    };
+    let (r, c) = out.dim();
+    let (rs, cs) = (out.strides()[0], out.strides()[1]);
+    // SAFETY: as above, for the one mutable view, which nothing else aliases.
+    let dst = unsafe { MatMut::from_raw_parts_mut(out.as_mut_ptr(), r, c, rs, cs) };
+    gemm(dst, Accum::Replace, view(a), view(b), 1.0f32, Par::Seq);
+}
+
+/// One Lloyd iteration: assign every row of `x` to its nearest centre, move each centre to the
+/// mean of its rows (a centre with no rows stays). Sums run over rows in order, in f64.
+fn lloyd_step(x: ArrayView2<'_, f32>, centres: &mut Array2<f32>) {
+    let m = centres.nrows();
+    let csq: Vec<f32> = centres.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let ct = centres.t();
+    let assign: Vec<Vec<u32>> = x
+        .axis_chunks_iter(Axis(0), CHUNK)
+        .into_par_iter()
+        .map(|xb| {
+            let mut d = Array2::<f32>::zeros((xb.nrows(), m));
+            matmul(xb, ct, &mut d.view_mut());
+            d.rows()
+                .into_iter()
+                .map(|row| {
+                    let mut best = (0u32, f32::INFINITY);
+                    for (j, (&v, &c)) in row.iter().zip(&csq).enumerate() {
+                        let dist = c - 2.0 * v;
+                        if dist < best.1 {
+                            best = (j as u32, dist);
+                        }
+                    }
+                    best.0
+                })
+                .collect()
+        })
+        .collect();
+    let d = x.ncols();
+    let mut sums = Array2::<f64>::zeros((m, d));
+    let mut counts = vec![0usize; m];
+    for (row, &a) in x.rows().into_iter().zip(assign.iter().flatten()) {
+        counts[a as usize] += 1;
+        for (s, &v) in sums.row_mut(a as usize).iter_mut().zip(row) {
+            *s += v as f64;
+        }
+    }
+    for ((mut c, s), &n) in centres.rows_mut().into_iter().zip(sums.rows()).zip(&counts) {
+        if n > 0 {
+            for (c, &s) in c.iter_mut().zip(s) {
+                *c = (s / n as f64) as f32;
+            }
+        }
+    }
+}
+
+/// `K_ij = exp(-gamma |l_i - l_j|^2)` in f64 (the factorization needs the precision).
+fn rbf_gram(l: ArrayView2<'_, f32>, gamma: f64) -> Array2<f64> {
+    let l64 = l.mapv(|v| v as f64);
+    let sq: Vec<f64> = l64.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let mut k = l64.dot(&l64.t());
+    let m = k.nrows();
+    k.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut row)| {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if i == j {
+                    1.0
+                } else {
+                    (-gamma * (sq[i] + sq[j] - 2.0 * *v).max(0.0)).exp()
+                };
+            }
+        });
+    debug_assert_eq!(k.nrows(), m);
+    k
+}
+
+/// `C^{-T}` for the Cholesky factor `K = C C^T`. Duplicate or nearly duplicate landmarks make
+/// `K` singular: a small ridge (1e-8 of the diagonal, raised 100x per failure up to 1e-2) is
+/// added until the factorization succeeds, the role scikit-learn's eigenvalue floor plays.
+fn inverse_cholesky_factor(k: &Array2<f64>) -> Result<Array2<f32>> {
+    use faer::{Mat, Par, Side};
+    let m = k.nrows();
+    let mut jitter = 1e-8;
+    loop {
+        let a = Mat::<f64>::from_fn(m, m, |i, j| k[(i, j)] + if i == j { jitter } else { 0.0 });
+        match a.llt(Side::Lower) {
+            Ok(llt) => {
+                let mut inv = Mat::<f64>::zeros(m, m);
+                faer::linalg::triangular_inverse::invert_lower_triangular(
+                    inv.as_mut(),
+                    llt.L(),
+                    Par::Seq,
+                );
+                // projection[i][j] = (C^{-1})^T[i][j] = C^{-1}[j][i]
+                return Ok(Array2::from_shape_fn((m, m), |(i, j)| inv[(j, i)] as f32));
+            }
+            Err(_) if jitter < 1e-2 => jitter *= 100.0,
+            Err(_) => {
+                return Err(Error::param(
+                    "nystroem",
+                    "the landmarks' kernel matrix is not positive definite even with a ridge of \
+                     1e-2 (non-finite features?)",
+                    m,
+                ))
+            }
+        }
+    }
+}
+
+impl Nystroem {
+    /// Number of landmarks, the output dimension.
+    pub fn dim(&self) -> usize {
+        self.landmarks.nrows()
+    }
+
+    /// Map every row of `x`.
+    pub fn transform(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        if x.ncols() != self.landmarks.ncols() {
+            return Err(Error::ShapeMismatch {
+                what: "features for the Nystroem map".into(),
+                expected: format!("{} columns", self.landmarks.ncols()),
+                got: format!("{} columns", x.ncols()),
+            });
+        }
+        let m = self.dim();
+        let lsq: Vec<f32> = self
+            .landmarks
+            .rows()
+            .into_iter()
+            .map(|r| r.dot(&r))
+            .collect();
+        let g = self.gamma as f32;
+        let kernel = |xb: ArrayView2<'_, f32>, k: &mut ndarray::ArrayViewMut2<'_, f32>| {
+            matmul(xb, self.landmarks.t(), k);
+            for (mut row, xr) in k.axis_iter_mut(Axis(0)).zip(xb.rows()) {
+                let xsq = xr.dot(&xr);
+                for (v, &l) in row.iter_mut().zip(&lsq) {
+                    *v = (-g * (xsq + l - 2.0 * *v).max(0.0)).exp();
+                }
+            }
+        };
+        let mut out = Array2::<f32>::zeros((x.nrows(), m));
+        out.axis_chunks_iter_mut(Axis(0), CHUNK)
+            .into_par_iter()
+            .zip(x.axis_chunks_iter(Axis(0), CHUNK).into_par_iter())
+            .for_each(|(mut o, xb)| match &self.projection {
+                Some(p) => {
+                    let mut k = Array2::<f32>::zeros((xb.nrows(), m));
+                    kernel(xb, &mut k.view_mut());
+                    matmul(k.view(), p.view(), &mut o);
+                }
+                None => kernel(xb, &mut o),
+            });
+        Ok(out)
+    }
+
+    /// Fold the projection into `weights` (`models x m`, a linear model on this map's output)
+    /// and drop it: returns `W P^T`, the same model on the kernel values `k(x, L)`, since
+    /// `(k P) . w = k . (P^T w)`. Prediction then costs `m d` per row instead of `m (d + m)`,
+    /// and a saved model loses its `m x m` matrix (1 GB at 16384 landmarks). Sums run in f64,
+    /// one output at a time in a fixed order, so the result does not depend on the thread
+    /// count. A map already folded returns `weights` unchanged.
+    pub fn fold(&mut self, weights: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let m = self.dim();
+        if weights.ncols() != m {
+            return Err(Error::ShapeMismatch {
+                what: "weights to fold into the Nystroem map".into(),
+                expected: format!("{m} columns"),
+                got: format!("{} columns", weights.ncols()),
+            });
+        }
+        let Some(p) = self.projection.take() else {
+            return Ok(weights.to_owned());
+        };
+        let models = weights.nrows();
+        let w64 = weights.mapv(f64::from);
+        // Row j of P gives column j of the folded weights.
+        let cols: Vec<Vec<f32>> = p
+            .axis_iter(Axis(0))
+            .into_par_iter()
+            .map(|pj| {
+                w64.rows()
+                    .into_iter()
+                    .map(|w| {
+                        pj.iter()
+                            .zip(w)
+                            .map(|(&a, &b)| f64::from(a) * b)
+                            .sum::<f64>() as f32
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Array2::from_shape_fn((models, m), |(c, j)| cols[j][c]))
+    }
+}
+
+// ---------------------------------------------------------------- pipeline stage
+
+impl StagePlan for NystroemParams {
+    type Fitted = Nystroem;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Nystroem, Flow<'a>)> {
+        fit_then_transform(x, "nystroem", |x| NystroemParams::fit(self, x))
+    }
+
+    fn read(
+        &self,
+        t: &TensorReader<'_>,
+        input: Shape,
+        folded: bool,
+    ) -> Result<Nystroem, ModelError> {
+        let d = input.features("nystroem")?;
+        let landmarks = t.matrix(
+            "nystroem.landmarks",
+            |m, c| c == d && (1..=self.dim).contains(&m),
+            || format!("[1..={}, {d}]", self.dim),
+        )?;
+        let m = landmarks.nrows();
+        let projection = if folded {
+            if t.has("nystroem.projection") {
+                return Err(ModelError::invalid(
+                    "model says its Nystroem projection is folded but holds one",
+                ));
+            }
+            None
+        } else {
+            Some(t.matrix(
+                "nystroem.projection",
+                |r, c| (r, c) == (m, m),
+                || format!("[{m}, {m}]"),
+            )?)
+        };
+        Ok(Nystroem {
+            landmarks,
+            projection,
+            gamma: t.scalar64("nystroem.gamma")?,
+        })
+    }
+}
+
+impl Stage for Nystroem {
+    fn name(&self) -> &'static str {
+        "nystroem"
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        x.map_features("nystroem", |x| Nystroem::transform(self, x.view()))
+    }
+
+    fn output_shape(&self, _: Shape) -> Result<Shape> {
+        Ok(Shape::Features(self.dim()))
+    }
+
+    fn n_params(&self) -> usize {
+        self.landmarks.len() + self.projection.as_ref().map_or(0, |p| p.len())
+    }
+
+    fn write(&self, t: &mut TensorWriter) {
+        t.matrix("nystroem.landmarks", &self.landmarks);
+        if let Some(p) = &self.projection {
+            t.matrix("nystroem.projection", p);
+        }
+        t.f64("nystroem.gamma", &[1], [self.gamma]);
+    }
+
+    fn fold(&mut self, weights: ArrayView2<'_, f32>) -> Result<Option<Array2<f32>>> {
+        if self.projection.is_none() {
+            return Ok(None);
+        }
+        Nystroem::fold(self, weights).map(Some)
+    }
+
+    fn folded(&self) -> bool {
+        self.projection.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::featmap::*;
+    use ndarray::{array, Array1};
+
+    fn rbf(a: ndarray::ArrayView1<'_, f32>, b: ndarray::ArrayView1<'_, f32>, g: f64) -> f64 {
+        let d2: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| ((x - y) as f64).powi(2))
+            .sum();
+        (-g * d2).exp()
+    }
+
+    fn data(n: usize, d: usize, seed: u64) -> Array2<f32> {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((n, d), |_| r.gen_range(-1.0f32..1.0))
+    }
+
+    #[test]
+    fn folding_keeps_the_linear_model() {
+        let x = data(200, 4, 5);
+        let fit = || {
+            NystroemParams {
+                dim: 50,
+                gamma: Some(0.4),
+                seed: 1,
+                ..Default::default()
+            }
+            .fit(x.view())
+            .unwrap()
+        };
+        let mut m = fit();
+        let w = data(3, 50, 6);
+        let z = m.transform(x.view()).unwrap();
+        let before = z.dot(&w.t());
+        assert!(m.fold(data(3, 49, 6).view()).is_err());
+        assert!(m.projection.is_some());
+        let folded = m.fold(w.view()).unwrap();
+        assert!(m.projection.is_none());
+        let after = m.transform(x.view()).unwrap().dot(&folded.t());
+        for (a, b) in before.iter().zip(&after) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        // Folded already: nothing more to do.
+        assert_eq!(m.fold(folded.view()).unwrap(), folded);
+        // Thread count does not matter.
+        let mut again = fit();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| again.fold(w.view()).unwrap());
+        assert_eq!(one, folded);
+    }
+
+    #[test]
+    fn exact_on_landmarks_and_close_elsewhere() {
+        let x = data(300, 5, 1);
+        let p = NystroemParams {
+            dim: 120,
+            gamma: Some(0.3),
+            seed: 7,
+            kmeans_iters: 0,
+            ..Default::default()
+        };
+        let m = p.fit(x.view()).unwrap();
+        assert_eq!(m.dim(), 120);
+        // On the landmarks the map reproduces the kernel (up to the tiny ridge and f32).
+        let zl = m.transform(m.landmarks.view()).unwrap();
+        for i in (0..120).step_by(7) {
+            for j in (0..120).step_by(5) {
+                let exact = rbf(m.landmarks.row(i), m.landmarks.row(j), 0.3);
+                let approx = zl.row(i).dot(&zl.row(j)) as f64;
+                assert!((exact - approx).abs() < 2e-3, "{i} {j}: {exact} {approx}");
+            }
+        }
+        // Elsewhere it approximates it; far better than random features of the same size.
+        let y = data(40, 5, 2);
+        let zy = m.transform(y.view()).unwrap();
+        let r = RffParams {
+            dim: 120,
+            gamma: Some(0.3),
+            seed: 7,
+            ..Default::default()
+        }
+        .fit(x.view())
+        .unwrap();
+        let ry = r.transform(y.view()).unwrap();
+        let (mut err_n, mut err_r) = (0.0f64, 0.0f64);
+        for i in 0..40 {
+            for j in 0..40 {
+                let exact = rbf(y.row(i), y.row(j), 0.3);
+                err_n = err_n.max((exact - zy.row(i).dot(&zy.row(j)) as f64).abs());
+                err_r = err_r.max((exact - ry.row(i).dot(&ry.row(j)) as f64).abs());
+            }
+        }
+        eprintln!("max |k - z.z|: Nystroem {err_n}, RFF {err_r}");
+        assert!(err_n < 0.05, "Nystroem max error {err_n}");
+        assert!(err_n < err_r / 4.0, "Nystroem {err_n} vs RFF {err_r}");
+    }
+
+    /// Sum of squared distances of the rows to their nearest centre.
+    fn inertia(x: &Array2<f32>, c: &Array2<f32>) -> f64 {
+        x.rows()
+            .into_iter()
+            .map(|r| {
+                c.rows()
+                    .into_iter()
+                    .map(|c| {
+                        r.iter()
+                            .zip(c)
+                            .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                            .sum()
+                    })
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn lloyd_lowers_the_objective_and_finds_separated_blobs() {
+        // Three tight blobs of 200 rows around known centres.
+        let centres = array![[0.0f32, 0.0, 0.0], [5.0, 5.0, 0.0], [-5.0, 5.0, 5.0]];
+        let noise = data(600, 3, 9) * 0.1;
+        let x = Array2::from_shape_fn((600, 3), |(i, j)| centres[(i % 3, j)] + noise[(i, j)]);
+        // Start from three rows of the same blob: the worst start.
+        let mut c = x.select(Axis(0), &[0, 3, 6]);
+        let mut last = inertia(&x, &c);
+        for _ in 0..10 {
+            lloyd_step(x.view(), &mut c);
+            let now = inertia(&x, &c);
+            assert!(now <= last * (1.0 + 1e-9), "{now} > {last}");
+            last = now;
+        }
+        // Lloyd from a bad start can keep two centres in one blob; from one row of each blob it
+        // must land on the blob means.
+        let mut c = x.select(Axis(0), &[0, 1, 2]);
+        for _ in 0..3 {
+            lloyd_step(x.view(), &mut c);
+        }
+        for k in 0..3 {
+            let mean = x
+                .rows()
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 == k)
+                .fold(Array1::<f64>::zeros(3), |acc, (_, r)| {
+                    acc + r.mapv(|v| v as f64)
+                });
+            for j in 0..3 {
+                assert!((c[(k, j)] as f64 - mean[j] / 200.0).abs() < 1e-5);
+            }
+        }
+        // A mix of blobs, 12 landmarks: k-means ones approximate the kernel better than random
+        // rows of the same number.
+        let p = NystroemParams {
+            dim: 12,
+            gamma: Some(0.5),
+            seed: 4,
+            kmeans_iters: 0,
+            ..Default::default()
+        };
+        let y = Array2::from_shape_fn((60, 3), |(i, j)| centres[(i % 3, j)] + noise[(i + 7, j)]);
+        let mean_err = |m: &Nystroem| {
+            let z = m.transform(y.view()).unwrap();
+            let mut e = 0.0;
+            for i in 0..60 {
+                for j in 0..60 {
+                    e += (rbf(y.row(i), y.row(j), 0.5) - z.row(i).dot(&z.row(j)) as f64).abs();
+                }
+            }
+            e / 3600.0
+        };
+        // Wider blobs, so that 12 landmarks cannot cover them exactly.
+        let wide = Array2::from_shape_fn((600, 3), |(i, j)| {
+            x[(i, j)] + 3.0 * noise[((i * 7) % 600, j)]
+        });
+        let random = p.fit(wide.view()).unwrap();
+        let km = NystroemParams {
+            kmeans_iters: 10,
+            ..p
+        }
+        .fit(wide.view())
+        .unwrap();
+        let (e_rand, e_km) = (mean_err(&random), mean_err(&km));
+        assert!(e_km < e_rand, "k-means {e_km} vs random {e_rand}");
+    }
+
+    #[test]
+    fn duplicates_seeds_and_errors() {
+        // Every row twice: the landmarks' kernel matrix is singular, the ridge handles it.
+        let base = data(50, 3, 3);
+        let x = ndarray::concatenate(Axis(0), &[base.view(), base.view()]).unwrap();
+        let p = NystroemParams {
+            dim: 100,
+            gamma: None,
+            seed: 1,
+            kmeans_iters: 0,
+            ..Default::default()
+        };
+        let m = p.fit(x.view()).unwrap();
+        let z = m.transform(x.view()).unwrap();
+        assert!(z.iter().all(|v| v.is_finite()));
+        assert!((m.gamma - scale_gamma(x.view())).abs() < 1e-12);
+        // Same seed, same map; other seed, other landmarks.
+        assert_eq!(p.fit(x.view()).unwrap(), m);
+        let small = data(30, 3, 4);
+        let q = NystroemParams {
+            dim: 10,
+            gamma: Some(1.0),
+            seed: 2,
+            kmeans_iters: 0,
+            ..Default::default()
+        };
+        assert_ne!(
+            q.fit(small.view()).unwrap().landmarks,
+            NystroemParams { seed: 3, ..q }
+                .fit(small.view())
+                .unwrap()
+                .landmarks
+        );
+        // More landmarks than rows: all rows.
+        assert_eq!(p.fit(small.view()).unwrap().dim(), 30);
+        assert!(m.transform(small.slice(ndarray::s![.., ..2])).is_err());
+        assert!(NystroemParams { dim: 0, ..p }.validate().is_err());
+        assert!(NystroemParams {
+            kmeans_iters: 5000,
+            ..p
+        }
+        .validate()
+        .is_err());
+        assert!(NystroemParams {
+            gamma: Some(-1.0),
+            ..p
+        }
+        .validate()
+        .is_err());
+        // A multiple of "scale": that many times the heuristic; not with a fixed gamma.
+        let twice = NystroemParams {
+            gamma_scale: 2.0,
+            ..p
+        };
+        assert_eq!(twice.fit(x.view()).unwrap().gamma, 2.0 * m.gamma);
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert!(NystroemParams {
+                gamma_scale: bad,
+                ..p
+            }
+            .validate()
+            .is_err());
+        }
+        assert!(NystroemParams {
+            gamma: Some(1.0),
+            ..twice
+        }
+        .validate()
+        .is_err());
+        let nan = array![[1.0f32, f32::NAN]];
+        assert!(p.fit(nan.view()).is_err());
+    }
+}
