@@ -83,7 +83,6 @@ pub enum Error {
     Linfa(#[from] linfa::Error),
 
     /// An error inside candle (the CNN's tensor library).
-    #[cfg(feature = "cnn")]
     #[error("{what}: {reason}")]
     Candle {
         /// What was being done.

@@ -8,7 +8,8 @@
 //! [`data`] (IDX files, image folders) → [`hog`] (features; [`io`] writes `.npy`) →
 //! [`featmap`] / [`reduce`] → [`svm`], assembled by [`pipeline`] as a list of [`stage`]s; or
 //! [`data`] → `cnn` (feature `cnn`, on by default). Both model kinds are a
-//! [`classifier::Classifier`]; then [`metrics`] → [`report`]. [`model`] holds the model-file
+//! [`classifier::Classifier`]; [`compare`] trains and measures them on one split and fills a
+//! [`report`] ([`metrics`] per model). [`model`] holds the model-file
 //! container both kinds' codecs use, and reads a file of either kind. docs/ARCHITECTURE.md says
 //! where each thing goes.
 //!
@@ -25,10 +26,10 @@
 //! ```
 #![deny(missing_docs)]
 
-#[cfg(feature = "cnn")]
 pub mod classifier;
 #[cfg(feature = "cnn")]
 pub mod cnn;
+pub mod compare;
 pub mod data;
 pub mod error;
 pub mod featmap;

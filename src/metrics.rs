@@ -121,11 +121,7 @@ impl Report {
             }
         };
         Ok(Report {
-            accuracy: if n == 0 {
-                0.0
-            } else {
-                correct as f64 / n as f64
-            },
+            accuracy: fraction(correct, n),
             samples: n,
             macro_avg: Averages {
                 precision: mean(&|c| c.precision),
@@ -198,9 +194,58 @@ impl Report {
     }
 }
 
+/// `part / whole`, 0 for an empty whole.
+fn fraction(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Fraction of `predicted` equal to `truth`, position by position (0 for none).
+pub fn accuracy(predicted: &[u32], truth: &[u32]) -> f64 {
+    let correct = predicted.iter().zip(truth).filter(|(a, b)| a == b).count();
+    fraction(correct, predicted.len())
+}
+
+/// Median of `values` (any order; the mean of the two middle values for an even count, 0 for
+/// none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut s = values.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => s[n / 2],
+        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// Nearest-rank percentile `q` (in [0, 1]) of `sorted` (ascending; 0 for none).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_percentile_and_accuracy() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 3.0, 4.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.9), 9.0);
+        assert_eq!(percentile(&v, 1.0), 10.0);
+        assert_eq!(accuracy(&[1, 2, 3, 4], &[1, 2, 0, 4]), 0.75);
+        assert_eq!(accuracy(&[], &[]), 0.0);
+    }
 
     fn names(k: usize) -> Vec<String> {
         (0..k).map(|i| format!("c{i}")).collect()

@@ -128,7 +128,7 @@ fn fixture_test_sha(limit: usize) -> String {
     )
     .unwrap();
     let test = test.subset(&(0..limit).collect::<Vec<_>>());
-    hogsvm::report::fingerprint::sha256_hex(&test)
+    hogsvm::compare::fingerprint::sha256_hex(&test)
 }
 
 #[test]

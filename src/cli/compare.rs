@@ -5,10 +5,10 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hogsvm::compare::grid::GridOptions;
+use hogsvm::compare::run::{run_pipeline, RunOptions};
+use hogsvm::compare::spec::{self, PipelineConfig, PipelinesFile};
 use hogsvm::data::Dataset;
-use hogsvm::report::grid::GridOptions;
-use hogsvm::report::run::{run_pipeline, RunOptions};
-use hogsvm::report::spec::{self, PipelineConfig, PipelinesFile};
 use hogsvm::report::{
     iso8601_utc, render, CompareReport, DataInfo, DatasetFingerprint, Generator, RunInfo,
     SCHEMA_VERSION,

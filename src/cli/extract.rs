@@ -149,9 +149,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         }
         Ok(t)
     })??;
-    let mut sorted = times.clone();
-    sorted.sort_by(|x, y| x.total_cmp(y));
-    let median = sorted[sorted.len() / 2];
+    let median = hogsvm::metrics::median(&times);
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     let n = ds.len() as f64;
     let json = serde_json::json!({
         "tool": "hogsvm",
@@ -162,7 +161,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "repeat": repeat,
         "seconds_median": median,
         "us_per_image_median": median / n * 1e6,
-        "us_per_image_min": sorted[0] / n * 1e6,
+        "us_per_image_min": min / n * 1e6,
         "images_per_s": n / median,
     });
     println!("{json}");

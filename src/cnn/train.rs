@@ -19,6 +19,7 @@ use super::net::{argmax_rows, ce, Net};
 use super::{CnnModel, EpochLog, TrainSummary};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::metrics::median;
 
 /// Learning rate at step `t` (from 0) of `total`: linear warm-up over `warmup` steps, then
 /// cosine decay to 0 or constant.
@@ -235,13 +236,6 @@ pub(crate) fn proba_indices(
     Ok(out)
 }
 
-fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {
-    if pred.is_empty() {
-        return 0.0;
-    }
-    pred.iter().zip(truth).filter(|(a, b)| a == b).count() as f64 / pred.len() as f64
-}
-
 /// Train (see [`CnnConfig::fit`]).
 pub(crate) fn fit(
     cfg: &CnnConfig,
@@ -361,7 +355,7 @@ pub(crate) fn fit(
         } else {
             let p = predict_indices(&net, &data.pixels, &val_idx, mean, std, 1000)?;
             let truth: Vec<u32> = val_idx.iter().map(|&i| data.labels[i]).collect();
-            Some(accuracy(&p, &truth))
+            Some(crate::metrics::accuracy(&p, &truth))
         };
         let log = EpochLog {
             epoch,
@@ -419,23 +413,11 @@ pub(crate) fn fit(
 /// Stratified (train, validation) indices, seeded.
 fn split_indices(data: &Dataset, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     let mut rng = rng_for(&[seed, 4]);
-    let mut val = vec![false; data.len()];
-    for class in 0..data.class_names.len() as u32 {
-        let mut idx: Vec<usize> = (0..data.len())
-            .filter(|&i| data.labels[i] == class)
-            .collect();
-        if idx.len() < 2 {
-            continue;
-        }
-        idx.shuffle(&mut rng);
-        let k = ((idx.len() as f64 * fraction).round() as usize).clamp(1, idx.len() - 1);
-        for &i in &idx[..k] {
-            val[i] = true;
-        }
-    }
-    Ok((
-        (0..data.len()).filter(|&i| !val[i]).collect(),
-        (0..data.len()).filter(|&i| val[i]).collect(),
+    Ok(crate::data::split::stratified_indices(
+        &data.labels,
+        data.class_names.len(),
+        fraction,
+        &mut rng,
     ))
 }
 
@@ -454,16 +436,6 @@ pub struct BenchResult {
     pub infer_images_per_s: f64,
     /// One image at a time, milliseconds per image (median).
     pub latency_ms: f64,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    if s.is_empty() {
-        0.0
-    } else {
-        s[s.len() / 2]
-    }
 }
 
 /// Time `steps` training steps of `batch` images after `warmup` untimed ones, then inference.

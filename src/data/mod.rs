@@ -12,6 +12,7 @@
 
 pub mod folder;
 pub mod idx;
+pub mod split;
 
 use std::path::{Path, PathBuf};
 
@@ -109,7 +110,6 @@ impl Dataset {
         test_fraction: f64,
         seed: u64,
     ) -> crate::Result<(Dataset, Dataset)> {
-        use rand::seq::SliceRandom;
         use rand::SeedableRng;
         if !(test_fraction > 0.0 && test_fraction < 1.0) {
             return Err(Error::param(
@@ -119,22 +119,12 @@ impl Dataset {
             ));
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut test_mask = vec![false; self.len()];
-        for class in 0..self.class_names.len() as u32 {
-            let mut idx: Vec<usize> = (0..self.len())
-                .filter(|&i| self.labels[i] == class)
-                .collect();
-            if idx.len() < 2 {
-                continue;
-            }
-            idx.shuffle(&mut rng);
-            let k = ((idx.len() as f64 * test_fraction).round() as usize).clamp(1, idx.len() - 1);
-            for &i in &idx[..k] {
-                test_mask[i] = true;
-            }
-        }
-        let train: Vec<usize> = (0..self.len()).filter(|&i| !test_mask[i]).collect();
-        let test: Vec<usize> = (0..self.len()).filter(|&i| test_mask[i]).collect();
+        let (train, test) = split::stratified_indices(
+            &self.labels,
+            self.class_names.len(),
+            test_fraction,
+            &mut rng,
+        );
         if test.is_empty() {
             return Err(Error::param(
                 "test_split",

@@ -104,6 +104,15 @@ fn flag(key: &'static str, v: &str) -> Result<bool> {
     }
 }
 
+/// A count, or `None` for `none` / `off`.
+fn count_or_none(key: &'static str, v: &str) -> Result<Option<usize>> {
+    if is_none(v) {
+        Ok(None)
+    } else {
+        num(key, v).map(Some)
+    }
+}
+
 /// `none` or `off`: drop the stage.
 pub fn is_none(v: &str) -> bool {
     v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("off")
@@ -193,24 +202,16 @@ impl ClassicalConfig {
                 None => {}
             },
             "rff" => {
-                c.rff = if is_none(v) {
-                    None
-                } else {
-                    Some(RffParams {
-                        dim: num("rff", v)?,
-                        ..Default::default()
-                    })
-                }
+                c.rff = count_or_none("rff", v)?.map(|dim| RffParams {
+                    dim,
+                    ..Default::default()
+                })
             }
             "nystroem" => {
-                c.nystroem = if is_none(v) {
-                    None
-                } else {
-                    Some(NystroemParams {
-                        dim: num("nystroem", v)?,
-                        ..Default::default()
-                    })
-                }
+                c.nystroem = count_or_none("nystroem", v)?.map(|dim| NystroemParams {
+                    dim,
+                    ..Default::default()
+                })
             }
             "kmeans" | "kmeans-iters" => {
                 let k = num::<usize>("kmeans", v)?;
@@ -245,16 +246,15 @@ impl ClassicalConfig {
             }
             "seed" => {
                 let seed = num("seed", v)?;
-                if let Some(p) = c.pca.as_mut() {
-                    p.seed = seed;
+                let seeds = [
+                    c.pca.as_mut().map(|p| &mut p.seed),
+                    c.rff.as_mut().map(|r| &mut r.seed),
+                    c.nystroem.as_mut().map(|n| &mut n.seed),
+                    Some(&mut c.svm.seed),
+                ];
+                for s in seeds.into_iter().flatten() {
+                    *s = seed;
                 }
-                if let Some(r) = c.rff.as_mut() {
-                    r.seed = seed;
-                }
-                if let Some(n) = c.nystroem.as_mut() {
-                    n.seed = seed;
-                }
-                c.svm.seed = seed;
             }
             _ => {
                 return Err(Error::param(

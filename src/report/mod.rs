@@ -5,22 +5,14 @@
 //! source of truth, documented by `docs/report-schema.json` and `docs/REPORT.md`), and the
 //! Markdown, the HTML and the console table are rendered from it, so the three always agree.
 //!
-//! * [`spec`]: pipelines from `key=value,...` specs or a TOML / JSON file;
-//! * [`fingerprint`]: class counts and a SHA-256 of a dataset, so a reader can tell that every
-//!   pipeline saw the same test images;
-//! * [`run`]: trains and measures one pipeline (times per stage, throughput, latency, model
-//!   size, peak memory, parameters);
-//! * [`grid`]: optional k-fold cross-validated search over C (and the HOG cell size);
-//! * [`render`] and [`html`]: the report's files.
+//! This module holds only the report's types and their rendering ([`render`]: Markdown and the
+//! console table; [`html`] and [`charts`]: the self-contained HTML). The experiments that fill it
+//! (specs, training and measuring each pipeline, the grid search, fingerprints, memory) are
+//! [`crate::compare`]'s.
 
 pub mod charts;
-pub mod fingerprint;
-pub mod grid;
 pub mod html;
-pub mod mem;
 pub mod render;
-pub mod run;
-pub mod spec;
 
 use std::path::Path;
 
@@ -28,8 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::metrics::Report;
-
-pub use fingerprint::DatasetFingerprint;
 
 /// Version of the JSON layout; bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -147,7 +137,7 @@ pub struct PipelineResult {
     /// Dimension of the data at each stage, from the image to the classifier's input.
     pub dims: Vec<StageDim>,
     /// The cross-validated search, when `--grid` ran for this pipeline.
-    pub grid: Option<grid::GridReport>,
+    pub grid: Option<GridReport>,
     /// The first misclassified test images (indices into the test set).
     pub misclassified: Vec<Misclassified>,
     /// Test images misclassified in all.
@@ -292,6 +282,49 @@ pub fn iso8601_utc(t: std::time::SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// What identifies a dataset's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetFingerprint {
+    /// Number of images.
+    pub images: usize,
+    /// Images per class, in label order.
+    pub class_counts: Vec<usize>,
+    /// Lowercase hex SHA-256 of `compare::fingerprint::hash_input`'s bytes.
+    pub sha256: String,
+}
+
+/// One candidate's cross-validation scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridRow {
+    /// HOG cell size (pixels, square).
+    pub cell: usize,
+    /// SVM C.
+    pub c: f64,
+    /// Validation accuracy of each fold.
+    pub fold_accuracy: Vec<f64>,
+    /// Mean of `fold_accuracy`.
+    pub mean_accuracy: f64,
+    /// Population standard deviation of `fold_accuracy`.
+    pub std_accuracy: f64,
+}
+
+/// The search and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridReport {
+    /// Folds.
+    pub folds: usize,
+    /// Training images the folds were drawn from (the training split; no test image).
+    pub train_images: usize,
+    /// Seconds of the whole search (the refit is not included).
+    pub seconds: f64,
+    /// Every candidate, in search order.
+    pub rows: Vec<GridRow>,
+    /// Chosen cell size.
+    pub chosen_cell: usize,
+    /// Chosen C.
+    pub chosen_c: f64,
 }
 
 #[cfg(test)]

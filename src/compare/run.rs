@@ -14,13 +14,14 @@ use std::time::Instant;
 use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::metrics::Report;
+use crate::metrics::{median, percentile, Report};
 use crate::model::AnyModel;
 
 use super::fingerprint::sha256_hex;
 use super::grid::{self, GridOptions};
+use super::mem;
 use super::spec::{PipelineConfig, PipelineSpec};
-use super::{mem, Inference, Memory, Misclassified, PipelineResult, Stage, StageDim, Training};
+use crate::report::{Inference, Memory, Misclassified, PipelineResult, Stage, StageDim, Training};
 
 /// How to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,24 +62,6 @@ fn training_of_stages(times: &[crate::pipeline::StageTime]) -> Training {
         best_epoch: None,
         stopped_early: None,
         history: None,
-    }
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    // Nearest rank.
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
@@ -143,7 +126,7 @@ pub fn run_pipeline(
             let history = summary
                 .history
                 .iter()
-                .map(|l| super::EpochRow {
+                .map(|l| crate::report::EpochRow {
                     epoch: l.epoch,
                     loss: l.loss,
                     train_acc: l.train_acc,
@@ -270,19 +253,4 @@ pub fn run_pipeline(
         misclassified_total: wrong.len(),
     };
     Ok((result, pred))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_and_percentile() {
-        assert_eq!(median(&[1.0, 2.0, 3.0]), 2.0);
-        assert_eq!(median(&[1.0, 2.0, 3.0, 4.0]), 2.5);
-        assert_eq!(median(&[]), 0.0);
-        let v: Vec<f64> = (1..=10).map(f64::from).collect();
-        assert_eq!(percentile(&v, 0.9), 9.0);
-        assert_eq!(percentile(&v, 1.0), 10.0);
-    }
 }

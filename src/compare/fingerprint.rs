@@ -1,21 +1,10 @@
-//! Dataset fingerprints: image count, class counts and a SHA-256 over the images and labels, so
+//! Dataset fingerprints ([`DatasetFingerprint`], a report type): image count, class counts and a SHA-256 over the images and labels, so
 //! two reports (or two rows of one report) can be checked to use the very same data.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::Dataset;
-
-/// What identifies a dataset's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetFingerprint {
-    /// Number of images.
-    pub images: usize,
-    /// Images per class, in label order.
-    pub class_counts: Vec<usize>,
-    /// Lowercase hex SHA-256 of [`hash_input`]'s bytes.
-    pub sha256: String,
-}
+pub use crate::report::DatasetFingerprint;
 
 impl DatasetFingerprint {
     /// Fingerprint of `ds`.

@@ -5,10 +5,6 @@
 
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-
 use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -38,69 +34,9 @@ impl Default for GridOptions {
     }
 }
 
-/// One candidate's cross-validation scores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GridRow {
-    /// HOG cell size (pixels, square).
-    pub cell: usize,
-    /// SVM C.
-    pub c: f64,
-    /// Validation accuracy of each fold.
-    pub fold_accuracy: Vec<f64>,
-    /// Mean of `fold_accuracy`.
-    pub mean_accuracy: f64,
-    /// Population standard deviation of `fold_accuracy`.
-    pub std_accuracy: f64,
-}
+pub use crate::report::{GridReport, GridRow};
 
-/// The search and its outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GridReport {
-    /// Folds.
-    pub folds: usize,
-    /// Training images the folds were drawn from (the training split; no test image).
-    pub train_images: usize,
-    /// Seconds of the whole search (the refit is not included).
-    pub seconds: f64,
-    /// Every candidate, in search order.
-    pub rows: Vec<GridRow>,
-    /// Chosen cell size.
-    pub chosen_cell: usize,
-    /// Chosen C.
-    pub chosen_c: f64,
-}
-
-/// Assign every image to one of `k` folds, class by class (shuffled with `seed`, then dealt
-/// round-robin), so each fold has about the same class mix. Returns each fold's indices,
-/// sorted.
-pub fn stratified_folds(labels: &[u32], k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
-    if k < 2 || k > labels.len() {
-        return Err(Error::param(
-            "grid_folds",
-            format!(
-                "must be between 2 and the number of training images ({})",
-                labels.len()
-            ),
-            k,
-        ));
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let n_classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
-    let mut folds = vec![Vec::new(); k];
-    let mut next = 0;
-    for class in 0..n_classes as u32 {
-        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        idx.shuffle(&mut rng);
-        for i in idx {
-            folds[next % k].push(i);
-            next += 1;
-        }
-    }
-    for f in &mut folds {
-        f.sort_unstable();
-    }
-    Ok(folds)
-}
+pub use crate::data::split::stratified_folds;
 
 /// Cross-validate `base` with every (cell, C) candidate on `train`; return the best
 /// configuration and the report.
