@@ -520,26 +520,25 @@ mod tests {
 
 use crate::model::container::ModelError;
 use crate::model::container::{TensorReader, TensorWriter};
-use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan};
+use crate::stage::{FeaturePlan, FeatureStage};
 
 /// The configured standard scaler (it has no parameters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ScalerParams;
 
-impl StagePlan for ScalerParams {
+impl FeaturePlan for ScalerParams {
     type Fitted = StandardScaler;
 
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(StandardScaler, Flow<'a>)> {
-        fit_then_transform(x, "scaler", StandardScaler::fit)
+    fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<StandardScaler> {
+        StandardScaler::fit(x)
     }
 
-    fn read(
+    fn read_features(
         &self,
         t: &TensorReader<'_>,
-        input: Shape,
+        d: usize,
         _: bool,
     ) -> Result<StandardScaler, ModelError> {
-        let d = input.features("scaler")?;
         Ok(StandardScaler {
             mean: t.vector("scaler.mean", d)?,
             scale: t.vector("scaler.scale", d)?,
@@ -547,20 +546,17 @@ impl StagePlan for ScalerParams {
     }
 }
 
-impl Stage for StandardScaler {
-    fn name(&self) -> &'static str {
-        "scaler"
+impl FeatureStage for StandardScaler {
+    const NAME: &'static str = "scaler";
+
+    fn apply(&self, x: Array2<f32>) -> Result<Array2<f32>> {
+        let mut x = x;
+        self.transform_inplace(&mut x)?;
+        Ok(x)
     }
 
-    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        x.map_features("scaler", |mut x| {
-            self.transform_inplace(&mut x)?;
-            Ok(x)
-        })
-    }
-
-    fn output_shape(&self, input: Shape) -> Result<Shape> {
-        Ok(input)
+    fn out_dim(&self, d: usize) -> usize {
+        d
     }
 
     fn n_params(&self) -> usize {
@@ -577,15 +573,14 @@ impl Stage for StandardScaler {
     }
 }
 
-impl StagePlan for PcaParams {
+impl FeaturePlan for PcaParams {
     type Fitted = Pca;
 
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Pca, Flow<'a>)> {
-        fit_then_transform(x, "pca", |x| PcaParams::fit(self, x))
+    fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Pca> {
+        PcaParams::fit(self, x)
     }
 
-    fn read(&self, t: &TensorReader<'_>, input: Shape, _: bool) -> Result<Pca, ModelError> {
-        let d = input.features("pca")?;
+    fn read_features(&self, t: &TensorReader<'_>, d: usize, _: bool) -> Result<Pca, ModelError> {
         let components = t.matrix(
             "pca.components",
             |k, c| c == d && k > 0,
@@ -602,17 +597,15 @@ impl StagePlan for PcaParams {
     }
 }
 
-impl Stage for Pca {
-    fn name(&self) -> &'static str {
-        "pca"
+impl FeatureStage for Pca {
+    const NAME: &'static str = "pca";
+
+    fn apply(&self, x: Array2<f32>) -> Result<Array2<f32>> {
+        Pca::transform(self, x.view())
     }
 
-    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        x.map_features("pca", |x| Pca::transform(self, x.view()))
-    }
-
-    fn output_shape(&self, _: Shape) -> Result<Shape> {
-        Ok(Shape::Features(self.n_components()))
+    fn out_dim(&self, _: usize) -> usize {
+        self.n_components()
     }
 
     fn n_params(&self) -> usize {

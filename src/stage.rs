@@ -1,5 +1,7 @@
 //! What a stage of the classical pipeline is: [`StagePlan`] (the configured, unfitted stage) and
-//! [`Stage`] (the fitted one), with [`Flow`], the data passed from stage to stage.
+//! [`Stage`] (the fitted one), with [`Flow`], the data passed from stage to stage. Stages from
+//! features to features (all but resize and HOG) implement the narrower [`FeaturePlan`] and
+//! [`FeatureStage`] (or [`Stateless`]), from which the two follow.
 //!
 //! Every stage (resize, HOG, feature map, normalizer, scaler, PCA, random Fourier features,
 //! Nystroem) implements these two traits beside its own code; `pipeline::registry` lists them
@@ -35,15 +37,6 @@ impl<'a> Flow<'a> {
                 stage,
             )),
         }
-    }
-
-    /// Apply `f` to the features; an error naming `stage` when the data are still images.
-    pub fn map_features(
-        self,
-        stage: &str,
-        f: impl FnOnce(Array2<f32>) -> Result<Array2<f32>>,
-    ) -> Result<Flow<'a>> {
-        Ok(Flow::Features(f(self.into_features(stage)?)?))
     }
 
     /// The images; an error naming `stage` when they have already been described.
@@ -150,30 +143,132 @@ pub trait StagePlan {
     ) -> std::result::Result<Self::Fitted, ModelError>;
 }
 
-/// A stage that learns nothing (resize, feature map, normaliser): it is its own plan, fitting it
-/// is transforming, and the model file holds no tensor of it (its configuration says it all).
-pub trait Stateless: Stage + Copy {}
+/// A fitted stage from features to features (every stage after HOG); [`Stage`] follows from it.
+pub trait FeatureStage {
+    /// Name in timings, reports and errors (see [`Stage::name`]).
+    const NAME: &'static str;
 
-impl<T: Stateless> StagePlan for T {
-    type Fitted = T;
+    /// Map `n x d` features.
+    fn apply(&self, x: Array2<f32>) -> Result<Array2<f32>>;
 
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(T, Flow<'a>)> {
-        Ok((*self, self.transform(x)?))
+    /// Output length for inputs of length `d`.
+    fn out_dim(&self, d: usize) -> usize;
+
+    /// See [`Stage::n_params`].
+    fn n_params(&self) -> usize {
+        0
     }
 
-    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> std::result::Result<T, ModelError> {
-        Ok(*self)
+    /// See [`Stage::shows_dim`].
+    fn shows_dim(&self) -> bool {
+        true
+    }
+
+    /// See [`Stage::write`].
+    fn write(&self, _tensors: &mut TensorWriter) {}
+
+    /// See [`Stage::fold`].
+    fn fold(&mut self, _weights: ArrayView2<'_, f32>) -> Result<Option<Array2<f32>>> {
+        Ok(None)
+    }
+
+    /// See [`Stage::folded`].
+    fn folded(&self) -> bool {
+        false
     }
 }
 
-/// [`StagePlan::fit`] for a stage that fits on features and then transforms them.
-pub fn fit_then_transform<'a, S: Stage>(
-    x: Flow<'a>,
-    name: &str,
-    fit: impl FnOnce(ArrayView2<'_, f32>) -> Result<S>,
-) -> Result<(S, Flow<'a>)> {
-    let x = x.into_features(name)?;
-    let fitted = fit(x.view())?;
-    let y = fitted.transform(Flow::Features(x))?;
-    Ok((fitted, y))
+impl<T: FeatureStage> Stage for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
+        Ok(Flow::Features(self.apply(x.into_features(T::NAME)?)?))
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape> {
+        Ok(Shape::Features(self.out_dim(input.dim())))
+    }
+
+    fn n_params(&self) -> usize {
+        FeatureStage::n_params(self)
+    }
+
+    fn shows_dim(&self) -> bool {
+        FeatureStage::shows_dim(self)
+    }
+
+    fn write(&self, tensors: &mut TensorWriter) {
+        FeatureStage::write(self, tensors)
+    }
+
+    fn fold(&mut self, weights: ArrayView2<'_, f32>) -> Result<Option<Array2<f32>>> {
+        FeatureStage::fold(self, weights)
+    }
+
+    fn folded(&self) -> bool {
+        FeatureStage::folded(self)
+    }
+}
+
+/// A configured feature stage; [`StagePlan`] follows from it (fit on the training features, then
+/// transform them).
+pub trait FeaturePlan {
+    /// The fitted stage.
+    type Fitted: FeatureStage;
+
+    /// Fit on `n x d` training features.
+    fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Self::Fitted>;
+
+    /// Read the fitted stage from a model file, for inputs of length `d` (`folded`: see
+    /// [`StagePlan::read`]).
+    fn read_features(
+        &self,
+        tensors: &TensorReader<'_>,
+        d: usize,
+        folded: bool,
+    ) -> std::result::Result<Self::Fitted, ModelError>;
+}
+
+impl<T: FeaturePlan> StagePlan for T {
+    type Fitted = T::Fitted;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(T::Fitted, Flow<'a>)> {
+        let x = x.into_features(<T::Fitted as FeatureStage>::NAME)?;
+        let fitted = self.fit_features(x.view())?;
+        let y = fitted.apply(x)?;
+        Ok((fitted, Flow::Features(y)))
+    }
+
+    fn read(
+        &self,
+        tensors: &TensorReader<'_>,
+        input: Shape,
+        folded: bool,
+    ) -> std::result::Result<T::Fitted, ModelError> {
+        let d = input.features(<T::Fitted as FeatureStage>::NAME)?;
+        self.read_features(tensors, d, folded)
+    }
+}
+
+/// A feature stage that learns nothing (the feature map, the normaliser): it is its own plan,
+/// and the model file holds no tensor of it (its configuration says it all).
+pub trait Stateless: FeatureStage + Copy {}
+
+impl<T: Stateless> FeaturePlan for T {
+    type Fitted = T;
+
+    fn fit_features(&self, _: ArrayView2<'_, f32>) -> Result<T> {
+        Ok(*self)
+    }
+
+    fn read_features(
+        &self,
+        _: &TensorReader<'_>,
+        _: usize,
+        _: bool,
+    ) -> std::result::Result<T, ModelError> {
+        Ok(*self)
+    }
 }

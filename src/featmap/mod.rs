@@ -285,22 +285,20 @@ pub(super) fn one() -> f64 {
 
 // ---------------------------------------------------------------- pipeline stage
 
-use crate::stage::{Flow, Shape, Stage, Stateless};
+use crate::stage::{FeatureStage, Stateless};
 
 /// Nothing is learned (the configuration, validated when a model file is read, says it all).
 impl Stateless for FeatureMap {}
 
-impl Stage for FeatureMap {
-    fn name(&self) -> &'static str {
-        "feature_map"
+impl FeatureStage for FeatureMap {
+    const NAME: &'static str = "feature_map";
+
+    fn apply(&self, x: Array2<f32>) -> Result<Array2<f32>> {
+        FeatureMap::transform(self, x.view())
     }
 
-    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        x.map_features("feature_map", |x| FeatureMap::transform(self, x.view()))
-    }
-
-    fn output_shape(&self, input: Shape) -> Result<Shape> {
-        Ok(Shape::Features(self.output_dim(input.dim())))
+    fn out_dim(&self, d: usize) -> usize {
+        self.output_dim(d)
     }
 }
 

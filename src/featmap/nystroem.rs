@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
-use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan};
+use crate::stage::{FeaturePlan, FeatureStage};
 
 use super::{check_features, one, resolve_gamma, validate_gamma};
 
@@ -329,20 +329,19 @@ impl Nystroem {
 
 // ---------------------------------------------------------------- pipeline stage
 
-impl StagePlan for NystroemParams {
+impl FeaturePlan for NystroemParams {
     type Fitted = Nystroem;
 
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Nystroem, Flow<'a>)> {
-        fit_then_transform(x, "nystroem", |x| NystroemParams::fit(self, x))
+    fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Nystroem> {
+        NystroemParams::fit(self, x)
     }
 
-    fn read(
+    fn read_features(
         &self,
         t: &TensorReader<'_>,
-        input: Shape,
+        d: usize,
         folded: bool,
     ) -> Result<Nystroem, ModelError> {
-        let d = input.features("nystroem")?;
         let landmarks = t.matrix(
             "nystroem.landmarks",
             |m, c| c == d && (1..=self.dim).contains(&m),
@@ -371,17 +370,15 @@ impl StagePlan for NystroemParams {
     }
 }
 
-impl Stage for Nystroem {
-    fn name(&self) -> &'static str {
-        "nystroem"
+impl FeatureStage for Nystroem {
+    const NAME: &'static str = "nystroem";
+
+    fn apply(&self, x: Array2<f32>) -> Result<Array2<f32>> {
+        Nystroem::transform(self, x.view())
     }
 
-    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        x.map_features("nystroem", |x| Nystroem::transform(self, x.view()))
-    }
-
-    fn output_shape(&self, _: Shape) -> Result<Shape> {
-        Ok(Shape::Features(self.dim()))
+    fn out_dim(&self, _: usize) -> usize {
+        self.dim()
     }
 
     fn n_params(&self) -> usize {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
-use crate::stage::{fit_then_transform, Flow, Shape, Stage, StagePlan};
+use crate::stage::{FeaturePlan, FeatureStage};
 
 use super::{one, resolve_gamma, validate_gamma};
 
@@ -118,15 +118,14 @@ impl Rff {
 
 // ---------------------------------------------------------------- pipeline stage
 
-impl StagePlan for RffParams {
+impl FeaturePlan for RffParams {
     type Fitted = Rff;
 
-    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Rff, Flow<'a>)> {
-        fit_then_transform(x, "rff", |x| RffParams::fit(self, x))
+    fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Rff> {
+        RffParams::fit(self, x)
     }
 
-    fn read(&self, t: &TensorReader<'_>, input: Shape, _: bool) -> Result<Rff, ModelError> {
-        let d = input.features("rff")?;
+    fn read_features(&self, t: &TensorReader<'_>, d: usize, _: bool) -> Result<Rff, ModelError> {
         let weights = t.matrix(
             "rff.weights",
             |r, c| (r, c) == (d, self.dim),
@@ -140,17 +139,15 @@ impl StagePlan for RffParams {
     }
 }
 
-impl Stage for Rff {
-    fn name(&self) -> &'static str {
-        "rff"
+impl FeatureStage for Rff {
+    const NAME: &'static str = "rff";
+
+    fn apply(&self, x: Array2<f32>) -> Result<Array2<f32>> {
+        Rff::transform(self, x.view())
     }
 
-    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        x.map_features("rff", |x| Rff::transform(self, x.view()))
-    }
-
-    fn output_shape(&self, _: Shape) -> Result<Shape> {
-        Ok(Shape::Features(self.offsets.len()))
+    fn out_dim(&self, _: usize) -> usize {
+        self.offsets.len()
     }
 
     fn n_params(&self) -> usize {

@@ -3,12 +3,12 @@
 //! the stage has no tensors in the model file. It sits right after the feature map: unit-length
 //! HOG (or Hellinger) vectors make a linear kernel a cosine similarity.
 
-use ndarray::Axis;
+use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::stage::{Flow, Shape, Stage, Stateless};
+use crate::stage::{FeatureStage, Stateless};
 
 /// Which norm every row is divided by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,13 +48,10 @@ impl Norm {
 
 impl Stateless for Norm {}
 
-impl Stage for Norm {
-    fn name(&self) -> &'static str {
-        "normalize"
-    }
+impl FeatureStage for Norm {
+    const NAME: &'static str = "normalize";
 
-    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>> {
-        let mut x = x.into_features("normalize")?;
+    fn apply(&self, mut x: Array2<f32>) -> Result<Array2<f32>> {
         x.axis_iter_mut(Axis(0))
             .into_par_iter()
             .for_each(|mut row| {
@@ -66,11 +63,11 @@ impl Stage for Norm {
                     }
                 }
             });
-        Ok(Flow::Features(x))
+        Ok(x)
     }
 
-    fn output_shape(&self, input: Shape) -> Result<Shape> {
-        Ok(input)
+    fn out_dim(&self, d: usize) -> usize {
+        d
     }
 
     fn shows_dim(&self) -> bool {
@@ -81,13 +78,10 @@ impl Stage for Norm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, Array2};
+    use ndarray::array;
 
     fn apply(norm: Norm, x: Array2<f32>) -> Array2<f32> {
-        norm.transform(Flow::Features(x))
-            .unwrap()
-            .into_features("t")
-            .unwrap()
+        FeatureStage::apply(&norm, x).unwrap()
     }
 
     /// The values scikit-learn's `Normalizer` gives for these rows.

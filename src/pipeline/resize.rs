@@ -5,7 +5,8 @@
 use std::borrow::Cow;
 
 use crate::error::{Error, Result};
-use crate::stage::{Flow, Shape, Stage, Stateless};
+use crate::model::container::{ModelError, TensorReader};
+use crate::stage::{Flow, Shape, Stage, StagePlan};
 
 /// Resize to `width x height`; the stage is its own plan (nothing is learned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +17,17 @@ pub struct Resize {
     pub height: u32,
 }
 
-impl Stateless for Resize {}
+impl StagePlan for Resize {
+    type Fitted = Resize;
+
+    fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Resize, Flow<'a>)> {
+        Ok((*self, self.transform(x)?))
+    }
+
+    fn read(&self, _: &TensorReader<'_>, _: Shape, _: bool) -> Result<Resize, ModelError> {
+        Ok(*self)
+    }
+}
 
 impl Stage for Resize {
     fn name(&self) -> &'static str {
