@@ -520,7 +520,7 @@ mod tests {
 
 use crate::model::container::ModelError;
 use crate::model::container::{TensorReader, TensorWriter};
-use crate::stage::{FeaturePlan, FeatureStage};
+use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
 /// The configured standard scaler (it has no parameters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -549,8 +549,7 @@ impl FeaturePlan for ScalerParams {
 impl FeatureStage for StandardScaler {
     const NAME: &'static str = "scaler";
 
-    fn apply(&self, x: Array2<f32>) -> Result<Array2<f32>> {
-        let mut x = x;
+    fn apply(&self, mut x: Array2<f32>) -> Result<Array2<f32>> {
         self.transform_inplace(&mut x)?;
         Ok(x)
     }
@@ -558,7 +557,9 @@ impl FeatureStage for StandardScaler {
     fn out_dim(&self, d: usize) -> usize {
         d
     }
+}
 
+impl Learned for StandardScaler {
     fn n_params(&self) -> usize {
         self.mean.len() + self.scale.len()
     }
@@ -607,7 +608,9 @@ impl FeatureStage for Pca {
     fn out_dim(&self, _: usize) -> usize {
         self.n_components()
     }
+}
 
+impl Learned for Pca {
     fn n_params(&self) -> usize {
         self.mean.len() + self.components.len()
     }

@@ -86,26 +86,13 @@ impl Shape {
     }
 }
 
-/// A fitted stage.
-pub trait Stage {
-    /// Name in timings, reports and errors (`hog`, `pca`, ...).
-    fn name(&self) -> &'static str;
-
-    /// Apply the stage.
-    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>>;
-
-    /// Shape of the output for an input of shape `input`.
-    fn output_shape(&self, input: Shape) -> Result<Shape>;
-
+/// What every fitted stage has, whatever it maps: what it learned (its parameter count and
+/// tensors), whether its last linear map folds into the SVM, and how the report shows it. Every
+/// method has a default: a stage that learns nothing implements it empty.
+pub trait Learned {
     /// Learned parameters (values in the model file).
     fn n_params(&self) -> usize {
         0
-    }
-
-    /// Whether the report lists the stage's output dimension (not for stages that keep it and
-    /// are not the point of the pipeline, such as the scaler).
-    fn shows_dim(&self) -> bool {
-        true
     }
 
     /// Write the stage's tensors (named `<stage>.<tensor>`).
@@ -118,10 +105,29 @@ pub trait Stage {
         Ok(None)
     }
 
-    /// Whether the stage's final linear map has been folded into the SVM (see [`Stage::fold`]).
+    /// Whether the stage's final linear map has been folded into the SVM (see
+    /// [`Learned::fold`]).
     fn folded(&self) -> bool {
         false
     }
+
+    /// Whether the report lists the stage's output dimension (not for stages that keep it and
+    /// are not the point of the pipeline, such as the scaler).
+    fn shows_dim(&self) -> bool {
+        true
+    }
+}
+
+/// A fitted stage.
+pub trait Stage: Learned {
+    /// Name in timings, reports and errors (`hog`, `pca`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Apply the stage.
+    fn transform<'a>(&self, x: Flow<'a>) -> Result<Flow<'a>>;
+
+    /// Shape of the output for an input of shape `input`.
+    fn output_shape(&self, input: Shape) -> Result<Shape>;
 }
 
 /// A configured stage, before fitting.
@@ -144,7 +150,7 @@ pub trait StagePlan {
 }
 
 /// A fitted stage from features to features (every stage after HOG); [`Stage`] follows from it.
-pub trait FeatureStage {
+pub trait FeatureStage: Learned {
     /// Name in timings, reports and errors (see [`Stage::name`]).
     const NAME: &'static str;
 
@@ -153,29 +159,6 @@ pub trait FeatureStage {
 
     /// Output length for inputs of length `d`.
     fn out_dim(&self, d: usize) -> usize;
-
-    /// See [`Stage::n_params`].
-    fn n_params(&self) -> usize {
-        0
-    }
-
-    /// See [`Stage::shows_dim`].
-    fn shows_dim(&self) -> bool {
-        true
-    }
-
-    /// See [`Stage::write`].
-    fn write(&self, _tensors: &mut TensorWriter) {}
-
-    /// See [`Stage::fold`].
-    fn fold(&mut self, _weights: ArrayView2<'_, f32>) -> Result<Option<Array2<f32>>> {
-        Ok(None)
-    }
-
-    /// See [`Stage::folded`].
-    fn folded(&self) -> bool {
-        false
-    }
 }
 
 impl<T: FeatureStage> Stage for T {
@@ -189,26 +172,6 @@ impl<T: FeatureStage> Stage for T {
 
     fn output_shape(&self, input: Shape) -> Result<Shape> {
         Ok(Shape::Features(self.out_dim(input.dim())))
-    }
-
-    fn n_params(&self) -> usize {
-        FeatureStage::n_params(self)
-    }
-
-    fn shows_dim(&self) -> bool {
-        FeatureStage::shows_dim(self)
-    }
-
-    fn write(&self, tensors: &mut TensorWriter) {
-        FeatureStage::write(self, tensors)
-    }
-
-    fn fold(&mut self, weights: ArrayView2<'_, f32>) -> Result<Option<Array2<f32>>> {
-        FeatureStage::fold(self, weights)
-    }
-
-    fn folded(&self) -> bool {
-        FeatureStage::folded(self)
     }
 }
 

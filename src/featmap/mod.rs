@@ -285,7 +285,7 @@ pub(super) fn one() -> f64 {
 
 // ---------------------------------------------------------------- pipeline stage
 
-use crate::stage::{FeatureStage, Stateless};
+use crate::stage::{FeatureStage, Learned, Stateless};
 
 /// Nothing is learned (the configuration, validated when a model file is read, says it all).
 impl Stateless for FeatureMap {}
@@ -301,6 +301,8 @@ impl FeatureStage for FeatureMap {
         self.output_dim(d)
     }
 }
+
+impl Learned for FeatureMap {}
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
-use crate::stage::{FeaturePlan, FeatureStage};
+use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
 use super::{check_features, one, resolve_gamma, validate_gamma};
 
@@ -380,7 +380,9 @@ impl FeatureStage for Nystroem {
     fn out_dim(&self, _: usize) -> usize {
         self.dim()
     }
+}
 
+impl Learned for Nystroem {
     fn n_params(&self) -> usize {
         self.landmarks.len() + self.projection.as_ref().map_or(0, |p| p.len())
     }

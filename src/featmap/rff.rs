@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
-use crate::stage::{FeaturePlan, FeatureStage};
+use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
 use super::{one, resolve_gamma, validate_gamma};
 
@@ -149,7 +149,9 @@ impl FeatureStage for Rff {
     fn out_dim(&self, _: usize) -> usize {
         self.offsets.len()
     }
+}
 
+impl Learned for Rff {
     fn n_params(&self) -> usize {
         self.weights.len() + self.offsets.len()
     }

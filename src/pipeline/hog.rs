@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::hog::{Hog, HogParams};
 use crate::model::container::ModelError;
 use crate::model::container::TensorReader;
-use crate::stage::{Flow, Shape, Stage, StagePlan};
+use crate::stage::{Flow, Learned, Shape, Stage, StagePlan};
 
 /// The configured HOG stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,3 +130,5 @@ impl Stage for HogStage {
         }
     }
 }
+
+impl Learned for HogStage {}

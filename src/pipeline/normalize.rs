@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::stage::{FeatureStage, Stateless};
+use crate::stage::{FeatureStage, Learned, Stateless};
 
 /// Which norm every row is divided by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +69,9 @@ impl FeatureStage for Norm {
     fn out_dim(&self, d: usize) -> usize {
         d
     }
+}
 
+impl Learned for Norm {
     fn shows_dim(&self) -> bool {
         false
     }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader};
-use crate::stage::{Flow, Shape, Stage, StagePlan};
+use crate::stage::{Flow, Learned, Shape, Stage, StagePlan};
 
 /// Resize to `width x height`; the stage is its own plan (nothing is learned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,9 @@ impl Stage for Resize {
             Shape::Features(_) => Err(Error::param("resize", "needs images", "features")),
         }
     }
+}
 
+impl Learned for Resize {
     fn shows_dim(&self) -> bool {
         false
     }
