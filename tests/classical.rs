@@ -481,3 +481,36 @@ fn cli_trains_a_nystroem_model() {
         assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
     }
 }
+
+/// `resize` is a stage of the model, not only of loading: a model trained with `resize=20x24`
+/// on 28x28 images describes 24x20 images, takes images of any size and scores them as it
+/// scores the same images resized beforehand; its file round-trips, and the stage is timed.
+#[test]
+fn resize_is_a_stage_of_the_model() {
+    let (train, test) = (split(Split::Train), split(Split::Test));
+    let cfg = ClassicalConfig::default()
+        .with(&[("resize", "20x24"), ("cell", "4"), ("block", "2")])
+        .unwrap();
+    let (m, times) = cfg.fit(&train).unwrap();
+    assert_eq!((m.rows, m.cols), (24, 20));
+    assert!(m.resize().is_some());
+    assert_eq!(times[0].name, "resize");
+    let pre = test.resized(20, 24);
+    assert_eq!(m.predict(&test).unwrap(), m.predict(&pre).unwrap());
+    assert_eq!(
+        m.decision_function(&test).unwrap(),
+        m.decision_function(&pre).unwrap()
+    );
+    let back = ClassicalModel::from_bytes(&m.to_bytes().unwrap()).unwrap();
+    assert_eq!(back, m);
+    // Without the stage, images of another size are refused, naming both sizes.
+    let plain = cfg
+        .clone()
+        .with(&[("resize", "none")])
+        .unwrap()
+        .fit(&pre)
+        .unwrap()
+        .0;
+    let e = plain.predict(&test).unwrap_err().to_string();
+    assert!(e.contains("24x20") && e.contains("28x28"), "{e}");
+}
