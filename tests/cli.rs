@@ -238,3 +238,23 @@ fn train_normalize_l2_is_a_stage() {
     let o = common::train_cli(&fashion_mnist(), &model, &["--normalize", "l3"]);
     assert_error(&o, &["normalize", "l3"]);
 }
+
+/// Every classical flag given to `train --model cnn` is refused by name (they used to be checked
+/// one by one, and some, like --tol, were silently ignored).
+#[test]
+fn classical_flags_are_refused_for_the_cnn() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    for (flags, named) in [
+        (&["--tol", "0.1"][..], "--tol"),
+        (&["--no-transform-sqrt"][..], "--no-transform-sqrt"),
+        (&["--extra-cell", "7"][..], "--extra-cell"),
+        (&["--normalize", "l2"][..], "--normalize"),
+    ] {
+        let mut args = vec!["--model", "cnn", "--epochs", "1"];
+        args.extend_from_slice(flags);
+        let o = common::train_cli(&fashion_mnist(), &model, &args);
+        assert_error(&o, &[named, "classical option"]);
+    }
+    assert!(!model.exists());
+}

@@ -1,6 +1,7 @@
 //! Argument parsing and the subcommands. Each subcommand only calls the library.
 
 mod bench_cnn;
+mod classical_args;
 mod cnn_args;
 mod compare;
 mod eval;

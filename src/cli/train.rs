@@ -14,8 +14,9 @@ use hogsvm::pipeline::{ClassicalConfig, StageTime};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::classical_args::ClassicalArgs;
 use super::cnn_args::CnnArgs;
-use super::options::{parse_size, with_threads, HogArgs, TrainTestArgs};
+use super::options::{parse_size, with_threads, TrainTestArgs};
 
 /// Arguments of `train`.
 #[derive(Debug, Args)]
@@ -38,60 +39,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[command(flatten)]
-    hog: HogArgs,
-    /// Add a HOG descriptor with this cell size (same other parameters), or CELL/BLOCK (e.g.
-    /// 4/2: 4x4-pixel cells in 2x2-cell blocks), concatenated: a multi-scale descriptor.
-    /// Repeatable; `--extra-cell none` removes the default ones.
-    #[arg(long)]
-    extra_cell: Vec<String>,
-    /// Feature map after HOG: none, hellinger, chi2, chi2:STEPS or chi2:STEPS:INTERVAL
-    /// [default: the best measured configuration's].
-    #[arg(long)]
-    feature_map: Option<String>,
-    /// Per-sample normalisation after the feature map: l2, l1, max or none (scikit-learn's
-    /// Normalizer).
-    #[arg(long)]
-    normalize: Option<String>,
-    /// Standardise features (zero mean, unit variance) before PCA / SVM.
-    #[arg(long)]
-    standardize: bool,
-    /// PCA components: a count (128), a variance fraction (0.95) or none.
-    #[arg(long)]
-    pca: Option<String>,
-    /// Whiten the PCA output.
-    #[arg(long)]
-    whiten: bool,
-    /// Random Fourier features after PCA (RBF kernel approximation): output dimension, or none.
-    #[arg(long)]
-    rff: Option<String>,
-    /// Nystroem map after PCA (RBF kernel approximation from training landmarks): number of
-    /// landmarks (the output dimension), or none.
-    #[arg(long)]
-    nystroem: Option<String>,
-    /// Lloyd iterations placing the --nystroem landmarks at k-means centres (0: random
-    /// training rows, as scikit-learn) [default: 5].
-    #[arg(long)]
-    kmeans_iters: Option<usize>,
-    /// RBF width for --rff / --nystroem: a number, `scale` (1 / (d * var), scikit-learn's
-    /// heuristic, the default) or `scale*K` (K times it).
-    #[arg(long)]
-    gamma: Option<String>,
-    /// Also train on the left-right mirror of every training image (twice the training set).
-    #[arg(long)]
-    flip: bool,
-    /// SVM regularisation C [default: 0.1].
-    #[arg(long)]
-    c: Option<f64>,
+    classical: ClassicalArgs,
     /// Loss. Classical: squared-hinge or hinge. CNN: cross-entropy, focal, focal:GAMMA or
     /// focal:GAMMA:ALPHA (with --class-weight balanced, cross-entropy is class-weighted).
     #[arg(long)]
     loss: Option<String>,
-    /// SVM stopping tolerance [default: 0.01].
-    #[arg(long)]
-    tol: Option<f64>,
-    /// SVM maximum passes over the data.
-    #[arg(long)]
-    max_iter: Option<usize>,
     /// Class weights: none, balanced, or one comma-separated weight per class.
     #[arg(long)]
     class_weight: Option<String>,
@@ -119,66 +71,18 @@ fn spinner(msg: &str) -> ProgressBar {
 /// `--classical` specs use); what is not given comes from [`ClassicalConfig::default`], the best
 /// measured configuration.
 fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
-    let mut s: Vec<(&str, String)> = Vec::new();
-    let h = &a.hog;
-    let hog_keys = [
-        ("orientations", h.orientations),
-        ("cell", h.cell),
-        ("cell-rows", h.cell_rows),
-        ("cell-cols", h.cell_cols),
-        ("block", h.block),
-        ("block-rows", h.block_rows),
-        ("block-cols", h.block_cols),
-    ];
-    s.extend(
-        hog_keys
-            .iter()
-            .filter_map(|(k, v)| v.map(|v| (*k, v.to_string()))),
-    );
-    if let Some(n) = &h.block_norm {
-        s.push(("block-norm", n.clone()));
-    }
-    if h.transform_sqrt || h.no_transform_sqrt {
-        s.push(("sqrt", h.transform_sqrt.to_string()));
-    }
-    if !a.extra_cell.is_empty() {
-        s.push(("extra-cell", a.extra_cell.join("+")));
-    }
-    let flags = [
-        ("standardize", a.standardize),
-        ("whiten", a.whiten),
-        ("flip", a.flip),
-    ];
-    s.extend(
-        flags
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(k, _)| (*k, "true".to_string())),
-    );
-    let values = [
+    let mut s = a.classical.settings();
+    let shared = [
         ("resize", &a.sets.resize),
-        ("feature-map", &a.feature_map),
-        ("normalize", &a.normalize),
-        ("pca", &a.pca),
-        ("rff", &a.rff),
-        ("nystroem", &a.nystroem),
-        ("gamma", &a.gamma),
         ("loss", &a.loss),
         ("class-weight", &a.class_weight),
     ];
     s.extend(
-        values
+        shared
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone()))),
     );
-    let numbers = [
-        ("c", a.c.map(|v| v.to_string())),
-        ("tol", a.tol.map(|v| v.to_string())),
-        ("max-iter", a.max_iter.map(|v| v.to_string())),
-        ("kmeans", a.kmeans_iters.map(|v| v.to_string())),
-        ("seed", Some(a.seed.to_string())),
-    ];
-    s.extend(numbers.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    s.push(("seed", a.seed.to_string()));
     Ok(ClassicalConfig::default().with(&s)?)
 }
 
@@ -295,19 +199,7 @@ fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    if a.c.is_some()
-        || a.pca.is_some()
-        || a.rff.is_some()
-        || a.nystroem.is_some()
-        || a.flip
-        || a.feature_map.is_some()
-        || a.normalize.is_some()
-    {
-        bail!(
-            "--c, --pca, --rff, --nystroem, --flip, --feature-map and --normalize are classical \
-             options; they do not apply to --model cnn"
-        );
-    }
+    a.classical.refuse_for_cnn()?;
     cfg.validate()?;
     let resize = a.sets.resize.as_deref().map(parse_size).transpose()?;
     let t0 = Instant::now();

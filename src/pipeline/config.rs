@@ -84,7 +84,7 @@ pub const KEYS: &str = "cell, cell-rows, cell-cols, block, block-rows, block-col
 fn priority(key: &str) -> u8 {
     match key {
         "cell" | "block" => 0,
-        "extra-cell" | "whiten" | "kmeans" | "gamma" => 2,
+        "extra-cell" | "extra-cells" | "whiten" | "kmeans" | "kmeans-iters" | "gamma" => 2,
         "seed" => 3,
         _ => 1,
     }
@@ -164,6 +164,7 @@ impl ClassicalConfig {
             "orientations" => c.hog = c.hog.orientations(num("orientations", v)?),
             "block-norm" => c.hog = c.hog.block_norm(v.parse::<BlockNorm>()?),
             "sqrt" | "transform-sqrt" => c.hog = c.hog.transform_sqrt(flag("sqrt", v)?),
+            "no-transform-sqrt" => c.hog = c.hog.transform_sqrt(!flag("sqrt", v)?),
             "extra-cell" | "extra-cells" => {
                 c.hog_extra = if is_none(v) {
                     Vec::new()
@@ -319,5 +320,50 @@ impl ClassicalConfig {
     /// Length of the concatenated HOG descriptor for images of `rows x cols`.
     pub fn hog_len(&self, rows: usize, cols: usize) -> Result<usize> {
         HogPlan::of(self).len(rows, cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `with` applies settings in an order of its own: a refining key given before its stage,
+    /// or the main cell after an extra descriptor, gives the same configuration; an alias ranks
+    /// like its key.
+    #[test]
+    fn with_is_independent_of_the_order_given() {
+        let a = [
+            ("pca", "32"),
+            ("nystroem", "64"),
+            ("kmeans-iters", "2"),
+            ("gamma", "scale*2"),
+            ("cell", "4"),
+            ("extra-cell", "7"),
+            ("seed", "3"),
+        ];
+        let mut b = a;
+        b.reverse();
+        let (x, y) = (
+            ClassicalConfig::default().with(&a).unwrap(),
+            ClassicalConfig::default().with(&b).unwrap(),
+        );
+        assert_eq!(x, y);
+        let n = x.nystroem.unwrap();
+        assert_eq!(
+            (n.dim, n.kmeans_iters, n.gamma_scale, n.seed),
+            (64, 2, 2.0, 3)
+        );
+        assert_eq!(x.hog_extra[0].block_rows, x.hog.block_rows);
+        assert_eq!((x.hog.cell_rows, x.hog_extra[0].cell_rows), (4, 7));
+        assert_eq!(x.pca.unwrap().seed, 3);
+        // Alone, a refining key still needs its stage.
+        let e = ClassicalConfig::default()
+            .with(&[("gamma", "1")])
+            .unwrap_err();
+        assert!(e.to_string().contains("needs rff or nystroem"), "{e}");
+        let off = ClassicalConfig::default()
+            .with(&[("no-transform-sqrt", "true")])
+            .unwrap();
+        assert!(!off.hog.transform_sqrt);
     }
 }
