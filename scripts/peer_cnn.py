@@ -163,7 +163,7 @@ def torch_round(a, x, y, classes):
 
 def rust_cmd(a):
     return [a.hogsvm, "bench-cnn", "--data", a.data, "--batch", str(a.batch), "--steps", str(a.steps),
-            "--warmup", str(a.warmup), "--infer-batch", str(a.infer_batch),
+            "--warmup-steps", str(a.warmup), "--infer-batch", str(a.infer_batch),
             "--channels", ",".join(map(str, a.channels)), "--hidden", str(a.hidden),
             "--dropout", repr(DROPOUT), "--lr", repr(a.lr), "--weight-decay", repr(a.weight_decay),
             "--clip-norm", "none", "--json"]

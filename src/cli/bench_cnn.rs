@@ -20,9 +20,9 @@ pub struct BenchCnnArgs {
     /// Timed training steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// Untimed warm-up steps.
+    /// Untimed warm-up steps (`--warmup` is the CNN's learning-rate warm-up, in epochs).
     #[arg(long, default_value_t = 3)]
-    warmup: usize,
+    warmup_steps: usize,
     /// Inference batch size.
     #[arg(long, default_value_t = 1000)]
     infer_batch: usize,
@@ -49,7 +49,7 @@ pub fn run(a: BenchCnnArgs) -> anyhow::Result<()> {
         .map_or(a.batch_size, |_| cfg.batch_size);
     let (ds, _) = data::load(&a.data, &LoadOptions::default())?;
     let r = with_threads(a.threads, || {
-        hogsvm::cnn::bench(&cfg, &ds, batch, a.steps, a.warmup, a.infer_batch)
+        hogsvm::cnn::bench(&cfg, &ds, batch, a.steps, a.warmup_steps, a.infer_batch)
     })??;
     let _ = a.json;
     let mut v = serde_json::to_value(&r)?;

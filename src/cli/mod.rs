@@ -58,3 +58,14 @@ pub fn run() -> anyhow::Result<()> {
         Command::BenchCnn(a) => bench_cnn::run(a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks on every subcommand (duplicate flag names, conflicting
+    /// definitions), which otherwise only debug builds run, at parse time.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
