@@ -3,6 +3,14 @@
 
 Run through scripts/golden.sh (which makes the venv). Never edit the outputs by hand.
 
+NumPy's `arctan2` is not the same function on every CPU: on one with AVX-512 NumPy uses its own
+SIMD (SVML) version, which differs from the C library's `atan2` by an ulp on some inputs; for a
+gradient whose angle is a bin edge in exact arithmetic (square roots of 183 and 61: 60 degrees) that
+ulp decides the bin, and the SIMD version is the one on the wrong side (the exact angle of the
+rounded gradient is above the edge). golden.sh therefore runs this script with NumPy's AVX-512 code
+turned off (NPY_DISABLE_CPU_FEATURES), so the golden files are the same on every machine and agree
+with the correctly rounded angle; docs/BENCHMARKS.md (HOG parity) gives the measurement.
+
 Outputs:
   manifest.json           one entry per case: input kind, HOG parameters, file names
   <case>.input.npy        the images, (n, rows, cols) or (n, rows, cols, 3), uint8 or float32
@@ -47,6 +55,33 @@ def synthetic(rows, cols, seed):
         np.zeros((rows, cols)),  # flat
         np.full((rows, cols), 255),
     ]
+    return np.stack(imgs).astype(np.uint8)
+
+
+def edge_images(rows, cols, seed, count=10):
+    """Images whose gradients often lie on a bin edge in exact arithmetic.
+
+    With the square-root transform, pixel values whose square roots have the ratio sqrt(3) (183 and
+    61, 27 and 9, ... : tan 60 and 1 / tan 30 degrees) or 1 (45 degrees) put gradients on the edges
+    of 4, 6, 8, 9, 12 and 18 orientations. The images are small-integer and saturated noise over
+    those values, and a lattice of 3x3 tiles whose centre pixel sees exactly such a pair above /
+    below and left / right (the other two neighbours 0), in every sign combination.
+    """
+    rng = np.random.default_rng(seed)
+    pairs = [(183, 61), (27, 9), (12, 4), (3, 1), (243, 81), (48, 16), (75, 25), (147, 49), (192, 64),
+             (61, 183), (9, 27), (100, 100), (255, 255)]
+    vals = np.array(sorted({v for p in pairs for v in p} | {0}), np.uint8)
+    imgs = [rng.choice(vals, size=(rows, cols)) for _ in range(count - 3)]
+    imgs.append(rng.choice(np.array([0, 255], np.uint8), size=(rows, cols)))
+    imgs.append(rng.choice(np.array([0, 1, 2, 3, 4, 255], np.uint8), size=(rows, cols)))
+    lattice = np.zeros((rows, cols), np.uint8)
+    for r0 in range(0, rows - 2, 3):
+        for c0 in range(0, cols - 2, 3):
+            a, b = pairs[rng.integers(len(pairs))]
+            dr, dc = rng.choice([-1, 1]), rng.choice([-1, 1])
+            lattice[r0 + 1 + dr, c0 + 1] = a  # above or below the centre
+            lattice[r0 + 1, c0 + 1 + dc] = b  # left or right of it
+    imgs.append(lattice)
     return np.stack(imgs).astype(np.uint8)
 
 
@@ -98,7 +133,17 @@ def bin_table(n):
     return out
 
 
+def check_arctan2():
+    """Refuse to write golden files with NumPy's AVX-512 arctan2 (see the module docstring)."""
+    import math
+    gr, gc = -math.sqrt(183.0), -math.sqrt(61.0)
+    if float(np.arctan2(np.full(16, gr), np.full(16, gc))[0]) != math.atan2(gr, gc):
+        sys.exit("make_golden.py: NumPy's arctan2 is not the C library's here (AVX-512 code?); "
+                 "run it through scripts/golden.sh, which sets NPY_DISABLE_CPU_FEATURES")
+
+
 def main():
+    check_arctan2()
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
         os.remove(os.path.join(OUT, f))
@@ -135,6 +180,16 @@ def main():
     run_case(m, "rgb_u8_30x41_c4x6_b2x2_sqrt_l2", rgb, "rgb_u8", ppc=(4, 6), cpb=(2, 2), norm="L2", sqrt=True)
     run_case(m, "rgb_f32_30x41_c5x5_b2x2_o7", (rgb.astype(np.float32) / 255.0).astype(np.float32), "rgb_f32",
              orientations=7, ppc=(5, 5), cpb=(2, 2))
+    # Gradients exactly on bin edges (see edge_images), for every orientation count above, with
+    # and without the square root, uint8 and float32.
+    edge = edge_images(24, 27, 7)
+    for n in (1, 4, 6, 7, 8, 9, 12, 18):
+        run_case(m, f"edge_u8_sqrt_o{n}", edge, "gray_u8", orientations=n, ppc=(3, 3), cpb=(2, 2), norm="L1", sqrt=True)
+    run_case(m, "edge_u8_o8", edge, "gray_u8", orientations=8, ppc=(3, 3), cpb=(2, 2), norm="L1")
+    edge32 = (edge.astype(np.float32) / np.float32(255.0)).astype(np.float32)
+    for n in (6, 9, 12):
+        run_case(m, f"edge_f32_sqrt_o{n}", edge32, "gray_f32", orientations=n, ppc=(3, 3), cpb=(2, 2), norm="L1", sqrt=True)
+    run_case(m, "edge_f32_o9", edge.astype(np.float32), "gray_f32", orientations=9, ppc=(3, 3), cpb=(2, 2), norm="L1")
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"skimage_version": skimage.__version__, "numpy_version": np.__version__,
                    "cases": m}, f, indent=1)

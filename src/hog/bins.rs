@@ -13,6 +13,13 @@
 //!   back to the exact formula, so the result is always the formula's.
 //!
 //! `Bin == orientations` means "no bin" (the pixel is not counted), as in scikit-image.
+//!
+//! "The formula" means it evaluated with the C library's `atan2` (which Rust's `f64::atan2` calls):
+//! the angle correctly rounded for the gradients that matter. NumPy's own SIMD `arctan2`, which
+//! scikit-image gets on CPUs with AVX-512, is an ulp off for some gradients that lie on a bin edge
+//! in exact arithmetic (square roots of 183 and 61: 60 degrees) and puts them in the bin below;
+//! there scikit-image's output depends on the CPU, and hogsvm follows the correctly rounded angle
+//! (docs/BENCHMARKS.md, "Bin edges and NumPy's arctan2").
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
