@@ -13,7 +13,7 @@ with the correctly rounded angle; docs/BENCHMARKS.md (HOG parity) gives the meas
 
 Outputs:
   manifest.json           one entry per case: input kind, HOG parameters, file names
-  <case>.input.npy        the images, (n, rows, cols) or (n, rows, cols, 3), uint8 or float32
+  <case>.input.npy        the images, (n, rows, cols) or (n, rows, cols, 3), uint8, float32 or float64
   <case>.hog.npy          skimage.feature.hog(..., feature_vector=True) per image, (n, d) float64
   <case>.vis.npy          the visualize=True image per image, (n, rows, cols) float64 (some cases)
   bins-<n>.npy.gz         scikit-image's orientation bin for every integer gradient pair
@@ -190,6 +190,15 @@ def main():
     for n in (6, 9, 12):
         run_case(m, f"edge_f32_sqrt_o{n}", edge32, "gray_f32", orientations=n, ppc=(3, 3), cpb=(2, 2), norm="L1", sqrt=True)
     run_case(m, "edge_f32_o9", edge.astype(np.float32), "gray_f32", orientations=9, ppc=(3, 3), cpb=(2, 2), norm="L1")
+    # float64 input (NumPy's default): square root, gradients and angles in float64.
+    f64 = np.concatenate([syn.astype(np.float64) / 255.0, rng.random((4, 37, 53))])
+    run_case(m, "f64_37x53_c6x4_b2x2_o9", f64, "gray_f64", ppc=(6, 4), cpb=(2, 2))
+    run_case(m, "f64_37x53_c5x5_b3x2_o8_sqrt_l1", f64, "gray_f64", orientations=8, ppc=(5, 5), cpb=(3, 2), norm="L1", sqrt=True)
+    for n in (9, 12):
+        run_case(m, f"edge_f64_sqrt_o{n}", edge.astype(np.float64), "gray_f64", orientations=n, ppc=(3, 3), cpb=(2, 2), norm="L1", sqrt=True)
+    run_case(m, "edge_f64_scaled_sqrt_o6", edge.astype(np.float64) / 255.0, "gray_f64", orientations=6, ppc=(3, 3), cpb=(2, 2), norm="L1", sqrt=True)
+    run_case(m, "rgb_f64_30x41_c5x5_b2x2_o7", rgb.astype(np.float64) / 255.0, "rgb_f64",
+             orientations=7, ppc=(5, 5), cpb=(2, 2), sqrt=True)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"skimage_version": skimage.__version__, "numpy_version": np.__version__,
                    "cases": m}, f, indent=1)

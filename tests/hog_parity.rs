@@ -72,42 +72,46 @@ fn params(c: &Case) -> HogParams {
         .transform_sqrt(c.transform_sqrt)
 }
 
-/// The case's images as (pixels, rows, cols, channels) per image.
+/// The case's images, `(n, rows, cols)` or `(n, rows, cols, channels)`, in the input's type.
 enum Images {
     U8(ArrayD<u8>),
     F32(ArrayD<f32>),
+    F64(ArrayD<f64>),
 }
 
 fn load_images(c: &Case) -> Images {
     let p = golden_dir().join(&c.input);
     if c.kind.ends_with("u8") {
         Images::U8(read_npy(&p).unwrap())
+    } else if c.kind.ends_with("f64") {
+        Images::F64(read_npy(&p).unwrap())
     } else {
         Images::F32(read_npy(&p).unwrap())
     }
 }
 
-fn for_each_image(imgs: &Images, mut f: impl FnMut(usize, ImageRef<'_>)) {
-    fn shape(s: &[usize]) -> (usize, usize, usize) {
-        (s[1], s[2], if s.len() == 4 { s[3] } else { 1 })
+/// One view per image of `a` (standard layout, as `read_npy` gives it).
+fn refs_of<'a, T>(a: &'a ArrayD<T>, wrap: fn(&'a [T]) -> Pixels<'a>) -> Vec<ImageRef<'a>> {
+    let s = a.shape();
+    let ch = if s.len() == 4 { s[3] } else { 1 };
+    a.axis_iter(Axis(0))
+        .map(|im| ImageRef::new(wrap(im.to_slice().unwrap()), s[1], s[2], ch).unwrap())
+        .collect()
+}
+
+impl Images {
+    fn refs(&self) -> Vec<ImageRef<'_>> {
+        match self {
+            Images::U8(a) => refs_of(a, Pixels::U8),
+            Images::F32(a) => refs_of(a, Pixels::F32),
+            Images::F64(a) => refs_of(a, Pixels::F64),
+        }
     }
-    match imgs {
-        Images::U8(a) => {
-            let (r, c, ch) = shape(a.shape());
-            for (i, im) in a.axis_iter(Axis(0)).enumerate() {
-                let im = im.as_standard_layout().to_owned();
-                let v = im.as_slice().unwrap();
-                f(i, ImageRef::new(Pixels::U8(v), r, c, ch).unwrap());
-            }
-        }
-        Images::F32(a) => {
-            let (r, c, ch) = shape(a.shape());
-            for (i, im) in a.axis_iter(Axis(0)).enumerate() {
-                let im = im.as_standard_layout().to_owned();
-                let v = im.as_slice().unwrap();
-                f(i, ImageRef::new(Pixels::F32(v), r, c, ch).unwrap());
-            }
-        }
+}
+
+fn for_each_image(imgs: &Images, mut f: impl FnMut(usize, ImageRef<'_>)) {
+    for (i, im) in imgs.refs().into_iter().enumerate() {
+        f(i, im);
     }
 }
 
@@ -174,30 +178,7 @@ fn batch_equals_single_image_bit_for_bit() {
         let imgs = load_images(c);
         let mut singles = Vec::new();
         for_each_image(&imgs, |_, im| singles.push(hog.compute(im).unwrap()));
-        let batch = match &imgs {
-            Images::U8(a) => {
-                let s = a.shape();
-                let refs: Vec<_> = a
-                    .axis_iter(Axis(0))
-                    .map(|im| {
-                        let ch = if s.len() == 4 { s[3] } else { 1 };
-                        ImageRef::new(Pixels::U8(im.to_slice().unwrap()), s[1], s[2], ch).unwrap()
-                    })
-                    .collect();
-                hog.compute_batch(&refs).unwrap()
-            }
-            Images::F32(a) => {
-                let s = a.shape();
-                let refs: Vec<_> = a
-                    .axis_iter(Axis(0))
-                    .map(|im| {
-                        let ch = if s.len() == 4 { s[3] } else { 1 };
-                        ImageRef::new(Pixels::F32(im.to_slice().unwrap()), s[1], s[2], ch).unwrap()
-                    })
-                    .collect();
-                hog.compute_batch(&refs).unwrap()
-            }
-        };
+        let batch = hog.compute_batch(&imgs.refs()).unwrap();
         for (i, s) in singles.iter().enumerate() {
             let row = batch.row(i);
             assert!(

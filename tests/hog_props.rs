@@ -66,6 +66,19 @@ proptest! {
         for (a, b) in fast_f.iter().zip(&slow_f) {
             prop_assert!((*a as f64 - b).abs() <= 1e-5, "f32: {} vs {}", a, b);
         }
+        // As f64 (NumPy's default float type) they are the u8 image's numbers exactly: scikit-image
+        // turns u8 into float64 before anything else.
+        let d: Vec<f64> = px.iter().map(|&v| v as f64).collect();
+        let imd = ImageRef::new(Pixels::F64(&d), rows, cols, ch).unwrap();
+        prop_assert_eq!(&naive::hog(&p, imd).unwrap(), &slow);
+        let fast_d = hog.compute(imd).unwrap();
+        for (a, b) in fast_d.iter().zip(&slow) {
+            prop_assert!((*a as f64 - b).abs() <= 1e-5, "f64: {} vs {}", a, b);
+        }
+        if p.transform_sqrt {
+            // The same float path as the u8 image with the square root: the same bits.
+            prop_assert_eq!(&fast_d, &fast);
+        }
     }
 
     #[test]

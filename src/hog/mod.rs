@@ -49,8 +49,12 @@ use bins::{BinTable, FloatBinner};
 pub enum Pixels<'a> {
     /// 8-bit values, used as 0..255 (not rescaled), as scikit-image does.
     U8(&'a [u8]),
-    /// 32-bit float values.
+    /// 32-bit float values (kept in float32 as scikit-image keeps them: square root and
+    /// gradients in f32).
     F32(&'a [f32]),
+    /// 64-bit float values, NumPy's default float type: square root, gradients, magnitudes and
+    /// angles in f64, as scikit-image computes them for float64 (and integer) images.
+    F64(&'a [f64]),
 }
 
 /// A borrowed image: row-major, channels interleaved (`rows x cols x channels`).
@@ -68,6 +72,7 @@ impl<'a> ImageRef<'a> {
         let len = match pixels {
             Pixels::U8(p) => p.len(),
             Pixels::F32(p) => p.len(),
+            Pixels::F64(p) => p.len(),
         };
         if channels == 0 {
             return Err(Error::param("channels", "must be at least 1", 0));
@@ -95,6 +100,10 @@ impl<'a> ImageRef<'a> {
     pub fn gray_f32(p: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
         Self::new(Pixels::F32(p), rows, cols, 1)
     }
+    /// Grayscale `f64`, row-major.
+    pub fn gray_f64(p: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(Pixels::F64(p), rows, cols, 1)
+    }
     /// RGB `u8`, interleaved (like scikit-image's `channel_axis=-1`).
     pub fn rgb_u8(p: &'a [u8], rows: usize, cols: usize) -> Result<Self> {
         Self::new(Pixels::U8(p), rows, cols, 3)
@@ -102,6 +111,10 @@ impl<'a> ImageRef<'a> {
     /// RGB `f32`, interleaved.
     pub fn rgb_f32(p: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
         Self::new(Pixels::F32(p), rows, cols, 3)
+    }
+    /// RGB `f64`, interleaved.
+    pub fn rgb_f64(p: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(Pixels::F64(p), rows, cols, 3)
     }
     /// Rows (height).
     pub fn rows(&self) -> usize {
@@ -362,6 +375,16 @@ impl Hog {
                     ws.fimg.extend(p.iter().map(|&v| v.sqrt() as f64));
                 } else {
                     ws.fimg.extend(p.iter().map(|&v| v as f64));
+                }
+                self.hist_float(img, layout, ws)
+            }
+            Pixels::F64(p) => {
+                self.prepare_cell_offsets(layout, ws);
+                ws.fimg.clear();
+                if self.params.transform_sqrt {
+                    ws.fimg.extend(p.iter().map(|&v| v.sqrt()));
+                } else {
+                    ws.fimg.extend_from_slice(p);
                 }
                 self.hist_float(img, layout, ws)
             }

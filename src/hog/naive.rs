@@ -28,6 +28,10 @@ pub fn hog(params: &HogParams, img: ImageRef<'_>) -> Result<Vec<f64>> {
             .iter()
             .map(|&v| if params.transform_sqrt { v.sqrt() } else { v } as f64)
             .collect(),
+        Pixels::F64(p) => p
+            .iter()
+            .map(|&v| if params.transform_sqrt { v.sqrt() } else { v })
+            .collect(),
     };
     let sub = |a: f64, b: f64| {
         if f32_input {
