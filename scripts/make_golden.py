@@ -120,6 +120,33 @@ def run_case(manifest, name, images, kind, orientations=9, ppc=(8, 8), cpb=(3, 3
     manifest.append(entry)
 
 
+def edge(n, i):
+    """Bin edge i of n as scikit-image 0.26 compares with it: 180. / n * i in float64."""
+    return 180.0 / n * i
+
+
+def between_edges(n, rows=27, cols=30, seed=0):
+    """Images whose gradients point at, or just beside, a bin edge: the edge itself (float64), the
+    next float64 either side, its float32 rounding (what a float32 port would compare with) and
+    the midpoint of the two. Each 3x3 tile's centre sees a value below it and one to its right
+    (zeros above and left), so its gradient is (a, b) exactly."""
+    rng = np.random.default_rng(seed)
+    angles = []
+    for i in range(1, n):
+        a, b = edge(n, i), float(np.float32(edge(n, i)))
+        angles += [(a + b) / 2, a, b, np.nextafter(a, 0), np.nextafter(a, 180)]
+    img = np.zeros((rows, cols))
+    k = 0
+    for r0 in range(0, rows - 2, 3):
+        for c0 in range(0, cols - 2, 3):
+            t = np.deg2rad(angles[k % len(angles)])
+            scale = rng.uniform(10, 200)
+            img[r0 + 2, c0 + 1] = scale * np.sin(t)  # below the centre: g_row
+            img[r0 + 1, c0 + 2] = scale * np.cos(t)  # right of it: g_col
+            k += 1
+    return np.stack([img, img[::-1, ::-1].copy(), np.roll(img, 1, axis=1)])
+
+
 def bin_table(n):
     """Bins exactly as skimage/feature/_hoghistogram.pyx assigns them."""
     g = np.arange(-255, 256, dtype=np.float64)
@@ -127,8 +154,7 @@ def bin_table(n):
     theta = np.arctan2(gr, gc) * (180 / np.pi) % 180
     out = np.full(theta.shape, n, np.uint8)
     for i in range(n):
-        start = np.float32(180.0 / n * (i + 1))  # C float in the Cython code
-        end = np.float32(180.0 / n * i)
+        start, end = edge(n, i + 1), edge(n, i)
         out[(theta < start) & (theta >= end)] = i
     return out
 
@@ -190,6 +216,11 @@ def main():
     for n in (6, 9, 12):
         run_case(m, f"edge_f32_sqrt_o{n}", edge32, "gray_f32", orientations=n, ppc=(3, 3), cpb=(2, 2), norm="L1", sqrt=True)
     run_case(m, "edge_f32_o9", edge.astype(np.float32), "gray_f32", orientations=9, ppc=(3, 3), cpb=(2, 2), norm="L1")
+    # Gradients at and beside bin edges (see between_edges), float64 and float32.
+    for n in (7, 11, 13, 17):
+        img = between_edges(n, seed=n)
+        run_case(m, f"between_edges_f64_o{n}", img, "gray_f64", orientations=n, ppc=(3, 3), cpb=(1, 1), norm="L1")
+        run_case(m, f"between_edges_f32_o{n}", img.astype(np.float32), "gray_f32", orientations=n, ppc=(3, 3), cpb=(1, 1), norm="L1")
     # float64 input (NumPy's default): square root, gradients and angles in float64.
     f64 = np.concatenate([syn.astype(np.float64) / 255.0, rng.random((4, 37, 53))])
     run_case(m, "f64_37x53_c6x4_b2x2_o9", f64, "gray_f64", ppc=(6, 4), cpb=(2, 2))
@@ -202,7 +233,7 @@ def main():
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"skimage_version": skimage.__version__, "numpy_version": np.__version__,
                    "cases": m}, f, indent=1)
-    for n in (1, 4, 6, 7, 8, 9, 12, 18):
+    for n in (1, 4, 6, 7, 8, 9, 11, 12, 13, 17, 18):
         buf = io.BytesIO()
         np.save(buf, bin_table(n))
         with open(os.path.join(OUT, f"bins-{n}.npy.gz"), "wb") as raw:

@@ -2,8 +2,8 @@
 //!
 //! scikit-image computes `theta = arctan2(g_row, g_col) * (180 / pi) % 180` in float64 (floor
 //! modulo, so a tiny negative angle can round to exactly 180.0 and fall in no bin), and puts a
-//! pixel in bin `i` when `edge[i] <= theta < edge[i + 1]`, where the edges are
-//! `180. / orientations * i` **rounded to float32** (they are C `float`s in its Cython code).
+//! pixel in bin `i` when `edge[i] <= theta < edge[i + 1]`, where the edges are `180. /
+//! orientations * i` in float64 (see [`edges`]).
 //!
 //! * For `u8` images without the square-root transform, gradients are integers in `[-255, 255]`,
 //!   so a 511 x 511 table built once with that exact formula gives every bin ([`BinTable`]).
@@ -46,10 +46,12 @@ pub(crate) fn skimage_theta(g_row: f64, g_col: f64) -> f64 {
     floor_mod_180(g_row.atan2(g_col) * RAD2DEG)
 }
 
-/// Bin edges as scikit-image uses them: `180/n*i` rounded to `f32`, widened back to `f64`.
+/// Bin edges as scikit-image 0.26 compares with them: `180. / n * i` in `f64`. (An earlier
+/// reading had them rounded to `f32`, as C `float`s; measured against scikit-image on gradients
+/// constructed between the readings, only the `f64` one agrees: docs/BENCHMARKS.md.)
 pub(crate) fn edges(orientations: usize) -> Vec<f64> {
     (0..=orientations)
-        .map(|i| (180.0 / orientations as f64 * i as f64) as f32 as f64)
+        .map(|i| 180.0 / orientations as f64 * i as f64)
         .collect()
 }
 
@@ -244,11 +246,12 @@ mod tests {
     }
 
     #[test]
-    fn edges_are_rounded_to_f32() {
+    fn edges_are_float64() {
         let e = edges(7);
-        assert_eq!(e[1], (180.0f64 / 7.0) as f32 as f64);
-        assert_ne!(e[1], 180.0f64 / 7.0);
+        assert_eq!(e[1], 180.0f64 / 7.0);
+        assert_ne!(e[1], (180.0f64 / 7.0) as f32 as f64);
         assert_eq!(e[7], 180.0);
+        assert_eq!(edges(17)[13], 180.0f64 / 17.0 * 13.0);
     }
 
     #[test]
