@@ -1,0 +1,105 @@
+"""hogsvm from Python: scikit-image's HOG, computed in Rust.
+
+``hogsvm.hog`` takes scikit-image 0.26's ``skimage.feature.hog`` arguments and returns the same
+numbers (within 1e-5), shapes and dtypes; ``hogsvm.hog_batch`` computes a stack of images in
+parallel with the GIL released. One difference: NaN or infinite pixels are a ``ValueError`` here
+(scikit-image returns NaN features).
+"""
+import numpy as np
+
+from . import _hogsvm
+
+__all__ = ["hog", "hog_batch"]
+
+_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
+
+
+def _pair(name, v):
+    try:
+        a, b = (int(x) for x in v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of integers, got {v!r}") from None
+    return a, b
+
+
+def _as_supported(image):
+    """scikit-image's dtype rule: float32 (and float16) stay float32, uint8 is used as it is
+    (scikit-image's float64 of it gives the same numbers), every other type becomes float64.
+    Returns the array and the output dtype."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a, np.float64
+    if a.dtype in (np.float32, np.float16):
+        return a.astype(np.float32, copy=False), np.float32
+    if a.dtype.kind in "biuf":
+        return a.astype(np.float64, copy=False), np.float64
+    raise ValueError(f"unsupported image dtype {a.dtype}")
+
+
+def _check_finite(a):
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError("image holds NaN or infinite values (hogsvm refuses them; "
+                         "scikit-image would return NaN features)")
+
+
+def _check_args(orientations, block_norm):
+    if block_norm not in _NORMS:
+        raise ValueError(f"block_norm must be one of {', '.join(_NORMS)}, got {block_norm!r}")
+    if int(orientations) != orientations or orientations < 1:
+        raise ValueError(f"orientations must be a positive integer, got {orientations!r}")
+
+
+def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
+        block_norm="L2-Hys", visualize=False, transform_sqrt=False, feature_vector=True, *,
+        channel_axis=None):
+    """Histogram of Oriented Gradients, as ``skimage.feature.hog`` computes it.
+
+    Same arguments, defaults, output shapes and dtypes (float32 for float32 input, float64
+    otherwise); ``visualize=True`` returns ``(features, hog_image)``.
+    """
+    _check_args(orientations, block_norm)
+    ppc = _pair("pixels_per_cell", pixels_per_cell)
+    cpb = _pair("cells_per_block", cells_per_block)
+    a, out_dtype = _as_supported(np.atleast_2d(image))
+    if channel_axis is not None:
+        a = np.moveaxis(a, channel_axis, -1)
+    if a.ndim != (3 if channel_axis is not None else 2):
+        raise ValueError("Only images with two spatial dimensions are supported. If using with "
+                         "color/multichannel images, specify `channel_axis`.")
+    if a.ndim == 2:
+        a = a[:, :, None]
+    _check_finite(a)
+    a = np.ascontiguousarray(a)
+    feats, vis = _hogsvm.hog(a, int(orientations), ppc, cpb, block_norm, bool(transform_sqrt),
+                             bool(visualize))
+    feats = feats.astype(out_dtype, copy=False)
+    if not feature_vector:
+        n_cells = (a.shape[0] // ppc[0], a.shape[1] // ppc[1])
+        feats = feats.reshape(n_cells[0] - cpb[0] + 1, n_cells[1] - cpb[1] + 1, cpb[0], cpb[1],
+                              int(orientations))
+    if visualize:
+        return feats, vis
+    return feats
+
+
+def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
+              block_norm="L2-Hys", transform_sqrt=False, n_jobs=None):
+    """HOG of every image of ``images``, shape (B, H, W) or (B, H, W, C) (channels last), as
+    ``hog(..., feature_vector=True)`` gives it for each: an array (B, D). Computed in parallel on
+    ``n_jobs`` threads (all cores when None) with the GIL released; the result is the same for
+    any ``n_jobs``."""
+    _check_args(orientations, block_norm)
+    ppc = _pair("pixels_per_cell", pixels_per_cell)
+    cpb = _pair("cells_per_block", cells_per_block)
+    a, out_dtype = _as_supported(images)
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4:
+        raise ValueError(f"images must have shape (B, H, W) or (B, H, W, C), got {a.shape}")
+    _check_finite(a)
+    a = np.ascontiguousarray(a)
+    if n_jobs is not None and int(n_jobs) < 1:
+        raise ValueError(f"n_jobs must be at least 1, got {n_jobs!r}")
+    out = _hogsvm.hog_batch(a, int(orientations), ppc, cpb, block_norm, bool(transform_sqrt),
+                            None if n_jobs is None else int(n_jobs))
+    return out.astype(out_dtype, copy=False)

@@ -1,0 +1,21 @@
+from typing import Literal, Optional, Tuple, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+BlockNorm = Literal["L1", "L1-sqrt", "L2", "L2-Hys"]
+
+@overload
+def hog(image: npt.ArrayLike, orientations: int = ..., pixels_per_cell: Tuple[int, int] = ...,
+        cells_per_block: Tuple[int, int] = ..., block_norm: BlockNorm = ...,
+        visualize: Literal[False] = ..., transform_sqrt: bool = ..., feature_vector: bool = ...,
+        *, channel_axis: Optional[int] = ...) -> np.ndarray: ...
+@overload
+def hog(image: npt.ArrayLike, orientations: int = ..., pixels_per_cell: Tuple[int, int] = ...,
+        cells_per_block: Tuple[int, int] = ..., block_norm: BlockNorm = ...,
+        visualize: Literal[True] = ..., transform_sqrt: bool = ..., feature_vector: bool = ...,
+        *, channel_axis: Optional[int] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+def hog_batch(images: npt.ArrayLike, orientations: int = ...,
+              pixels_per_cell: Tuple[int, int] = ..., cells_per_block: Tuple[int, int] = ...,
+              block_norm: BlockNorm = ..., transform_sqrt: bool = ...,
+              n_jobs: Optional[int] = ...) -> np.ndarray: ...

@@ -1,0 +1,192 @@
+//! The `hogsvm._hogsvm` extension module: a thin layer over the `hogsvm` crate for the Python
+//! package in `py/hogsvm/` (which does scikit-image's argument handling and dtype rules). The
+//! library knows nothing of Python; this crate only converts arrays and errors.
+
+use hogsvm::hog::{visualize, Hog, HogParams, ImageRef, Pixels};
+use numpy::ndarray::{Array2, ArrayView3};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray3, PyReadonlyArray4};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// A library error as Python's `ValueError` (what scikit-image raises for bad arguments).
+fn value_error(e: hogsvm::Error) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+fn hog_of(
+    orientations: usize,
+    cell: (usize, usize),
+    block: (usize, usize),
+    block_norm: &str,
+    transform_sqrt: bool,
+) -> PyResult<Hog> {
+    let params = HogParams::default()
+        .orientations(orientations)
+        .cell(cell.0, cell.1)
+        .block(block.0, block.1)
+        .block_norm(block_norm.parse().map_err(value_error)?)
+        .transform_sqrt(transform_sqrt);
+    Hog::new(params).map_err(value_error)
+}
+
+/// One image, `(rows, cols, channels)`, C-contiguous, of a dtype the core takes.
+#[derive(FromPyObject)]
+enum Image<'py> {
+    U8(PyReadonlyArray3<'py, u8>),
+    F32(PyReadonlyArray3<'py, f32>),
+    F64(PyReadonlyArray3<'py, f64>),
+}
+
+fn image_ref<'a, T>(
+    a: &'a ArrayView3<'a, T>,
+    wrap: fn(&'a [T]) -> Pixels<'a>,
+) -> PyResult<ImageRef<'a>> {
+    let (r, c, ch) = a.dim();
+    let s = a
+        .as_slice()
+        .ok_or_else(|| PyValueError::new_err("image must be C-contiguous"))?;
+    ImageRef::new(wrap(s), r, c, ch).map_err(value_error)
+}
+
+/// HOG of one image: the feature vector (float32) and, with `visualize`, the HOG image
+/// (float64, `rows x cols`).
+#[pyfunction]
+#[pyo3(signature = (image, orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt, visualize))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn hog<'py>(
+    py: Python<'py>,
+    image: Image<'py>,
+    orientations: usize,
+    pixels_per_cell: (usize, usize),
+    cells_per_block: (usize, usize),
+    block_norm: &str,
+    transform_sqrt: bool,
+    visualize: bool,
+) -> PyResult<(Bound<'py, PyArray1<f32>>, Option<Bound<'py, PyArray2<f64>>>)> {
+    let hog = hog_of(
+        orientations,
+        pixels_per_cell,
+        cells_per_block,
+        block_norm,
+        transform_sqrt,
+    )?;
+    let run = |im: ImageRef<'_>| -> PyResult<(Vec<f32>, Option<visualize::HogImage>)> {
+        let f = hog.compute(im).map_err(value_error)?;
+        let v = if visualize {
+            Some(visualize::hog_image(&hog, im).map_err(value_error)?)
+        } else {
+            None
+        };
+        Ok((f, v))
+    };
+    let (features, vis) = match &image {
+        Image::U8(a) => run(image_ref(&a.as_array(), Pixels::U8)?)?,
+        Image::F32(a) => run(image_ref(&a.as_array(), Pixels::F32)?)?,
+        Image::F64(a) => run(image_ref(&a.as_array(), Pixels::F64)?)?,
+    };
+    let vis = match vis {
+        Some(v) => Some(
+            Array2::from_shape_vec((v.rows, v.cols), v.data)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?
+                .into_pyarray(py),
+        ),
+        None => None,
+    };
+    Ok((features.into_pyarray(py), vis))
+}
+
+/// A batch, `(n, rows, cols, channels)`, C-contiguous.
+#[derive(FromPyObject)]
+enum Batch<'py> {
+    U8(PyReadonlyArray4<'py, u8>),
+    F32(PyReadonlyArray4<'py, f32>),
+    F64(PyReadonlyArray4<'py, f64>),
+}
+
+fn batch_refs<'a, T>(
+    a: &'a numpy::ndarray::ArrayView4<'a, T>,
+    wrap: fn(&'a [T]) -> Pixels<'a>,
+) -> PyResult<Vec<ImageRef<'a>>> {
+    let (n, r, c, ch) = a.dim();
+    let s = a
+        .as_slice()
+        .ok_or_else(|| PyValueError::new_err("images must be C-contiguous"))?;
+    let per = r * c * ch;
+    (0..n)
+        .map(|i| ImageRef::new(wrap(&s[i * per..(i + 1) * per]), r, c, ch).map_err(value_error))
+        .collect()
+}
+
+/// HOG of every image of a batch, one row each (float32), computed in parallel on `n_jobs`
+/// threads (all cores when `None`) with the GIL released. The rows do not depend on `n_jobs`.
+#[pyfunction]
+#[pyo3(signature = (images, orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt, n_jobs))]
+#[allow(clippy::too_many_arguments)]
+fn hog_batch<'py>(
+    py: Python<'py>,
+    images: Batch<'py>,
+    orientations: usize,
+    pixels_per_cell: (usize, usize),
+    cells_per_block: (usize, usize),
+    block_norm: &str,
+    transform_sqrt: bool,
+    n_jobs: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let hog = hog_of(
+        orientations,
+        pixels_per_cell,
+        cells_per_block,
+        block_norm,
+        transform_sqrt,
+    )?;
+    let pool = match n_jobs {
+        Some(0) => return Err(PyValueError::new_err("n_jobs must be at least 1")),
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let views = (&images, pool);
+    let out = match views.0 {
+        Batch::U8(a) => {
+            let a = a.as_array();
+            let refs = batch_refs(&a, Pixels::U8)?;
+            compute(py, &hog, &refs, views.1.as_ref())
+        }
+        Batch::F32(a) => {
+            let a = a.as_array();
+            let refs = batch_refs(&a, Pixels::F32)?;
+            compute(py, &hog, &refs, views.1.as_ref())
+        }
+        Batch::F64(a) => {
+            let a = a.as_array();
+            let refs = batch_refs(&a, Pixels::F64)?;
+            compute(py, &hog, &refs, views.1.as_ref())
+        }
+    }?;
+    Ok(out.into_pyarray(py))
+}
+
+fn compute(
+    py: Python<'_>,
+    hog: &Hog,
+    refs: &[ImageRef<'_>],
+    pool: Option<&rayon::ThreadPool>,
+) -> PyResult<Array2<f32>> {
+    py.detach(|| match pool {
+        Some(p) => p.install(|| hog.compute_batch(refs)),
+        None => hog.compute_batch(refs),
+    })
+    .map_err(value_error)
+}
+
+/// The extension module.
+#[pymodule]
+fn _hogsvm(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(hog, m)?)?;
+    m.add_function(wrap_pyfunction!(hog_batch, m)?)?;
+    Ok(())
+}

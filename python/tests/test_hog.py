@@ -1,0 +1,131 @@
+"""hogsvm.hog against skimage.feature.hog: same numbers (1e-5), shapes, dtypes and errors.
+
+Run by scripts/python_tests.sh (part of the README's test command). scikit-image's arctan2 is
+NumPy's: that script turns NumPy's AVX-512 code off, whose arctan2 is an ulp off the C library's
+on gradients that lie exactly on a bin edge (docs/BENCHMARKS.md, "Bin edges and NumPy's arctan2").
+"""
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+from skimage.feature import hog as sk_hog
+
+import hogsvm
+
+NORMS = ["L1", "L1-sqrt", "L2", "L2-Hys"]
+TOL = 1e-5
+
+
+def random_image(rng, shape, dtype):
+    if dtype == np.uint8:
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    if dtype == np.uint16:
+        return rng.integers(0, 65536, shape, dtype=np.uint16)
+    if dtype == np.int32:
+        return rng.integers(0, 1000, shape).astype(np.int32)
+    if dtype == bool:
+        return rng.random(shape) > 0.5
+    return rng.random(shape).astype(dtype)
+
+
+def assert_same(image, **kw):
+    want = sk_hog(image, **kw)
+    got = hogsvm.hog(image, **kw)
+    if kw.get("visualize"):
+        (want, want_vis), (got, got_vis) = want, got
+        assert got_vis.shape == want_vis.shape
+        np.testing.assert_allclose(got_vis, want_vis, atol=1e-4, rtol=0)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    if want.size:
+        assert np.abs(got.astype(np.float64) - want).max() <= TOL
+
+
+CASES = list(itertools.product(
+    [np.uint8, np.uint16, np.int32, bool, np.float32, np.float64],
+    NORMS,
+    [False, True],
+))
+
+
+@pytest.mark.parametrize("dtype,norm,sqrt", CASES)
+def test_random_images_match_skimage(dtype, norm, sqrt):
+    rng = np.random.default_rng(zlib.crc32(f"{np.dtype(dtype).name} {norm} {sqrt}".encode()))
+    for _ in range(6):
+        rows, cols = rng.integers(12, 60, 2)
+        ppc = tuple(int(v) for v in rng.integers(2, 9, 2))
+        cpb = tuple(int(v) for v in rng.integers(1, 4, 2))
+        orientations = int(rng.integers(1, 19))
+        rgb = bool(rng.integers(0, 2))
+        shape = (rows, cols, 3) if rgb else (rows, cols)
+        image = random_image(rng, shape, dtype)
+        kw = dict(orientations=orientations, pixels_per_cell=ppc, cells_per_block=cpb,
+                  block_norm=norm, transform_sqrt=sqrt, channel_axis=-1 if rgb else None)
+        if rows // ppc[0] < cpb[0] or cols // ppc[1] < cpb[1]:
+            with pytest.raises(ValueError):
+                sk_hog(image, **kw)
+            with pytest.raises(ValueError):
+                hogsvm.hog(image, **kw)
+            continue
+        assert_same(image, **kw)
+        assert_same(image, feature_vector=False, **kw)
+
+
+def test_defaults_visualize_and_channel_axis_first():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (48, 40), dtype=np.uint8)
+    assert_same(img)
+    assert_same(img, visualize=True, pixels_per_cell=(6, 5), cells_per_block=(2, 2))
+    rgb = rng.integers(0, 256, (3, 30, 33), dtype=np.uint8)
+    assert_same(rgb, channel_axis=0, pixels_per_cell=(5, 5), cells_per_block=(2, 2))
+
+
+def test_edge_gradients_match_skimage():
+    """Pixel pairs whose square roots have the ratio sqrt(3) put gradients exactly on bin edges."""
+    rng = np.random.default_rng(2)
+    vals = np.array([0, 1, 3, 9, 27, 61, 183, 255, 4, 12], np.uint8)
+    for n in (6, 9, 12, 18):
+        img = rng.choice(vals, size=(30, 27))
+        for dtype in (np.uint8, np.float64):
+            assert_same(img.astype(dtype), orientations=n, pixels_per_cell=(3, 3),
+                        cells_per_block=(2, 2), block_norm="L1", transform_sqrt=True)
+
+
+def test_non_contiguous_and_negative_strides():
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 256, (64, 80), dtype=np.uint8)
+    for view in (big[::2, ::3], big[::-1, ::-1], big.T, np.asfortranarray(big)):
+        assert_same(view, pixels_per_cell=(4, 4), cells_per_block=(2, 2))
+
+
+def test_errors_like_skimage_and_nan_refused():
+    img = np.zeros((16, 16), np.uint8)
+    for kw in (dict(pixels_per_cell=(16, 16), cells_per_block=(3, 3)),  # too small
+               dict(channel_axis=None, image=np.zeros((16, 16, 3), np.uint8))):  # 3-D, no axis
+        image = kw.pop("image", img)
+        with pytest.raises(ValueError):
+            sk_hog(image, **kw)
+        with pytest.raises(ValueError):
+            hogsvm.hog(image, **kw)
+    with pytest.raises(ValueError, match="block_norm"):
+        hogsvm.hog(img, block_norm="L3")
+    bad = np.zeros((32, 32), np.float64)
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        hogsvm.hog(bad)
+
+
+def test_batch_is_bit_identical_to_single_calls_for_any_n_jobs():
+    rng = np.random.default_rng(4)
+    for dtype, shape in ((np.uint8, (13, 28, 28)), (np.float32, (9, 31, 29, 3)), (np.float64, (7, 20, 24))):
+        imgs = random_image(rng, shape, dtype)
+        kw = dict(pixels_per_cell=(4, 4), cells_per_block=(2, 2), transform_sqrt=True)
+        singles = np.stack([hogsvm.hog(im, channel_axis=-1 if len(shape) == 4 else None, **kw)
+                            for im in imgs])
+        for n_jobs in (None, 1, 2, 3):
+            batch = hogsvm.hog_batch(imgs, n_jobs=n_jobs, **kw)
+            assert batch.dtype == singles.dtype
+            assert np.array_equal(batch, singles), n_jobs
+    with pytest.raises(ValueError):
+        hogsvm.hog_batch(np.zeros((2, 28, 28), np.uint8), n_jobs=0)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The Python package's test suite: builds python/ (the `hogsvm` package: pyo3 + maturin) into
+# scripts/.venv and runs pytest on python/tests against scikit-image. Part of the README's test
+# command (scripts/test.sh). The wheel is built by cargo in the workspace's target/ (release
+# profile), so the crates it shares with `cargo test --release` are compiled once.
+# usage: scripts/python_tests.sh [PYTEST ARGS...]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
+py="$("$here/venv.sh" "$here/requirements-python.txt" | tail -n 1)"
+# maturin (the build backend) runs as a program: the venv's bin/ first on PATH.
+export PATH="$(dirname "$py"):$PATH"
+"$py" -m pip install -q --no-deps --no-build-isolation --force-reinstall ./python >&2
+# scikit-image's arctan2 is NumPy's; NumPy's AVX-512 version is an ulp off the C library's on
+# gradients exactly on a bin edge (docs/BENCHMARKS.md): compare against the correctly rounded one.
+export NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL"
+exec "$py" -m pytest -q python/tests "$@"
