@@ -8,6 +8,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
 py="$("$here/venv.sh" "$here/requirements-python.txt" | tail -n 1)"
+# The CLI, for the tests that pass model files between Python and the command line.
+if [ -z "${HOGSVM_BIN:-}" ]; then
+  cargo build --release --locked --quiet --bin hogsvm
+  export HOGSVM_BIN="$PWD/target/release/hogsvm"
+fi
 # maturin (the build backend) runs as a program: the venv's bin/ first on PATH.
 export PATH="$(dirname "$py"):$PATH"
 "$py" -m pip install -q --no-deps --no-build-isolation --force-reinstall ./python >&2

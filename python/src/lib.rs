@@ -2,7 +2,12 @@
 //! package in `py/hogsvm/` (which does scikit-image's argument handling and dtype rules). The
 //! library knows nothing of Python; this crate only converts arrays and errors.
 
+use std::path::PathBuf;
+
+use hogsvm::data::Dataset;
 use hogsvm::hog::{visualize, Hog, HogParams, ImageRef, Pixels};
+use hogsvm::model::AnyModel;
+use hogsvm::pipeline::ClassicalConfig;
 use numpy::ndarray::{Array2, ArrayView3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray3, PyReadonlyArray4};
 use pyo3::exceptions::PyValueError;
@@ -183,10 +188,152 @@ fn compute(
     .map_err(value_error)
 }
 
+/// `(n, rows, cols)` uint8 images (and labels, when training) as a dataset of `class_names`.
+fn dataset(
+    images: &PyReadonlyArray3<'_, u8>,
+    labels: Vec<u32>,
+    class_names: Vec<String>,
+) -> PyResult<Dataset> {
+    let a = images.as_array();
+    let (n, rows, cols) = a.dim();
+    let pixels = a
+        .as_slice()
+        .ok_or_else(|| PyValueError::new_err("images must be C-contiguous"))?
+        .to_vec();
+    let labels = if labels.is_empty() {
+        vec![0; n]
+    } else {
+        labels
+    };
+    if labels.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "{} labels for {n} images",
+            labels.len()
+        )));
+    }
+    if let Some(&l) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
+        return Err(PyValueError::new_err(format!(
+            "label {l} is not below the {} classes",
+            class_names.len()
+        )));
+    }
+    Ok(Dataset {
+        rows,
+        cols,
+        pixels,
+        labels,
+        class_names,
+        sources: (0..n).map(|i| format!("array#{i}")).collect(),
+    })
+}
+
+/// A model of either kind, from a file or trained from Python; used through the library's
+/// `Classifier` trait.
+#[pyclass(name = "Model", module = "hogsvm._hogsvm", frozen)]
+struct PyModel {
+    inner: AnyModel,
+}
+
+impl PyModel {
+    fn images(&self, images: &PyReadonlyArray3<'_, u8>) -> PyResult<Dataset> {
+        let m = self.inner.classifier();
+        let mut ds = dataset(images, Vec::new(), m.class_names().to_vec())?;
+        if let Some((w, h)) = m.load_resize() {
+            ds = ds.resized(w, h);
+        }
+        Ok(ds)
+    }
+}
+
+#[pymethods]
+impl PyModel {
+    /// `classical` or `cnn`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.classifier().kind()
+    }
+
+    /// Class names, in label order.
+    #[getter]
+    fn class_names(&self) -> Vec<String> {
+        self.inner.classifier().class_names().to_vec()
+    }
+
+    /// `(rows, cols)` of the images the model describes.
+    #[getter]
+    fn input_shape(&self) -> (usize, usize) {
+        let i = self.inner.classifier().input();
+        (i.rows, i.cols)
+    }
+
+    /// Label index of each of `images` (`(n, rows, cols)` uint8), as `hogsvm predict` gives it.
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        images: PyReadonlyArray3<'py, u8>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let ds = self.images(&images)?;
+        let m = self.inner.classifier();
+        let p = py.detach(|| m.predict(&ds)).map_err(value_error)?;
+        Ok(p.into_pyarray(py))
+    }
+
+    /// Scores, `(n, classes)`: the SVM's decision values (one column for two classes) or the
+    /// CNN's probabilities.
+    fn scores<'py>(
+        &self,
+        py: Python<'py>,
+        images: PyReadonlyArray3<'py, u8>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let ds = self.images(&images)?;
+        let m = self.inner.classifier();
+        let s = py.detach(|| m.scores(&ds)).map_err(value_error)?;
+        Ok(s.into_pyarray(py))
+    }
+
+    /// Write the model file (what `hogsvm train` writes), atomically.
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        self.inner.classifier().save(&path).map_err(value_error)
+    }
+}
+
+/// Open a model file of either kind.
+#[pyfunction]
+fn load(path: PathBuf) -> PyResult<PyModel> {
+    let inner = hogsvm::model::load_any(&path).map_err(value_error)?;
+    Ok(PyModel { inner })
+}
+
+/// Train the classical pipeline on `(n, rows, cols)` uint8 images with label indices into
+/// `class_names`; `settings` are `ClassicalConfig::set` keys and values (`hogsvm train`'s flags).
+#[pyfunction]
+fn train_classical(
+    py: Python<'_>,
+    images: PyReadonlyArray3<'_, u8>,
+    labels: Vec<u32>,
+    class_names: Vec<String>,
+    settings: Vec<(String, String)>,
+) -> PyResult<PyModel> {
+    if labels.is_empty() {
+        return Err(PyValueError::new_err("no training images"));
+    }
+    let ds = dataset(&images, labels, class_names)?;
+    let cfg = ClassicalConfig::default()
+        .with(&settings)
+        .map_err(value_error)?;
+    let (m, _) = py.detach(|| cfg.fit(&ds)).map_err(value_error)?;
+    Ok(PyModel {
+        inner: AnyModel::Classical(m),
+    })
+}
+
 /// The extension module.
 #[pymodule]
 fn _hogsvm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hog, m)?)?;
     m.add_function(wrap_pyfunction!(hog_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(train_classical, m)?)?;
+    m.add_class::<PyModel>()?;
     Ok(())
 }

@@ -4,12 +4,14 @@
 numbers (within 1e-5), shapes and dtypes; ``hogsvm.hog_batch`` computes a stack of images in
 parallel with the GIL released. One difference: NaN or infinite pixels are a ``ValueError`` here
 (scikit-image returns NaN features).
+
+``hogsvm.sklearn.HogTransformer`` (needs scikit-learn) puts it in scikit-learn pipelines.
 """
 import numpy as np
 
 from . import _hogsvm
 
-__all__ = ["hog", "hog_batch"]
+__all__ = ["hog", "hog_batch", "load", "Model"]
 
 _NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 
@@ -103,3 +105,57 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     out = _hogsvm.hog_batch(a, int(orientations), ppc, cpb, block_norm, bool(transform_sqrt),
                             None if n_jobs is None else int(n_jobs))
     return out.astype(out_dtype, copy=False)
+
+
+def _uint8_images(images):
+    a = np.asarray(images)
+    if a.dtype != np.uint8:
+        raise ValueError(f"model inputs are uint8 images (as hogsvm reads image files), got {a.dtype}")
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"images must have shape (n, H, W) or (H, W), got {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+class Model:
+    """A trained model of either kind (what ``hogsvm train`` writes): labels and scores for uint8
+    images of shape (n, H, W), the ones ``hogsvm predict`` gives for the same pixels. A CNN
+    resizes images to its input size, as the CLI does; a classical model does when it was trained
+    with ``resize``."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    @property
+    def kind(self):
+        """``"classical"`` or ``"cnn"``."""
+        return self._inner.kind
+
+    @property
+    def class_names(self):
+        """Class names, in label order."""
+        return list(self._inner.class_names)
+
+    @property
+    def input_shape(self):
+        """(rows, cols) of the images the model describes."""
+        return tuple(self._inner.input_shape)
+
+    def predict(self, images):
+        """Label index (into ``class_names``) of every image."""
+        return self._inner.predict(_uint8_images(images)).astype(np.int64)
+
+    def scores(self, images):
+        """(n, classes) scores: SVM decision values (one column for two classes) or CNN
+        probabilities."""
+        return self._inner.scores(_uint8_images(images))
+
+    def save(self, path):
+        """Write the model file, atomically."""
+        self._inner.save(str(path))
+
+
+def load(path):
+    """Open a model file of either kind."""
+    return Model(_hogsvm.load(str(path)))

@@ -1,0 +1,92 @@
+"""Model files between Python and the command line: a HogSvmClassifier trained here and saved is
+what `hogsvm eval` / `hogsvm predict` read, with the same accuracy and labels; `hogsvm.load` of a
+model `hogsvm train` wrote (classical and CNN) gives `hogsvm predict`'s labels and scores."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hogsvm
+from hogsvm.sklearn import HogSvmClassifier
+
+from test_sklearn import data
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+BIN = os.environ.get("HOGSVM_BIN", os.path.join(ROOT, "target", "release", "hogsvm"))
+
+
+def cli(*args):
+    p = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def image_folder(tmp, x, y):
+    """root/<label>/<i>.png, so the CLI's class names (sorted folder names) are str(label)."""
+    root = tmp / "images"
+    for i, (im, label) in enumerate(zip(x, y)):
+        d = root / str(label)
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(d / f"{i:04d}.png")
+    return root
+
+
+def cli_predictions(model, root):
+    rows = json.loads(cli("predict", "--model", model, root, "--format", "json"))
+    idx = [int(os.path.basename(r["file"]).split(".")[0]) for r in rows]
+    order = np.argsort(idx)
+    return [rows[i]["label"] for i in order], np.array([rows[i]["score"] for i in order])
+
+
+def test_python_trained_model_is_read_by_the_cli(tmp_path):
+    x, y, xt, yt = data(1000, 200)
+    clf = HogSvmClassifier(cell=4, block=2, pca=32, c=1.0).fit(x, y)
+    acc = clf.score(xt, yt)
+    assert acc > 0.6, acc
+    path = tmp_path / "m.safetensors"
+    clf.save(path)
+    root = image_folder(tmp_path, xt, yt)
+    report = json.loads(cli("eval", "--model", path, "--data", root, "--json"))
+    assert report["accuracy"] == pytest.approx(acc, abs=0)
+    labels, scores = cli_predictions(path, root)
+    assert labels == [str(v) for v in clf.predict(xt)]
+    s = clf.decision_function(xt)
+    want = s[np.arange(len(s)), clf.predict(xt)]
+    np.testing.assert_allclose(scores, want, rtol=1e-6, atol=1e-6)
+    # The settings went through: 32 PCA components, the SVM's input.
+    assert hogsvm.load(path).kind == "classical"
+
+
+@pytest.mark.parametrize("kind", ["classical", "cnn"])
+def test_load_gives_the_cli_predictions(tmp_path, kind):
+    _, _, xt, yt = data(10, 120)
+    model = tmp_path / f"{kind}.safetensors"
+    train = ["train", "--data", os.path.join(ROOT, "fixtures", "fashion-mnist"), "--out", model,
+             "--threads", "2"]
+    if kind == "cnn":
+        train += ["--model", "cnn", "--epochs", "1", "--channels", "8", "--hidden", "none"]
+    else:
+        train += ["--cell", "4", "--block", "2"]
+    cli(*train)
+    root = image_folder(tmp_path, xt, yt)
+    labels, scores = cli_predictions(model, root)
+    m = hogsvm.load(model)
+    assert m.kind == kind and m.input_shape == (28, 28)
+    pred = m.predict(xt)
+    assert [m.class_names[i] for i in pred] == labels
+    s = m.scores(xt)
+    got = s[np.arange(len(s)), pred]
+    np.testing.assert_allclose(got, scores, rtol=1e-6, atol=1e-6)
+
+
+def test_bad_inputs_are_value_errors(tmp_path):
+    x, y, _, _ = data(50, 1)
+    with pytest.raises(ValueError, match="uint8"):
+        HogSvmClassifier().fit(x.astype(np.float32), y)
+    with pytest.raises(ValueError, match="pca"):
+        HogSvmClassifier(pca="lots").fit(x, y)
+    with pytest.raises(ValueError):
+        hogsvm.load(tmp_path / "missing.safetensors")
