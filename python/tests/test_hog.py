@@ -125,7 +125,9 @@ def test_batch_is_bit_identical_to_single_calls_for_any_n_jobs():
                             for im in imgs])
         for n_jobs in (None, 1, 2, 3):
             batch = hogsvm.hog_batch(imgs, n_jobs=n_jobs, **kw)
-            assert batch.dtype == singles.dtype
-            assert np.array_equal(batch, singles), n_jobs
+            assert batch.dtype == np.float32
+            assert np.array_equal(batch.astype(singles.dtype), singles), n_jobs
+            same = hogsvm.hog_batch(imgs, n_jobs=n_jobs, dtype=None, **kw)
+            assert same.dtype == singles.dtype and np.array_equal(same, singles), n_jobs
     with pytest.raises(ValueError):
         hogsvm.hog_batch(np.zeros((2, 28, 28), np.uint8), n_jobs=0)
