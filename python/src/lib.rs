@@ -8,8 +8,10 @@ use hogsvm::data::Dataset;
 use hogsvm::hog::{visualize, Hog, HogParams, ImageRef, Pixels};
 use hogsvm::model::AnyModel;
 use hogsvm::pipeline::ClassicalConfig;
-use numpy::ndarray::{Array2, ArrayView3};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray3, PyReadonlyArray4};
+use numpy::ndarray::Array2;
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray3, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -18,64 +20,83 @@ fn value_error(e: hogsvm::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
-fn hog_of(
-    orientations: usize,
-    cell: (usize, usize),
-    block: (usize, usize),
-    block_norm: &str,
-    transform_sqrt: bool,
-) -> PyResult<Hog> {
-    let params = HogParams::default()
-        .orientations(orientations)
-        .cell(cell.0, cell.1)
-        .block(block.0, block.1)
-        .block_norm(block_norm.parse().map_err(value_error)?)
-        .transform_sqrt(transform_sqrt);
-    Hog::new(params).map_err(value_error)
-}
-
-/// One image, `(rows, cols, channels)`, C-contiguous, of a dtype the core takes.
+/// HOG parameters as the Python side passes them: `(orientations, pixels_per_cell,
+/// cells_per_block, block_norm, transform_sqrt)`.
 #[derive(FromPyObject)]
-enum Image<'py> {
-    U8(PyReadonlyArray3<'py, u8>),
-    F32(PyReadonlyArray3<'py, f32>),
-    F64(PyReadonlyArray3<'py, f64>),
+struct HogArgs(usize, (usize, usize), (usize, usize), String, bool);
+
+impl HogArgs {
+    fn hog(&self) -> PyResult<Hog> {
+        let HogArgs(orientations, cell, block, norm, sqrt) = self;
+        let params = HogParams::default()
+            .orientations(*orientations)
+            .cell(cell.0, cell.1)
+            .block(block.0, block.1)
+            .block_norm(norm.parse().map_err(value_error)?)
+            .transform_sqrt(*sqrt);
+        Hog::new(params).map_err(value_error)
+    }
 }
 
-fn image_ref<'a, T>(
-    a: &'a ArrayView3<'a, T>,
+/// Images of a dtype the core takes, C-contiguous: one `(rows, cols, channels)` or a batch
+/// `(n, rows, cols, channels)`.
+#[derive(FromPyObject)]
+enum Images<'py> {
+    U8(PyReadonlyArrayDyn<'py, u8>),
+    F32(PyReadonlyArrayDyn<'py, f32>),
+    F64(PyReadonlyArrayDyn<'py, f64>),
+}
+
+/// One view per image of `a` (3-D: one image; 4-D: a batch).
+fn views<'a, T: numpy::Element>(
+    a: &'a PyReadonlyArrayDyn<'_, T>,
     wrap: fn(&'a [T]) -> Pixels<'a>,
-) -> PyResult<ImageRef<'a>> {
-    let (r, c, ch) = a.dim();
+) -> PyResult<Vec<ImageRef<'a>>> {
     let s = a
         .as_slice()
-        .ok_or_else(|| PyValueError::new_err("image must be C-contiguous"))?;
-    ImageRef::new(wrap(s), r, c, ch).map_err(value_error)
+        .map_err(|_| PyValueError::new_err("images must be C-contiguous"))?;
+    let (n, dims) = match a.shape() {
+        [r, c, ch] => (1, (*r, *c, *ch)),
+        [n, r, c, ch] => (*n, (*r, *c, *ch)),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "expected (rows, cols, channels) or (n, rows, cols, channels), got {other:?}"
+            )))
+        }
+    };
+    let per = dims.0 * dims.1 * dims.2;
+    (0..n)
+        .map(|i| {
+            ImageRef::new(wrap(&s[i * per..(i + 1) * per]), dims.0, dims.1, dims.2)
+                .map_err(value_error)
+        })
+        .collect()
+}
+
+impl Images<'_> {
+    /// Call `f` with one view per image.
+    fn with<R>(&self, f: impl FnOnce(&[ImageRef<'_>]) -> PyResult<R>) -> PyResult<R> {
+        match self {
+            Images::U8(a) => f(&views(a, Pixels::U8)?),
+            Images::F32(a) => f(&views(a, Pixels::F32)?),
+            Images::F64(a) => f(&views(a, Pixels::F64)?),
+        }
+    }
 }
 
 /// HOG of one image: the feature vector (float32) and, with `visualize`, the HOG image
 /// (float64, `rows x cols`).
 #[pyfunction]
-#[pyo3(signature = (image, orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt, visualize))]
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[allow(clippy::type_complexity)]
 fn hog<'py>(
     py: Python<'py>,
-    image: Image<'py>,
-    orientations: usize,
-    pixels_per_cell: (usize, usize),
-    cells_per_block: (usize, usize),
-    block_norm: &str,
-    transform_sqrt: bool,
+    image: Images<'py>,
+    params: HogArgs,
     visualize: bool,
 ) -> PyResult<(Bound<'py, PyArray1<f32>>, Option<Bound<'py, PyArray2<f64>>>)> {
-    let hog = hog_of(
-        orientations,
-        pixels_per_cell,
-        cells_per_block,
-        block_norm,
-        transform_sqrt,
-    )?;
-    let run = |im: ImageRef<'_>| -> PyResult<(Vec<f32>, Option<visualize::HogImage>)> {
+    let hog = params.hog()?;
+    let (features, vis) = image.with(|refs| {
+        let im = refs[0];
         let f = hog.compute(im).map_err(value_error)?;
         let v = if visualize {
             Some(visualize::hog_image(&hog, im).map_err(value_error)?)
@@ -83,12 +104,7 @@ fn hog<'py>(
             None
         };
         Ok((f, v))
-    };
-    let (features, vis) = match &image {
-        Image::U8(a) => run(image_ref(&a.as_array(), Pixels::U8)?)?,
-        Image::F32(a) => run(image_ref(&a.as_array(), Pixels::F32)?)?,
-        Image::F64(a) => run(image_ref(&a.as_array(), Pixels::F64)?)?,
-    };
+    })?;
     let vis = match vis {
         Some(v) => Some(
             Array2::from_shape_vec((v.rows, v.cols), v.data)
@@ -100,50 +116,16 @@ fn hog<'py>(
     Ok((features.into_pyarray(py), vis))
 }
 
-/// A batch, `(n, rows, cols, channels)`, C-contiguous.
-#[derive(FromPyObject)]
-enum Batch<'py> {
-    U8(PyReadonlyArray4<'py, u8>),
-    F32(PyReadonlyArray4<'py, f32>),
-    F64(PyReadonlyArray4<'py, f64>),
-}
-
-fn batch_refs<'a, T>(
-    a: &'a numpy::ndarray::ArrayView4<'a, T>,
-    wrap: fn(&'a [T]) -> Pixels<'a>,
-) -> PyResult<Vec<ImageRef<'a>>> {
-    let (n, r, c, ch) = a.dim();
-    let s = a
-        .as_slice()
-        .ok_or_else(|| PyValueError::new_err("images must be C-contiguous"))?;
-    let per = r * c * ch;
-    (0..n)
-        .map(|i| ImageRef::new(wrap(&s[i * per..(i + 1) * per]), r, c, ch).map_err(value_error))
-        .collect()
-}
-
 /// HOG of every image of a batch, one row each (float32), computed in parallel on `n_jobs`
 /// threads (all cores when `None`) with the GIL released. The rows do not depend on `n_jobs`.
 #[pyfunction]
-#[pyo3(signature = (images, orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt, n_jobs))]
-#[allow(clippy::too_many_arguments)]
 fn hog_batch<'py>(
     py: Python<'py>,
-    images: Batch<'py>,
-    orientations: usize,
-    pixels_per_cell: (usize, usize),
-    cells_per_block: (usize, usize),
-    block_norm: &str,
-    transform_sqrt: bool,
+    images: Images<'py>,
+    params: HogArgs,
     n_jobs: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let hog = hog_of(
-        orientations,
-        pixels_per_cell,
-        cells_per_block,
-        block_norm,
-        transform_sqrt,
-    )?;
+    let hog = params.hog()?;
     let pool = match n_jobs {
         Some(0) => return Err(PyValueError::new_err("n_jobs must be at least 1")),
         Some(n) => Some(
@@ -154,24 +136,7 @@ fn hog_batch<'py>(
         ),
         None => None,
     };
-    let views = (&images, pool);
-    let out = match views.0 {
-        Batch::U8(a) => {
-            let a = a.as_array();
-            let refs = batch_refs(&a, Pixels::U8)?;
-            compute(py, &hog, &refs, views.1.as_ref())
-        }
-        Batch::F32(a) => {
-            let a = a.as_array();
-            let refs = batch_refs(&a, Pixels::F32)?;
-            compute(py, &hog, &refs, views.1.as_ref())
-        }
-        Batch::F64(a) => {
-            let a = a.as_array();
-            let refs = batch_refs(&a, Pixels::F64)?;
-            compute(py, &hog, &refs, views.1.as_ref())
-        }
-    }?;
+    let out = images.with(|refs| compute(py, &hog, refs, pool.as_ref()))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -235,13 +200,20 @@ struct PyModel {
 }
 
 impl PyModel {
-    fn images(&self, images: &PyReadonlyArray3<'_, u8>) -> PyResult<Dataset> {
+    /// `f` on the model and `images` (brought to the model's size as the CLI does), without the
+    /// GIL.
+    fn run<R: Send>(
+        &self,
+        py: Python<'_>,
+        images: &PyReadonlyArray3<'_, u8>,
+        f: impl FnOnce(&dyn hogsvm::classifier::Classifier, &Dataset) -> hogsvm::Result<R> + Send,
+    ) -> PyResult<R> {
         let m = self.inner.classifier();
         let mut ds = dataset(images, Vec::new(), m.class_names().to_vec())?;
         if let Some((w, h)) = m.load_resize() {
             ds = ds.resized(w, h);
         }
-        Ok(ds)
+        py.detach(|| f(m, &ds)).map_err(value_error)
     }
 }
 
@@ -272,10 +244,9 @@ impl PyModel {
         py: Python<'py>,
         images: PyReadonlyArray3<'py, u8>,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-        let ds = self.images(&images)?;
-        let m = self.inner.classifier();
-        let p = py.detach(|| m.predict(&ds)).map_err(value_error)?;
-        Ok(p.into_pyarray(py))
+        Ok(self
+            .run(py, &images, |m, ds| m.predict(ds))?
+            .into_pyarray(py))
     }
 
     /// Scores, `(n, classes)`: the SVM's decision values (one column for two classes) or the
@@ -285,10 +256,9 @@ impl PyModel {
         py: Python<'py>,
         images: PyReadonlyArray3<'py, u8>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let ds = self.images(&images)?;
-        let m = self.inner.classifier();
-        let s = py.detach(|| m.scores(&ds)).map_err(value_error)?;
-        Ok(s.into_pyarray(py))
+        Ok(self
+            .run(py, &images, |m, ds| m.scores(ds))?
+            .into_pyarray(py))
     }
 
     /// Write the model file (what `hogsvm train` writes), atomically.

@@ -72,7 +72,7 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
         a = a[:, :, None]
     _check_finite(a)
     a = np.ascontiguousarray(a)
-    feats, vis = _hogsvm.hog(a, int(orientations), ppc, cpb, block_norm, bool(transform_sqrt),
+    feats, vis = _hogsvm.hog(a, (int(orientations), ppc, cpb, block_norm, bool(transform_sqrt)),
                              bool(visualize))
     feats = feats.astype(out_dtype, copy=False)
     if not feature_vector:
@@ -106,7 +106,7 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     a = np.ascontiguousarray(a)
     if n_jobs is not None and int(n_jobs) < 1:
         raise ValueError(f"n_jobs must be at least 1, got {n_jobs!r}")
-    out = _hogsvm.hog_batch(a, int(orientations), ppc, cpb, block_norm, bool(transform_sqrt),
+    out = _hogsvm.hog_batch(a, (int(orientations), ppc, cpb, block_norm, bool(transform_sqrt)),
                             None if n_jobs is None else int(n_jobs))
     return out.astype(out_dtype if dtype is None else dtype, copy=False)
 
