@@ -133,10 +133,7 @@ impl Classifier for CnnModel {
     }
 
     fn input(&self) -> InputSize {
-        InputSize {
-            rows: self.rows,
-            cols: self.cols,
-        }
+        (self.rows, self.cols).into()
     }
 
     /// The CNN was trained on images of one size: every image is brought to it.

@@ -118,6 +118,13 @@ pub struct InputSize {
     pub cols: usize,
 }
 
+impl From<(usize, usize)> for InputSize {
+    /// `(rows, cols)`.
+    fn from((rows, cols): (usize, usize)) -> Self {
+        InputSize { rows, cols }
+    }
+}
+
 /// The metadata of every model file: the fields all kinds share around the kind's configuration
 /// `C` and its own fields `X` (flattened in place, before the checksum).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -207,10 +207,7 @@ impl Classifier for ClassicalModel {
     }
 
     fn input(&self) -> InputSize {
-        InputSize {
-            rows: self.rows,
-            cols: self.cols,
-        }
+        (self.rows, self.cols).into()
     }
 
     fn load_resize(&self) -> Option<(u32, u32)> {
