@@ -10,6 +10,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::Report;
 use crate::model::container::InputSize;
+use crate::onnx::ExportOptions;
 
 /// A trained model of any kind.
 pub trait Classifier: Send + Sync {
@@ -56,6 +57,16 @@ pub trait Classifier: Send + Sync {
     /// Write the model file atomically.
     fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
+        crate::io::write_atomic(path, |w| w.write_all(&bytes))
+    }
+
+    /// The model as an ONNX file's bytes (docs/ONNX.md: its inputs, outputs and metadata); an
+    /// [`Error::Export`] naming the stage or layer when it cannot be written exactly.
+    fn to_onnx(&self, opts: &ExportOptions) -> Result<Vec<u8>>;
+
+    /// Write the ONNX file atomically.
+    fn export_onnx(&self, path: &Path, opts: &ExportOptions) -> Result<()> {
+        let bytes = self.to_onnx(opts)?;
         crate::io::write_atomic(path, |w| w.write_all(&bytes))
     }
 }

@@ -110,6 +110,15 @@ pub enum Error {
         source: crate::model::container::ModelError,
     },
 
+    /// A model cannot be exported exactly (to ONNX): the stage or layer, and why.
+    #[error("cannot export `{stage}` to ONNX: {reason}")]
+    Export {
+        /// The stage or layer.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A dataset is unusable as a whole (no images, one size mismatch, ...).
     #[error("{}: {reason}", path.display())]
     Dataset {

@@ -37,6 +37,7 @@ pub mod hog;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod onnx;
 pub mod pipeline;
 pub mod reduce;
 pub mod report;

@@ -5,6 +5,7 @@ mod classical_args;
 mod cnn_args;
 mod compare;
 mod eval;
+mod export;
 mod extract;
 mod hog_image;
 mod options;
@@ -34,6 +35,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Predict the class of image files or folders (CSV or JSON).
     Predict(predict::PredictArgs),
+    /// Export a model file (either kind) as ONNX, for onnxruntime and other runtimes.
+    Export(export::ExportArgs),
     /// Train and evaluate the classical pipeline(s) and the CNN on the same split; write
     /// report.md, report.html and report.json.
     Compare(Box<compare::CompareArgs>),
@@ -53,6 +56,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Train(a) => train::train(*a),
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => predict::predict(a),
+        Command::Export(a) => export::run(a),
         Command::BenchHog(a) => extract::bench(a),
         Command::Compare(a) => compare::run(*a),
         Command::BenchCnn(a) => bench_cnn::run(a),

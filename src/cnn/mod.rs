@@ -16,6 +16,7 @@ mod aug;
 mod codec;
 mod config;
 mod net;
+mod onnx;
 pub(crate) mod ops;
 mod train;
 
@@ -191,5 +192,9 @@ impl Classifier for CnnModel {
 
     fn to_bytes(&self) -> Result<Vec<u8>> {
         codec::to_bytes(self)
+    }
+
+    fn to_onnx(&self, opts: &crate::onnx::ExportOptions) -> Result<Vec<u8>> {
+        CnnModel::to_onnx(self, opts)
     }
 }

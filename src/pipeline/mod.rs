@@ -11,6 +11,7 @@ pub mod codec;
 mod config;
 pub mod hog;
 pub mod normalize;
+mod onnx;
 pub mod registry;
 pub mod resize;
 
@@ -268,5 +269,9 @@ impl Classifier for ClassicalModel {
 
     fn to_bytes(&self) -> Result<Vec<u8>> {
         Ok(codec::to_bytes(self)?)
+    }
+
+    fn to_onnx(&self, opts: &crate::onnx::ExportOptions) -> Result<Vec<u8>> {
+        ClassicalModel::to_onnx(self, opts)
     }
 }
