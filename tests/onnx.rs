@@ -273,9 +273,68 @@ fn export_cli_writes_atomically_and_refuses_bad_input() {
     ]);
     assert_ok(&o);
     let bytes = std::fs::read(&out).unwrap();
-    assert!(Model::load(bytes).is_ok());
     let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(leftovers, 2, "only the model and the export");
+
+    // The workflow docs/ONNX.md gives: `extract --model` computes the graph's input, and the
+    // graph's scores are `eval --scores`'.
+    let feats = dir.path().join("hog.npy");
+    let scores = dir.path().join("scores.npy");
+    let data = fixtures().join("fashion-mnist");
+    let o = run([
+        "extract".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--split".as_ref(),
+        "test".as_ref(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--out".as_ref(),
+        feats.as_os_str(),
+    ]);
+    assert_ok(&o);
+    let o = run([
+        "eval".as_ref(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--scores".as_ref(),
+        scores.as_os_str(),
+    ]);
+    assert_ok(&o);
+    let x: Array2<f32> = ndarray_npy::read_npy(&feats).unwrap();
+    let want: Array2<f32> = ndarray_npy::read_npy(&scores).unwrap();
+    let (_, got) = run_rten(
+        bytes,
+        "hog",
+        &[x.nrows(), x.ncols()],
+        row_major(&x),
+        None,
+        "scores",
+    );
+    let diff = max_abs_diff(&got, &want);
+    assert!(diff <= TOL, "CLI round trip: scores differ by {diff}");
+    // The HOG flags and --model do not mix; a CNN has no HOG input.
+    let o = run([
+        "extract".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--cell".as_ref(),
+        "4".as_ref(),
+        "--out".as_ref(),
+        feats.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    for f in [&feats, &scores] {
+        std::fs::remove_file(f).unwrap();
+        let _ = std::fs::remove_file(f.with_file_name(format!(
+            "{}_labels.npy",
+            f.file_stem().unwrap().to_string_lossy()
+        )));
+    }
 
     let damaged = dir.path().join("damaged.safetensors");
     let b_ok = std::fs::read(&model).unwrap();

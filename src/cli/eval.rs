@@ -33,6 +33,11 @@ pub struct EvalArgs {
     /// Skip images that fail to decode.
     #[arg(long)]
     skip_invalid: bool,
+    /// Also write every image's scores, in the data's order, to this .npy file (float32, images x
+    /// classes: the SVM's decision values, one column with two classes, or the CNN's
+    /// probabilities).
+    #[arg(long)]
+    scores: Option<PathBuf>,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -57,6 +62,13 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         let y = hogsvm::io::read_labels_npy(lp)?;
         let n = x.nrows();
         let t = Instant::now();
+        if let Some(out) = &a.scores {
+            let s = with_threads(a.threads, || {
+                m.transform_hog(x.clone())
+                    .and_then(|z| m.svm.decision_function(z.view()))
+            })??;
+            hogsvm::io::write_npy_f32(out, &s)?;
+        }
         let report = with_threads(a.threads, || m.evaluate_hog_features(x, &y))?
             .with_context(|| format!("{} with {}", fp.display(), lp.display()))?;
         return print_eval(&a, &m.class_names, &report, n, t.elapsed().as_secs_f64());
@@ -82,6 +94,10 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
             split,
         },
     )?;
+    if let Some(out) = &a.scores {
+        let s = with_threads(a.threads, || m.scores(&ds))??;
+        hogsvm::io::write_npy_f32(out, &s)?;
+    }
     let t = Instant::now();
     let report = with_threads(a.threads, || m.evaluate(&ds))??;
     print_eval(

@@ -26,9 +26,76 @@ pub struct ExtractArgs {
     labels: Option<PathBuf>,
     #[command(flatten)]
     hog: HogArgs,
+    /// A classical model file: extract its HOG features (its HOG settings, extra cell sizes and
+    /// resize), the input of its ONNX export; no HOG flags then.
+    #[arg(long, conflicts_with_all = ["HogArgs", "resize"])]
+    model: Option<PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// What describes the images: HOG with the flags' settings, or a classical model's HOG stage.
+enum Describer {
+    Hog(Hog),
+    Model(Box<hogsvm::pipeline::ClassicalModel>),
+}
+
+impl Describer {
+    fn of(a: &ExtractArgs) -> anyhow::Result<Describer> {
+        let Some(path) = &a.model else {
+            return Ok(Describer::Hog(Hog::new(a.hog.params()?)?));
+        };
+        match hogsvm::model::load_any(path)? {
+            hogsvm::model::AnyModel::Classical(m) => Ok(Describer::Model(Box::new(m))),
+            other => anyhow::bail!(
+                "{}: --model needs a classical model (this one is a {}, whose ONNX input is the \
+                 pixels)",
+                path.display(),
+                other.classifier().kind()
+            ),
+        }
+    }
+
+    /// Resize applied while loading (the model's).
+    fn resize(&self) -> Option<(u32, u32)> {
+        match self {
+            Describer::Hog(_) => None,
+            Describer::Model(m) => m.config.resize,
+        }
+    }
+
+    fn feature_len(&self, rows: usize, cols: usize) -> hogsvm::Result<usize> {
+        Ok(match self {
+            Describer::Hog(h) => h.feature_len(rows, cols)?,
+            Describer::Model(m) => {
+                if (rows, cols) != (m.rows, m.cols) {
+                    return Err(hogsvm::Error::ShapeMismatch {
+                        what: "images for this model".into(),
+                        expected: format!("{}x{} (rows x cols)", m.rows, m.cols),
+                        got: format!("{rows}x{cols}"),
+                    });
+                }
+                m.config.hog_len(rows, cols)?
+            }
+        })
+    }
+
+    fn describe(&self, chunk: &Dataset, out: &mut Vec<f32>, d: usize) -> hogsvm::Result<()> {
+        out.resize(chunk.len() * d, 0.0);
+        match self {
+            Describer::Hog(h) => {
+                h.compute_batch_u8_into(&chunk.pixels, chunk.rows, chunk.cols, out)?
+            }
+            Describer::Model(m) => {
+                let x = m.config.hog_features(chunk)?;
+                for (o, v) in out.iter_mut().zip(x.iter()) {
+                    *o = *v;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn labels_path(out: &Path) -> PathBuf {
@@ -52,10 +119,12 @@ const CHUNK: usize = 4096;
 
 /// Run `extract`: stream the dataset chunk by chunk into the .npy file.
 pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
-    let params = a.hog.params()?;
-    let hog = Hog::new(params)?;
+    let describer = Describer::of(&a)?;
     let labels_out = a.labels.clone().unwrap_or_else(|| labels_path(&a.out));
-    let opts = a.data.load_options()?;
+    let mut opts = a.data.load_options()?;
+    if let Some(r) = describer.resize() {
+        opts.resize = Some(r);
+    }
     let t0 = Instant::now();
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(0);
@@ -74,13 +143,12 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let (class_names, report) = with_threads(a.threads, || {
         data::for_each_chunk(&a.data.data, &opts, CHUNK, |chunk, total| {
             if writer.is_none() {
-                d = hog.feature_len(chunk.rows, chunk.cols)?;
+                d = describer.feature_len(chunk.rows, chunk.cols)?;
                 size = (chunk.rows, chunk.cols);
                 writer = Some(hogsvm::io::NpyRowWriter::create(&a.out, d)?);
                 bar.set_length(total as u64);
             }
-            feats.resize(chunk.len() * d, 0.0);
-            hog.compute_batch_u8_into(&chunk.pixels, chunk.rows, chunk.cols, &mut feats)?;
+            describer.describe(chunk, &mut feats, d)?;
             if let Some(w) = writer.as_mut() {
                 w.append(&feats)?;
             }
