@@ -64,6 +64,11 @@ pub trait Classifier: Send + Sync {
     /// [`Error::Export`] naming the stage or layer when it cannot be written exactly.
     fn to_onnx(&self, opts: &ExportOptions) -> Result<Vec<u8>>;
 
+    /// The exported graph's input for `ds` (see [`Classifier::to_onnx`]): its name and one row
+    /// per image (`hog`: the HOG features; `pixels`: the grey levels 0-255 as floats, row-major,
+    /// to be shaped `(n, 1, rows, cols)`).
+    fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)>;
+
     /// Write the ONNX file atomically.
     fn export_onnx(&self, path: &Path, opts: &ExportOptions) -> Result<()> {
         let bytes = self.to_onnx(opts)?;

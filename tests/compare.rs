@@ -242,6 +242,29 @@ fn compare_writes_three_files_whose_numbers_agree() {
         }
         assert!(section.contains(sha.as_str()));
     }
+    // ONNX: every pipeline exported; with onnxruntime at hand (scripts/test.sh sets
+    // HOGSVM_ORT_PYTHON to its venv's Python) it agrees with hogsvm on every test image, and
+    // report.md shows its rows; without, the report says why it did not run.
+    let ort = std::env::var_os("HOGSVM_ORT_PYTHON").is_some();
+    for p in pipelines {
+        let o = &p["onnx"];
+        assert!(o["bytes"].as_u64().unwrap() > 1000, "{o}");
+        let heading = format!("## {} (", p["name"].as_str().unwrap());
+        let section = &md[md.find(&heading).unwrap()..];
+        if ort {
+            let t = &o["runtime"];
+            assert_eq!(t["labels_agree"], p["test_images"], "{o}");
+            assert!(t["max_score_diff"].as_f64().unwrap() <= 1e-4, "{o}");
+            assert!(t["images_per_s"].as_f64().unwrap() > 0.0, "{o}");
+            assert_eq!(t["threads"], 2);
+            let want = if p["kind"] == "cnn" { "pixels" } else { "hog" };
+            assert_eq!(o["input"], want);
+            assert!(section.contains("| onnxruntime vs hogsvm | 120 of 120 labels equal"));
+        } else {
+            assert!(o["runtime"].is_null());
+            assert!(o["note"].as_str().unwrap().contains("not run"), "{o}");
+        }
+    }
     // Reproducibility facts.
     let cmd = report["run"]["command"].as_str().unwrap();
     assert!(cmd.starts_with("hogsvm compare --data "), "{cmd}");

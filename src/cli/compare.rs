@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{bail, Context};
 use clap::Args;
 use hogsvm::compare::grid::GridOptions;
+use hogsvm::compare::ort::OrtRunner;
 use hogsvm::compare::run::{run_pipeline, RunOptions};
 use hogsvm::compare::spec::{self, PipelineConfig, PipelinesFile};
 use hogsvm::data::Dataset;
@@ -77,9 +78,29 @@ pub struct CompareArgs {
     /// Misclassified test images shown per pipeline.
     #[arg(long, default_value_t = 12)]
     gallery: usize,
+    /// Python with onnxruntime and numpy, to time every pipeline's ONNX export beside hogsvm
+    /// (without them the report says so) [default: $HOGSVM_ORT_PYTHON, else python3].
+    #[arg(long, value_name = "PYTHON")]
+    ort_python: Option<PathBuf>,
+    /// Do not run onnxruntime (the ONNX export's size is still reported).
+    #[arg(long, conflicts_with = "ort_python")]
+    no_ort: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// How onnxruntime runs, from --ort-python / --no-ort / $HOGSVM_ORT_PYTHON.
+fn ort_runner(a: &CompareArgs) -> OrtRunner {
+    if a.no_ort {
+        return OrtRunner::Off("onnxruntime not run (--no-ort)".into());
+    }
+    let python = a
+        .ort_python
+        .clone()
+        .or_else(|| std::env::var_os("HOGSVM_ORT_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    OrtRunner::probe(&python)
 }
 
 /// Train and test sets, and how the test set was made.
@@ -188,6 +209,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         latency_samples: a.latency_samples,
         gallery: a.gallery,
         grid,
+        onnxruntime: ort_runner(&a),
     };
     let (results, threads) = with_threads(a.threads, || {
         let threads = rayon::current_num_threads();

@@ -197,4 +197,12 @@ impl Classifier for CnnModel {
     fn to_onnx(&self, opts: &crate::onnx::ExportOptions) -> Result<Vec<u8>> {
         CnnModel::to_onnx(self, opts)
     }
+
+    fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
+        check_size(ds, self.rows, self.cols)?;
+        let x = ds.pixels.iter().map(|&p| f32::from(p)).collect();
+        let x = Array2::from_shape_vec((ds.len(), self.rows * self.cols), x)
+            .expect("one row of rows x cols pixels per image");
+        Ok(("pixels", x))
+    }
 }

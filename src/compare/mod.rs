@@ -8,10 +8,12 @@
 //! * [`run`]: trains and measures one pipeline (times per stage, throughput, latency, model
 //!   size, peak memory, parameters), models only through [`crate::classifier::Classifier`];
 //! * [`grid`]: optional k-fold cross-validated search over C (and the HOG cell size);
-//! * [`mem`]: the process's peak memory.
+//! * [`mem`]: the process's peak memory;
+//! * [`ort`]: the ONNX export of every pipeline, and onnxruntime's speed on it.
 
 pub mod fingerprint;
 pub mod grid;
 pub mod mem;
+pub mod ort;
 pub mod run;
 pub mod spec;

@@ -7,6 +7,7 @@
 //! * latency: the median (and 90th percentile) over [`RunOptions::latency_samples`]
 //!   single-image predictions, after one untimed warm-up call;
 //! * model size: the bytes of the model file `to_bytes` would save;
+//! * the ONNX export's size and, when onnxruntime is at hand, its speed ([`super::ort`]);
 //! * peak memory: see [`super::mem`].
 
 use std::time::Instant;
@@ -20,6 +21,7 @@ use crate::model::AnyModel;
 use super::fingerprint::sha256_hex;
 use super::grid::{self, GridOptions};
 use super::mem;
+use super::ort::{self, OrtRunner};
 use super::spec::{PipelineConfig, PipelineSpec};
 use crate::report::{Inference, Memory, Misclassified, PipelineResult, Stage, StageDim, Training};
 
@@ -34,6 +36,9 @@ pub struct RunOptions {
     pub gallery: usize,
     /// Cross-validated search for classical pipelines, if any.
     pub grid: Option<GridOptions>,
+    /// Whether onnxruntime times each pipeline's ONNX export (the export's size is always
+    /// reported).
+    pub onnxruntime: OrtRunner,
 }
 
 impl Default for RunOptions {
@@ -43,6 +48,7 @@ impl Default for RunOptions {
             latency_samples: 51,
             gallery: 12,
             grid: None,
+            onnxruntime: OrtRunner::default(),
         }
     }
 }
@@ -191,6 +197,8 @@ pub fn run_pipeline(
 
     let peak = if reset { mem::peak_rss() } else { None };
     let model_bytes = model.to_bytes()?.len() as u64;
+    log(&format!("{}: ONNX export", spec.name));
+    let onnx = ort::measure(model, test, batch, samples, &opts.onnxruntime);
     let params = model.n_params() as u64;
     let dims = model
         .dims()?
@@ -235,6 +243,7 @@ pub fn run_pipeline(
             latency_ms_p90: percentile(&lat, 0.9),
         },
         model_bytes,
+        onnx: Some(onnx),
         memory: Memory {
             peak_rss_bytes: peak,
             start_rss_bytes: start_rss,

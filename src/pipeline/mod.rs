@@ -146,6 +146,20 @@ impl ClassicalModel {
         x.into_features("svm")
     }
 
+    /// The HOG features of `ds` as the model computes them (after its resize stage, if any):
+    /// the input of its ONNX graph and of [`ClassicalModel::transform_hog`].
+    pub fn hog_input(&self, ds: &Dataset) -> Result<Array2<f32>> {
+        let mut x = Flow::Images(Cow::Borrowed(ds));
+        for s in &self.stages {
+            let hog = matches!(s, FittedStage::Hog(_));
+            x = s.stage().transform(x)?;
+            if hog {
+                break;
+            }
+        }
+        x.into_features("hog")
+    }
+
     /// Features as the SVM sees them, from HOG features computed with the model's HOG
     /// parameters (for example by `hogsvm extract`): every stage after HOG.
     pub fn transform_hog(&self, x: Array2<f32>) -> Result<Array2<f32>> {
@@ -273,5 +287,9 @@ impl Classifier for ClassicalModel {
 
     fn to_onnx(&self, opts: &crate::onnx::ExportOptions) -> Result<Vec<u8>> {
         ClassicalModel::to_onnx(self, opts)
+    }
+
+    fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
+        Ok(("hog", self.hog_input(ds)?))
     }
 }

@@ -130,6 +130,10 @@ pub struct PipelineResult {
     pub inference: Inference,
     /// Bytes of the model file the pipeline would save.
     pub model_bytes: u64,
+    /// The model's ONNX export and onnxruntime's speed on it (absent in reports written
+    /// before export existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<OnnxResult>,
     /// Memory during this pipeline's training and evaluation.
     pub memory: Memory,
     /// Learned parameters (numbers stored in the model).
@@ -203,6 +207,56 @@ pub struct Inference {
     pub latency_ms_median: f64,
     /// 90th percentile of the same.
     pub latency_ms_p90: f64,
+}
+
+/// A pipeline's ONNX export (opset 17, dynamic batch), and onnxruntime on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnnxResult {
+    /// Bytes of the ONNX file; `None` when the model cannot be exported (see `note`).
+    pub bytes: Option<u64>,
+    /// Operator set.
+    pub opset: i64,
+    /// The graph's input (`pixels`, or `hog`: the graph starts after HOG); empty when
+    /// onnxruntime did not run.
+    pub input: String,
+    /// onnxruntime's speed and agreement, when it ran.
+    pub runtime: Option<OrtTiming>,
+    /// Why onnxruntime did not run (or the export failed).
+    pub note: Option<String>,
+}
+
+/// onnxruntime on a pipeline's export, on the test set, timed as hogsvm is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrtTiming {
+    /// onnxruntime's version.
+    pub version: String,
+    /// Intra-op threads (hogsvm's thread count).
+    pub threads: usize,
+    /// Images per call for the throughput pass.
+    pub batch_size: usize,
+    /// Seconds for the test set in batches (the graph only).
+    pub batch_seconds: f64,
+    /// Test images / `batch_seconds`.
+    pub images_per_s: f64,
+    /// Single-image calls timed.
+    pub latency_samples: usize,
+    /// Median milliseconds of one single-image call (the graph only).
+    pub latency_ms_median: f64,
+    /// 90th percentile of the same.
+    pub latency_ms_p90: f64,
+    /// Seconds hogsvm took to compute the graph's input for the test set (HOG for a classical
+    /// model; the pixels as floats for the CNN).
+    pub input_seconds: f64,
+    /// Median milliseconds to compute one image's input.
+    pub input_latency_ms_median: f64,
+    /// Test images / (`input_seconds` + `batch_seconds`): images to predictions.
+    pub end_to_end_images_per_s: f64,
+    /// `input_latency_ms_median` + `latency_ms_median`.
+    pub end_to_end_latency_ms_median: f64,
+    /// Test images whose label from onnxruntime's scores equals hogsvm's.
+    pub labels_agree: usize,
+    /// Largest absolute difference between onnxruntime's and hogsvm's scores.
+    pub max_score_diff: f64,
 }
 
 /// Memory of one pipeline.

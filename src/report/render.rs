@@ -274,7 +274,7 @@ pub fn per_class_rows(m: &Report, avg_name: impl Fn(&str) -> String) -> Vec<Vec<
 
 /// The "speed, size, memory" rows of a pipeline, as the Markdown and HTML reports show them.
 pub fn speed_size_memory(p: &PipelineResult) -> Vec<Vec<String>> {
-    vec![
+    let mut rows = vec![
         vec![
             format!("throughput (batch {})", p.inference.batch_size),
             format!(
@@ -297,6 +297,9 @@ pub fn speed_size_memory(p: &PipelineResult) -> Vec<Vec<String>> {
             "model file".into(),
             format!("{} bytes ({} MB)", p.model_bytes, mb(p.model_bytes)),
         ],
+    ];
+    rows.extend(onnx_rows(p));
+    rows.extend([
         vec![
             "peak RSS".into(),
             match p.memory.peak_rss_bytes {
@@ -317,7 +320,64 @@ pub fn speed_size_memory(p: &PipelineResult) -> Vec<Vec<String>> {
                 .collect::<Vec<_>>()
                 .join(" → "),
         ],
-    ]
+    ]);
+    rows
+}
+
+/// The ONNX rows of [`speed_size_memory`]: the export's size, and onnxruntime's throughput,
+/// latency and agreement with hogsvm beside hogsvm's own rows (or why it did not run).
+fn onnx_rows(p: &PipelineResult) -> Vec<Vec<String>> {
+    let Some(o) = &p.onnx else {
+        return Vec::new();
+    };
+    let mut rows = vec![vec![
+        "ONNX file".into(),
+        match o.bytes {
+            Some(b) => format!("{b} bytes ({} MB), opset {}", mb(b), o.opset),
+            None => "not exported".into(),
+        },
+    ]];
+    if let Some(t) = &o.runtime {
+        let input = if o.input == "hog" {
+            "hogsvm's HOG"
+        } else {
+            "the pixels as floats"
+        };
+        rows.push(vec![
+            format!(
+                "onnxruntime {} throughput (batch {}, {} threads)",
+                t.version, t.batch_size, t.threads
+            ),
+            format!(
+                "{} images/s for the graph ({} s); {} images/s with {input} ({} s) first",
+                rate(t.images_per_s),
+                secs(t.batch_seconds),
+                rate(t.end_to_end_images_per_s),
+                secs(t.input_seconds)
+            ),
+        ]);
+        rows.push(vec![
+            "onnxruntime latency (batch 1)".into(),
+            format!(
+                "median {} ms, p90 {} ms over {} calls for the graph; {} ms with {input}",
+                ms(t.latency_ms_median),
+                ms(t.latency_ms_p90),
+                t.latency_samples,
+                ms(t.end_to_end_latency_ms_median)
+            ),
+        ]);
+        rows.push(vec![
+            "onnxruntime vs hogsvm".into(),
+            format!(
+                "{} of {} labels equal; largest score difference {:.1e}",
+                t.labels_agree, p.test_images, t.max_score_diff
+            ),
+        ]);
+    }
+    if let Some(n) = &o.note {
+        rows.push(vec!["onnxruntime".into(), n.clone()]);
+    }
+    rows
 }
 
 fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
