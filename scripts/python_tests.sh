@@ -8,6 +8,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
 py="$("$here/venv.sh" "$here/requirements-python.txt" | tail -n 1)"
+# onnxruntime, for the tests of Model.export_onnx (the same venv as scripts/onnx_check.sh).
+"$here/venv.sh" "$here/requirements-onnx.txt" >/dev/null
 # The CLI, for the tests that pass model files between Python and the command line.
 if [ -z "${HOGSVM_BIN:-}" ]; then
   cargo build --release --locked --quiet --bin hogsvm

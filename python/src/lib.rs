@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use hogsvm::data::Dataset;
 use hogsvm::hog::{visualize, Hog, HogParams, ImageRef, Pixels};
 use hogsvm::model::AnyModel;
+use hogsvm::onnx::{Batch, ExportOptions};
 use hogsvm::pipeline::ClassicalConfig;
 use numpy::ndarray::Array2;
 use numpy::{
@@ -259,6 +260,28 @@ impl PyModel {
         Ok(self
             .run(py, &images, |m, ds| m.scores(ds))?
             .into_pyarray(py))
+    }
+
+    /// The exported ONNX graph's input for `images`: its name (`hog` or `pixels`) and one
+    /// float32 row per image (the HOG features with the model's settings, or the pixels).
+    fn onnx_input<'py>(
+        &self,
+        py: Python<'py>,
+        images: PyReadonlyArray3<'py, u8>,
+    ) -> PyResult<(&'static str, Bound<'py, PyArray2<f32>>)> {
+        let (name, x) = self.run(py, &images, |m, ds| m.onnx_input(ds))?;
+        Ok((name, x.as_standard_layout().into_owned().into_pyarray(py)))
+    }
+
+    /// Write the model as an ONNX file (what `hogsvm export` writes), atomically.
+    #[pyo3(signature = (path, opset = hogsvm::onnx::DEFAULT_OPSET, batch = None))]
+    fn export_onnx(&self, path: PathBuf, opset: i64, batch: Option<usize>) -> PyResult<()> {
+        let batch = batch.map_or(Batch::Dynamic, Batch::Fixed);
+        let opts = ExportOptions::default().opset(opset).batch(batch);
+        self.inner
+            .classifier()
+            .export_onnx(&path, &opts)
+            .map_err(value_error)
     }
 
     /// Write the model file (what `hogsvm train` writes), atomically.

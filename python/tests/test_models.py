@@ -82,6 +82,37 @@ def test_load_gives_the_cli_predictions(tmp_path, kind):
     np.testing.assert_allclose(got, scores, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["classical", "cnn"])
+def test_onnx_export_runs_in_onnxruntime_with_the_models_scores(tmp_path, kind):
+    ort = pytest.importorskip("onnxruntime")  # scripts/python_tests.sh installs it
+    x, y, xt, _ = data(600, 100)
+    if kind == "classical":
+        m = HogSvmClassifier(cell=4, block=2, pca=32, c=1.0).fit(x, y).model_
+    else:
+        path = tmp_path / "cnn.safetensors"
+        cli("train", "--data", os.path.join(ROOT, "fixtures", "fashion-mnist"), "--out", path,
+            "--threads", "2", "--model", "cnn", "--epochs", "1", "--channels", "8",
+            "--hidden", "none")
+        m = hogsvm.load(path)
+    onnx = tmp_path / "m.onnx"
+    m.export_onnx(onnx)
+    feed = m.onnx_input(xt)
+    assert list(feed) == (["hog"] if kind == "classical" else ["pixels"])
+    x_in = next(iter(feed.values()))
+    assert x_in.dtype == np.float32 and x_in.shape[0] == len(xt)
+    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed)))
+    scores = out["scores"] if kind == "classical" else out["probabilities"]
+    np.testing.assert_allclose(scores, m.scores(xt), atol=1e-4, rtol=0)
+    assert (scores.argmax(1) == m.predict(xt)).all()
+    if kind == "classical":
+        assert (out["label"] == m.predict(xt)).all()
+    # A fixed batch size is written as asked.
+    m.export_onnx(onnx, batch=len(xt))
+    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape[0] == len(xt)
+
+
 def test_bad_inputs_are_value_errors(tmp_path):
     x, y, _, _ = data(50, 1)
     with pytest.raises(ValueError, match="uint8"):

@@ -155,6 +155,22 @@ class Model:
         probabilities."""
         return self._inner.scores(_uint8_images(images))
 
+    def onnx_input(self, images):
+        """The input of the model's ONNX graph (``export_onnx``) for uint8 images: a dict
+        ``{name: float32 array}`` to pass to onnxruntime's ``InferenceSession.run``. A classical
+        model's graph takes ``hog``, the (n, D) HOG features with the model's settings (HOG has
+        no ONNX operator); a CNN's takes ``pixels``, (n, 1, rows, cols), grey levels 0-255."""
+        name, x = self._inner.onnx_input(_uint8_images(images))
+        if name == "pixels":
+            rows, cols = self.input_shape
+            x = x.reshape(x.shape[0], 1, rows, cols)
+        return {name: x}
+
+    def export_onnx(self, path, opset=17, batch=None):
+        """Write the model as ONNX (what ``hogsvm export`` writes), atomically: ``batch`` None
+        for a dynamic batch dimension, or a fixed count. docs/ONNX.md describes the graph."""
+        self._inner.export_onnx(str(path), int(opset), None if batch is None else int(batch))
+
     def save(self, path):
         """Write the model file, atomically."""
         self._inner.save(str(path))
