@@ -1,7 +1,18 @@
 """IDX files (MNIST / Fashion-MNIST layout) for the scripts: read raw or gzip, write raw."""
 import gzip
+import os
 
 import numpy as np
+
+
+def idx_file(folder, split, kind, who="idxio"):
+    """The `split`-`kind` IDX file in `folder`, gzipped or raw, e.g. ("t10k", "images-idx3");
+    exits with an error line naming the script `who` when neither is there."""
+    base = os.path.join(folder, f"{split}-{kind}-ubyte")
+    for p in (base + ".gz", base):
+        if os.path.exists(p):
+            return p
+    raise SystemExit(f"{who}: error: {base}[.gz] not found")
 
 
 def read_idx(path):

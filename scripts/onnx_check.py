@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from idxio import read_idx, write_idx  # noqa: E402
+from idxio import idx_file, read_idx, write_idx  # noqa: E402
 
 # (name, train flags). The classical ones: the default configuration, then each stage.
 CLASSICAL = [
@@ -100,14 +100,6 @@ def run(cmd):
     return p.stdout
 
 
-def idx_file(folder, split, kind):
-    base = os.path.join(folder, f"{split}-{kind}-ubyte")
-    for p in (base + ".gz", base):
-        if os.path.exists(p):
-            return p
-    raise SystemExit(f"onnx_check: error: {base}[.gz] not found")
-
-
 def two_class_subset(data, out):
     """The images of TWO_CLASS from both splits of `data`, labels 0 and 1, raw IDX in `out`."""
     os.makedirs(out, exist_ok=True)
@@ -117,8 +109,8 @@ def two_class_subset(data, out):
         with open(cls, encoding="utf-8") as f:
             names = [line.rstrip("\n") for line in f if line.strip()]
     for split in ("train", "t10k"):
-        x = read_idx(idx_file(data, split, "images-idx3"))
-        y = read_idx(idx_file(data, split, "labels-idx1"))
+        x = read_idx(idx_file(data, split, "images-idx3", "onnx_check"))
+        y = read_idx(idx_file(data, split, "labels-idx1", "onnx_check"))
         keep = np.isin(y, TWO_CLASS)
         write_idx(os.path.join(out, f"{split}-images-idx3-ubyte"), x[keep])
         write_idx(os.path.join(out, f"{split}-labels-idx1-ubyte"), (y[keep] == TWO_CLASS[1]).astype(np.uint8))
@@ -341,8 +333,8 @@ def main():
         datasets["two_class_"] = two_class_subset(a.data, os.path.join(a.work, "two-class"))
     shapes = set()
     for d in datasets.values():
-        px = read_idx(idx_file(d, "t10k", "images-idx3"))
-        ctx["truth"][d] = read_idx(idx_file(d, "t10k", "labels-idx1")).astype(np.int64)
+        px = read_idx(idx_file(d, "t10k", "images-idx3", "onnx_check"))
+        ctx["truth"][d] = read_idx(idx_file(d, "t10k", "labels-idx1", "onnx_check")).astype(np.int64)
         ctx["pixels"][d] = np.ascontiguousarray(px[:, None, :, :].astype(np.float32))
         shapes.add(px.shape[1:])
     ctx["image_shape"] = shapes.pop()

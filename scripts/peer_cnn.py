@@ -44,24 +44,15 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from idxio import read_idx  # noqa: E402
+from idxio import idx_file, read_idx  # noqa: E402
 
 torch = None  # imported in main(), after the thread variables are set
 nn = None
 
 
-def idx_file(folder, split, kind):
-    """`split`-`kind` IDX file in `folder` (gzipped or raw), e.g. ("train", "images-idx3")."""
-    base = os.path.join(folder, f"{split}-{kind}-ubyte")
-    for p in (base + ".gz", base):
-        if os.path.exists(p):
-            return p
-    raise SystemExit(f"peer_cnn: error: {base}[.gz] not found")
-
-
 def load_split(folder, split):
-    x = read_idx(idx_file(folder, split, "images-idx3"))
-    y = read_idx(idx_file(folder, split, "labels-idx1")).astype(np.int64)
+    x = read_idx(idx_file(folder, split, "images-idx3", "peer_cnn"))
+    y = read_idx(idx_file(folder, split, "labels-idx1", "peer_cnn")).astype(np.int64)
     if x.ndim != 3 or len(x) != len(y):
         raise SystemExit(f"peer_cnn: error: {folder}: {split} images {x.shape} and labels {y.shape} do not match")
     return x, y

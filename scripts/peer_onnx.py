@@ -40,19 +40,12 @@ import onnxruntime as ort  # noqa: E402
 import hogsvm  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from idxio import read_idx  # noqa: E402
+from idxio import idx_file, read_idx  # noqa: E402
 
 
 def test_set(root):
-    def find(stem):
-        for name in (stem, stem + ".gz"):
-            p = os.path.join(root, name)
-            if os.path.exists(p):
-                return p
-        raise SystemExit(f"{root}: no {stem}[.gz]")
-
-    x = read_idx(find("t10k-images-idx3-ubyte"))
-    y = read_idx(find("t10k-labels-idx1-ubyte")).astype(np.int64)
+    x = read_idx(idx_file(root, "t10k", "images-idx3", "peer_onnx"))
+    y = read_idx(idx_file(root, "t10k", "labels-idx1", "peer_onnx")).astype(np.int64)
     if args.limit:
         x, y = x[: args.limit], y[: args.limit]
     return np.ascontiguousarray(x), y
