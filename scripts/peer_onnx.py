@@ -10,7 +10,9 @@ inter-op 1, sequential). For a classical model the graph starts after HOG, so on
 twice: the graph alone on precomputed features, and end to end with hogsvm computing its input
 (`Model.onnx_input`, the HOG features) inside the timed loop. For the CNN the input is the pixels
 as float32 (the conversion is inside the timed loop too). Accuracy of both on the test set, and
-the number of images whose labels agree. Medians over --rounds rounds; one JSON line per model.
+the number of images whose labels agree; and the graph once more with onnxruntime's graph
+optimisations off, to show what they are worth. Medians over --rounds rounds; one JSON line per
+model.
 """
 import argparse
 import json
@@ -85,24 +87,36 @@ with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([args.hogsvm, "export", "--model", path, "--out", onnx], check=True,
                        stdout=subprocess.DEVNULL)
         m = hogsvm.load(path)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        sess = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
+        def session(optimize):
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = args.threads
+            so.inter_op_num_threads = 1
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            if not optimize:
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            return ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
+
+        sess = session(True)
+        # The same graph with onnxruntime's graph rewrites off (no Conv+BatchNorm folding, no
+        # operator fusion, no blocked NCHWc layout): how much of its speed they are.
+        plain = session(False)
         score_name = "scores" if m.kind == "classical" else "probabilities"
         (in_name, feats), = m.onnx_input(x).items()
 
         def ort_graph(f):
             return sess.run([score_name], {in_name: f})[0]
 
+        def ort_graph_unoptimized(f):
+            return plain.run([score_name], {in_name: f})[0]
+
         def ort_end_to_end(imgs):
             return sess.run([score_name], m.onnx_input(imgs))[0]
 
-        runs = {"hogsvm": [], "ort_graph": [], "ort_end_to_end": []}
+        runs = {"hogsvm": [], "ort_graph": [], "ort_end_to_end": [], "ort_graph_unoptimized": []}
         for _ in range(args.rounds):
             for name, fn, data in [("hogsvm", m.predict, x), ("ort_graph", ort_graph, feats),
-                                   ("ort_end_to_end", ort_end_to_end, x)]:
+                                   ("ort_end_to_end", ort_end_to_end, x),
+                                   ("ort_graph_unoptimized", ort_graph_unoptimized, feats)]:
                 secs, out = timed_batches(fn, data)
                 med, p90 = latency(fn, data)
                 runs[name].append((secs, med, p90, out))
