@@ -1,11 +1,28 @@
 //! Stratified splits, the one place they are drawn: a hold-out (the test set of `--test-split`,
 //! the CNN's validation set) and k folds (`compare --grid`). Each class is shuffled on its own
-//! by the caller's seeded generator, so the draw depends only on the labels and the seed.
+//! by the caller's seeded generator ([`shuffled_by_class`]), so the draw depends only on the
+//! labels and the seed.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
+
+/// Each class's indices (`0..n_classes`, in that order), each list shuffled with `rng` in turn,
+/// class 0 first; labels `>= n_classes` are left out. A class of fewer than two images draws
+/// nothing from `rng`.
+pub fn shuffled_by_class<R: Rng>(labels: &[u32], n_classes: usize, rng: &mut R) -> Vec<Vec<usize>> {
+    let mut classes = vec![Vec::new(); n_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(c) = classes.get_mut(l as usize) {
+            c.push(i);
+        }
+    }
+    for c in &mut classes {
+        c.shuffle(rng);
+    }
+    classes
+}
 
 /// (kept, held-out) indices, both in the original order: `fraction` of each class with at least
 /// two images is held out (rounded, at least one, never all), the images of each class drawn
@@ -17,12 +34,10 @@ pub fn stratified_indices<R: Rng>(
     rng: &mut R,
 ) -> (Vec<usize>, Vec<usize>) {
     let mut held = vec![false; labels.len()];
-    for class in 0..n_classes as u32 {
-        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+    for idx in shuffled_by_class(labels, n_classes, rng) {
         if idx.len() < 2 {
             continue;
         }
-        idx.shuffle(rng);
         let k = ((idx.len() as f64 * fraction).round() as usize).clamp(1, idx.len() - 1);
         for &i in &idx[..k] {
             held[i] = true;
@@ -52,9 +67,7 @@ pub fn stratified_folds(labels: &[u32], k: usize, seed: u64) -> Result<Vec<Vec<u
     let n_classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
     let mut folds = vec![Vec::new(); k];
     let mut next = 0;
-    for class in 0..n_classes as u32 {
-        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        idx.shuffle(&mut rng);
+    for idx in shuffled_by_class(labels, n_classes, &mut rng) {
         for i in idx {
             folds[next % k].push(i);
             next += 1;
