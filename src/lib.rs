@@ -42,6 +42,7 @@ pub mod pipeline;
 pub mod reduce;
 pub mod report;
 pub mod stage;
+pub mod stats;
 pub mod svm;
 
 pub use error::{Error, Result};

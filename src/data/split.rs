@@ -1,7 +1,7 @@
 //! Stratified splits, the one place they are drawn: a hold-out (the test set of `--test-split`,
 //! the CNN's validation set) and k folds (`compare --grid`). Each class is shuffled on its own
-//! by the caller's seeded generator ([`shuffled_by_class`]), so the draw depends only on the
-//! labels and the seed.
+//! by the caller's seeded generator ([`shuffled_by_class`], also behind the learning curve's
+//! nested subsets in [`crate::stats`]), so the draw depends only on the labels and the seed.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
