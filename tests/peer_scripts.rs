@@ -7,8 +7,9 @@
 //! * scripts/peer_classical.sh: scikit-image + scikit-learn against `hogsvm train --json`
 //! * scripts/peer_hog.sh: HOG timing of hogsvm, scikit-image and OpenCV (--scaling included)
 //! * scripts/kernel_reference.sh: exact RBF SVM on `hogsvm extract` features, two scales
-//! * scripts/svm_golden.sh, scripts/golden.sh: regenerate the golden files into a temporary
-//!   folder; they must agree with the committed fixtures/svm-golden and fixtures/hog-golden.
+//! * scripts/svm_golden.sh, scripts/golden.sh, scripts/stats_golden.sh: regenerate the golden
+//!   files into a temporary folder; they must agree with the committed fixtures/svm-golden,
+//!   fixtures/hog-golden and fixtures/stats-golden.
 //!
 //! Timings are only checked to be positive numbers: there is no timed assertion.
 //!
@@ -295,6 +296,15 @@ fn svm_golden(fixtures: &Path) {
     assert_close(&new, &old, 0.01, "linearsvc.json");
 }
 
+/// stats_golden.sh into a temporary folder: the same file as the committed one, to the bit
+/// (scipy and numpy are pinned, and nothing in it is iterative or threaded).
+fn stats_golden(fixtures: &Path) {
+    script("stats_golden.sh", &[fixtures.to_str().unwrap()]);
+    let new = read_json(&fixtures.join("stats-golden/stats.json"));
+    let old = read_json(&root().join("fixtures/stats-golden/stats.json"));
+    assert_eq!(new, old, "stats.json differs from the committed file");
+}
+
 /// golden.sh into a temporary folder: the same manifest and inputs as the committed ones, HOG
 /// vectors and visualisations within 1e-6, bin tables identical.
 fn hog_golden(fixtures: &Path) {
@@ -363,12 +373,13 @@ fn light_scripts_run_on_the_fixture() {
     let tmp = tmp.path();
     // In order (one venv creation at a time); a failing script does not hide the others'
     // results: each one's panic is reported as it happens and all failures are listed at the end.
-    let steps: [(&str, &dyn Fn()); 5] = [
+    let steps: [(&str, &dyn Fn()); 6] = [
         ("peer_classical.sh", &|| peer_classical(tmp)),
         ("peer_hog.sh", &|| peer_hog(tmp)),
         ("kernel_reference.sh", &kernel_reference),
         ("svm_golden.sh", &|| svm_golden(&fixtures_dir(tmp, "svm"))),
         ("golden.sh", &|| hog_golden(&fixtures_dir(tmp, "hog"))),
+        ("stats_golden.sh", &|| stats_golden(&tmp.join("stats"))),
     ];
     let failed: Vec<&str> = steps
         .iter()
