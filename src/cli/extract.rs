@@ -89,8 +89,9 @@ impl Describer {
             }
             Describer::Model(m) => {
                 let x = m.config.hog_features(chunk)?;
-                for (o, v) in out.iter_mut().zip(x.iter()) {
-                    *o = *v;
+                match x.as_slice() {
+                    Some(v) => out.copy_from_slice(v),
+                    None => out.iter_mut().zip(x.iter()).for_each(|(o, v)| *o = *v),
                 }
             }
         }

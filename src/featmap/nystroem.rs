@@ -59,6 +59,10 @@ pub struct Nystroem {
     pub projection: Option<Array2<f32>>,
     /// The kernel width used.
     pub gamma: f64,
+    /// `|l|^2` of every landmark, computed once when the map is built or read (`m d` work, as
+    /// much as the kernel product of one row: per call it doubled batch-1 latency). Editing
+    /// `landmarks` in place leaves it stale: build a new map instead.
+    norms: Vec<f32>,
 }
 
 /// Largest number of landmarks: the `m x m` factorization is `O(m^3)` and the map `O(m^2)` per
@@ -109,11 +113,17 @@ impl NystroemParams {
         }
         let projection = inverse_cholesky_factor(&rbf_gram(landmarks.view(), gamma))?;
         Ok(Nystroem {
+            norms: norms(&landmarks),
             landmarks,
             projection: Some(projection),
             gamma,
         })
     }
+}
+
+/// `|l|^2` of every row.
+fn norms(landmarks: &Array2<f32>) -> Vec<f32> {
+    landmarks.rows().into_iter().map(|r| r.dot(&r)).collect()
 }
 
 /// Rows per chunk of the parallel products (fixed, so results do not depend on threads).
@@ -256,18 +266,13 @@ impl Nystroem {
             });
         }
         let m = self.dim();
-        let lsq: Vec<f32> = self
-            .landmarks
-            .rows()
-            .into_iter()
-            .map(|r| r.dot(&r))
-            .collect();
+        let lsq = &self.norms;
         let g = self.gamma as f32;
         let kernel = |xb: ArrayView2<'_, f32>, k: &mut ndarray::ArrayViewMut2<'_, f32>| {
             matmul(xb, self.landmarks.t(), k);
             for (mut row, xr) in k.axis_iter_mut(Axis(0)).zip(xb.rows()) {
                 let xsq = xr.dot(&xr);
-                for (v, &l) in row.iter_mut().zip(&lsq) {
+                for (v, &l) in row.iter_mut().zip(lsq) {
                     *v = (-g * (xsq + l - 2.0 * *v).max(0.0)).exp();
                 }
             }
@@ -363,6 +368,7 @@ impl FeaturePlan for NystroemParams {
             )?)
         };
         Ok(Nystroem {
+            norms: norms(&landmarks),
             landmarks,
             projection,
             gamma: t.scalar64("nystroem.gamma")?,

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use ndarray::{concatenate, Array2, Axis};
+use ndarray::{concatenate, s, Array2, Axis};
 
 use super::ClassicalConfig;
 use crate::classifier::check_size;
@@ -63,15 +63,28 @@ impl HogPlan {
 }
 
 fn describe<'p>(params: impl Iterator<Item = &'p HogParams>, ds: &Dataset) -> Result<Array2<f32>> {
-    let mut x: Option<Array2<f32>> = None;
-    for p in params {
-        let more = Hog::new(*p)?.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
-        x = Some(match x {
-            None => more,
-            Some(x) => concatenate(Axis(1), &[x.view(), more.view()]).expect("same number of rows"),
-        });
+    let hogs = params.map(|p| Hog::new(*p)).collect::<Result<Vec<_>>>()?;
+    match hogs.as_slice() {
+        [] => Err(Error::param("hog", "no HOG descriptor", 0)),
+        [one] => one.compute_batch_u8(&ds.pixels, ds.rows, ds.cols),
+        _ => {
+            // Each descriptor into its own columns of one row-major array: the multi-scale
+            // features stay in standard layout (what the stages after HOG and the ONNX input
+            // expect) and no column-wise concatenation runs.
+            let dims = hogs
+                .iter()
+                .map(|h| h.feature_len(ds.rows, ds.cols))
+                .collect::<Result<Vec<_>>>()?;
+            let mut x = Array2::<f32>::zeros((ds.len(), dims.iter().sum()));
+            let mut at = 0;
+            for (h, d) in hogs.iter().zip(dims) {
+                let part = h.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
+                x.slice_mut(s![.., at..at + d]).assign(&part);
+                at += d;
+            }
+            Ok(x)
+        }
     }
-    x.ok_or_else(|| Error::param("hog", "no HOG descriptor", 0))
 }
 
 impl StagePlan for HogPlan {
