@@ -39,6 +39,11 @@ fn expected_cells(p: &Value) -> Vec<String> {
         p["name"].as_str().unwrap().to_string(),
         p["kind"].as_str().unwrap().to_string(),
         format!("{:.4}", f(&p["accuracy"])),
+        format!(
+            "{:.4}-{:.4}",
+            f(&p["accuracy_ci95"][0]),
+            f(&p["accuracy_ci95"][1])
+        ),
         format!("{:.4}", f(&p["macro_f1"])),
         format!("{:.2}", f(&p["training"]["seconds"])),
         format!("{:.0}", f(&p["inference"]["images_per_s"])),
@@ -103,14 +108,14 @@ fn check_summary_numbers(rows: &[Vec<String>], report: &Value, source: &str) {
         let want = expected_cells(p);
         assert_eq!(row, &want, "{source}");
         assert_close(&row[2], p["accuracy"].as_f64().unwrap(), "accuracy");
-        assert_close(&row[3], p["macro_f1"].as_f64().unwrap(), "macro-F1");
+        assert_close(&row[4], p["macro_f1"].as_f64().unwrap(), "macro-F1");
         assert_close(
-            &row[4],
+            &row[5],
             p["training"]["seconds"].as_f64().unwrap(),
             "train s",
         );
         assert_close(
-            &row[6],
+            &row[7],
             p["inference"]["latency_ms_median"].as_f64().unwrap(),
             "latency",
         );
@@ -170,7 +175,62 @@ fn compare_writes_three_files_whose_numbers_agree() {
 
     // Schema: report.json validates, with the documented version.
     validate(&report).unwrap();
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
+
+    // Each accuracy's Wilson interval holds it; McNemar for every pair: the discordant counts
+    // account exactly for the accuracy difference, the p-value is the library's exact test of
+    // them, and the console and report.md show the same numbers.
+    let n = report["data"]["test"]["images"].as_u64().unwrap();
+    let pl = report["pipelines"].as_array().unwrap();
+    for p in pl {
+        let (lo, hi) = (
+            p["accuracy_ci95"][0].as_f64().unwrap(),
+            p["accuracy_ci95"][1].as_f64().unwrap(),
+        );
+        let acc = p["accuracy"].as_f64().unwrap();
+        assert!(lo < acc && acc < hi, "{lo} {acc} {hi}");
+        let right = (acc * n as f64).round() as u64;
+        let want = hogsvm::stats::wilson_interval(right, n, hogsvm::stats::Z_95);
+        assert_eq!((lo, hi), want);
+    }
+    let pairs = report["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), pl.len() * (pl.len() - 1) / 2);
+    let mut k = 0;
+    for i in 0..pl.len() {
+        for j in i + 1..pl.len() {
+            let t = &pairs[k];
+            k += 1;
+            assert_eq!(t["a"], pl[i]["name"]);
+            assert_eq!(t["b"], pl[j]["name"]);
+            let (b, c) = (
+                t["a_only_right"].as_u64().unwrap(),
+                t["b_only_right"].as_u64().unwrap(),
+            );
+            let diff = pl[i]["accuracy"].as_f64().unwrap() - pl[j]["accuracy"].as_f64().unwrap();
+            assert!(
+                (diff - (b as f64 - c as f64) / n as f64).abs() < 1e-9,
+                "{t}"
+            );
+            let p = hogsvm::stats::mcnemar_exact(b, c).p_value;
+            assert_eq!(t["p_value"].as_f64().unwrap(), p);
+            let shown = hogsvm::report::render::p_value(p);
+            let line = format!(
+                "McNemar exact: {} vs {}: only {} right on {b}, only {} right on {c}: p = {shown}",
+                t["a"].as_str().unwrap(),
+                t["b"].as_str().unwrap(),
+                t["a"].as_str().unwrap(),
+                t["b"].as_str().unwrap()
+            );
+            assert!(console.contains(&line), "{line} not in {console}");
+            let row = format!(
+                "| {} | {} | {:+.4} | {b} | {c} | {shown} |",
+                t["a"].as_str().unwrap(),
+                t["b"].as_str().unwrap(),
+                diff
+            );
+            assert!(md.contains(&row), "{row} not in report.md");
+        }
+    }
 
     // The same test images in every row: the fingerprint recomputed here from the fixture.
     let sha = fixture_test_sha(120);
@@ -379,8 +439,11 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
     let mut bad = report.clone();
     bad["pipelines"][0]["test_fingerprint"] = "abc".into();
     assert!(validate(&bad).is_err());
+    let mut bad = report.clone();
+    bad["schema_version"] = 1.into();
+    assert!(validate(&bad).is_err());
     let mut bad = report;
-    bad["schema_version"] = 2.into();
+    bad.as_object_mut().unwrap().remove("pairs");
     assert!(validate(&bad).is_err());
 }
 

@@ -211,9 +211,10 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         grid,
         onnxruntime: ort_runner(&a),
     };
-    let (results, threads) = with_threads(a.threads, || {
+    let (results, preds, threads) = with_threads(a.threads, || {
         let threads = rayon::current_num_threads();
         let mut out = Vec::new();
+        let mut preds = Vec::new();
         for p in &pipelines {
             let r = run_pipeline(p, &train, &test, &opts, &mut |line| eprintln!("{line}"))
                 .with_context(|| format!("pipeline {}", p.name))?;
@@ -224,9 +225,16 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
                 render::secs(r.0.training.seconds)
             );
             out.push(r.0);
+            preds.push(r.1);
         }
-        anyhow::Ok((out, threads))
+        anyhow::Ok((out, preds, threads))
     })??;
+    let runs: Vec<(&str, &[u32])> = results
+        .iter()
+        .zip(&preds)
+        .map(|(r, p)| (r.name.as_str(), p.as_slice()))
+        .collect();
+    let pairs = hogsvm::compare::significance::pairwise(&runs, &test.labels)?;
 
     let mut notes = Vec::new();
     for p in &pipelines {
@@ -303,6 +311,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
             test: DatasetFingerprint::of(&test),
         },
         pipelines: results,
+        pairs,
         notes,
     };
     report.write_files(&a.out, &test)?;

@@ -9,11 +9,13 @@
 //!   size, peak memory, parameters), models only through [`crate::classifier::Classifier`];
 //! * [`grid`]: optional k-fold cross-validated search over C (and the HOG cell size);
 //! * [`mem`]: the process's peak memory;
-//! * [`ort`]: the ONNX export of every pipeline, and onnxruntime's speed on it.
+//! * [`ort`]: the ONNX export of every pipeline, and onnxruntime's speed on it;
+//! * [`significance`]: McNemar's exact test for every pair of pipelines.
 
 pub mod fingerprint;
 pub mod grid;
 pub mod mem;
 pub mod ort;
 pub mod run;
+pub mod significance;
 pub mod spec;

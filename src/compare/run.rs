@@ -227,6 +227,11 @@ pub fn run_pipeline(
         test_fingerprint: sha256_hex(test),
         test_images: n,
         accuracy: metrics.accuracy,
+        accuracy_ci95: {
+            let right = (0..n).filter(|&i| pred[i] == test.labels[i]).count() as u64;
+            let (lo, hi) = crate::stats::wilson_interval(right, n as u64, crate::stats::Z_95);
+            [lo, hi]
+        },
         macro_f1: metrics.macro_avg.f1,
         metrics,
         training,

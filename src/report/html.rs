@@ -252,6 +252,12 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
         r.pipelines.first().map_or(0, |p| p.inference.batch_size),
         r.pipelines.first().map_or(0, |p| p.inference.latency_samples)
     );
+    if !r.pairs.is_empty() {
+        let _ = writeln!(o, "<h3 id=\"significance\">Is the difference real?</h3>");
+        o.push_str(&table(&render::PAIR_HEADER, &render::pair_rows(r), "pairs"));
+        let note = render::PAIR_NOTE.replace('*', "");
+        let _ = writeln!(o, "<p class=\"muted\">{}</p>", esc(&note));
+    }
     let _ = writeln!(o, "<div class=\"charts\">");
     let _ = writeln!(
         o,

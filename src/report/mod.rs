@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::metrics::Report;
 
 /// Version of the JSON layout; bumped when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything `hogsvm compare` measured, in one serialisable value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,9 @@ pub struct CompareReport {
     pub data: DataInfo,
     /// One entry per pipeline, in the order they ran.
     pub pipelines: Vec<PipelineResult>,
+    /// McNemar's exact test for every pair of pipelines (all were evaluated on the same test
+    /// images), in pipeline order: (0, 1), (0, 2), ..., (1, 2), ...
+    pub pairs: Vec<PairTest>,
     /// Caveats a reader should know (measurement limits, fallbacks).
     pub notes: Vec<String>,
 }
@@ -120,6 +123,8 @@ pub struct PipelineResult {
     pub test_images: usize,
     /// Accuracy on the test set.
     pub accuracy: f64,
+    /// 95% Wilson score interval of the accuracy, `[low, high]` ([`crate::stats::wilson_interval`]).
+    pub accuracy_ci95: [f64; 2],
     /// Unweighted mean F1 over classes.
     pub macro_f1: f64,
     /// Accuracy, confusion matrix, per-class precision / recall / F1 / support and averages.
@@ -146,6 +151,22 @@ pub struct PipelineResult {
     pub misclassified: Vec<Misclassified>,
     /// Test images misclassified in all.
     pub misclassified_total: usize,
+}
+
+/// McNemar's exact test of two pipelines on the same test images ([`crate::stats::mcnemar_exact`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairTest {
+    /// Pipeline A's name.
+    pub a: String,
+    /// Pipeline B's name.
+    pub b: String,
+    /// Test images A classifies correctly and B does not.
+    pub a_only_right: u64,
+    /// Test images B classifies correctly and A does not.
+    pub b_only_right: u64,
+    /// Exact two-sided p-value (binomial test of the discordant images at 1/2); 1 when they agree
+    /// on every image.
+    pub p_value: f64,
 }
 
 /// Training time of one pipeline.

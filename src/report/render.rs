@@ -43,10 +43,11 @@ pub fn classifier_dim(p: &PipelineResult) -> usize {
 }
 
 /// Headline columns shared by the console, Markdown and HTML tables.
-pub const SUMMARY_HEADER: [&str; 11] = [
+pub const SUMMARY_HEADER: [&str; 12] = [
     "pipeline",
     "kind",
     "accuracy",
+    "95% CI",
     "macro-F1",
     "train s",
     "images/s",
@@ -58,11 +59,16 @@ pub const SUMMARY_HEADER: [&str; 11] = [
 ];
 
 /// One pipeline's headline cells, in [`SUMMARY_HEADER`] order.
-pub fn summary_cells(p: &PipelineResult) -> [String; 11] {
+pub fn summary_cells(p: &PipelineResult) -> [String; 12] {
     [
         p.name.clone(),
         p.kind.clone(),
         score(p.accuracy),
+        format!(
+            "{}-{}",
+            score(p.accuracy_ci95[0]),
+            score(p.accuracy_ci95[1])
+        ),
         score(p.macro_f1),
         secs(p.training.seconds),
         rate(p.inference.images_per_s),
@@ -74,9 +80,73 @@ pub fn summary_cells(p: &PipelineResult) -> [String; 11] {
     ]
 }
 
+/// Columns of the pairwise significance table (Markdown and HTML).
+pub const PAIR_HEADER: [&str; 6] = [
+    "pipeline A",
+    "pipeline B",
+    "accuracy A - B",
+    "only A right",
+    "only B right",
+    "McNemar exact p",
+];
+
+/// What the pairwise table means.
+pub const PAIR_NOTE: &str = "*only A right* / *only B right*: test images one pipeline classifies correctly and the other does not; the accuracy difference is their difference over the test images. *McNemar exact p*: two-sided exact McNemar test (a binomial test of the discordant images at 1/2): the chance of a split at least this uneven if the two pipelines were equally accurate on images like these. *95% CI* in the summary: Wilson score interval of each accuracy.";
+
+/// A p-value as shown: 4 significant digits, scientific below 1e-4.
+pub fn p_value(p: f64) -> String {
+    if p >= 1e-4 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.3e}")
+    }
+}
+
+/// The rows of the pairwise table, in [`PAIR_HEADER`] order.
+pub fn pair_rows(r: &CompareReport) -> Vec<Vec<String>> {
+    let acc = |name: &str| {
+        r.pipelines
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(0.0, |p| p.accuracy)
+    };
+    r.pairs
+        .iter()
+        .map(|t| {
+            vec![
+                t.a.clone(),
+                t.b.clone(),
+                format!("{:+.4}", acc(&t.a) - acc(&t.b)),
+                t.a_only_right.to_string(),
+                t.b_only_right.to_string(),
+                p_value(t.p_value),
+            ]
+        })
+        .collect()
+}
+
+/// One console line per pair.
+fn pair_lines(r: &CompareReport) -> Vec<String> {
+    r.pairs
+        .iter()
+        .map(|t| {
+            format!(
+                "McNemar exact: {} vs {}: only {} right on {}, only {} right on {}: p = {}",
+                t.a,
+                t.b,
+                t.a,
+                t.a_only_right,
+                t.b,
+                t.b_only_right,
+                p_value(t.p_value)
+            )
+        })
+        .collect()
+}
+
 /// The short table `compare` prints.
 pub fn console(r: &CompareReport) -> String {
-    let rows: Vec<[String; 11]> = r.pipelines.iter().map(summary_cells).collect();
+    let rows: Vec<[String; 12]> = r.pipelines.iter().map(summary_cells).collect();
     let width = |j: usize| {
         rows.iter()
             .map(|row| row[j].chars().count())
@@ -115,6 +185,9 @@ pub fn console(r: &CompareReport) -> String {
         r.pipelines.first().map_or(0, |p| p.inference.batch_size),
         r.pipelines.first().map_or(0, |p| p.inference.latency_samples),
     );
+    for line in pair_lines(r) {
+        let _ = writeln!(out, "{line}");
+    }
     out
 }
 
@@ -179,6 +252,11 @@ pub fn markdown(r: &CompareReport) -> String {
         r.pipelines.first().map_or(0, |p| p.inference.batch_size),
         r.pipelines.first().map_or(0, |p| p.inference.latency_samples),
     );
+    if !r.pairs.is_empty() {
+        let _ = writeln!(o, "## Is the difference real?\n");
+        md_table(&mut o, &PAIR_HEADER, &pair_rows(r), 2);
+        let _ = writeln!(o, "{}\n", PAIR_NOTE);
+    }
     let _ = writeln!(o, "## Reproduce\n");
     let _ = writeln!(o, "```\n{}\n```\n", r.run.command);
     let _ = writeln!(
