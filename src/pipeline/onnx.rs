@@ -278,3 +278,46 @@ fn nystroem(g: &mut Graph, n: &Nystroem, x: &str) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{load, LoadOptions};
+    use crate::pipeline::ClassicalConfig;
+
+    /// A model the exporter cannot write exactly is an error naming the stage, not a graph.
+    #[test]
+    fn a_model_it_cannot_write_exactly_is_an_error_naming_the_stage() {
+        let (train, _) = load("fixtures/fashion-mnist".as_ref(), &LoadOptions::default()).unwrap();
+        let idx: Vec<usize> = (0..300).collect();
+        let c = ClassicalConfig::default().with(&[("pca", "8")]).unwrap();
+        let (mut m, _) = c.fit(&train.subset(&idx)).unwrap();
+        assert!(m.to_onnx(&ExportOptions::default()).is_ok());
+        // SVM weights that do not fit the stages' output.
+        m.svm.weights = ndarray::Array2::zeros((m.svm.weights.nrows(), 9));
+        let e = m
+            .to_onnx(&ExportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot export `svm` to ONNX"), "{e}");
+        // A chi-squared map with a step count the map itself refuses.
+        m.stages.insert(
+            1,
+            FittedStage::FeatureMap(FeatureMap::AdditiveChi2 {
+                steps: 4,
+                interval: 0.4,
+            }),
+        );
+        let e = m
+            .to_onnx(&ExportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`feature_map`"), "{e}");
+        // Options out of range.
+        let e = m
+            .to_onnx(&ExportOptions::default().opset(12))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("opset"), "{e}");
+    }
+}
