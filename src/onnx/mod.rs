@@ -4,9 +4,10 @@
 //! stage list once, one `match` arm per stage; `cnn::onnx` writes the network layer by layer)
 //! through [`Graph`], which names every value, keeps weights as little-endian `raw_data`
 //! initializers, sets every attribute's type, and encodes the [`proto`] messages with prost.
-//! No crate writes ONNX from Rust without also being a runtime or a converter (tract and rten
-//! read it; `onnx-protobuf` and friends generate their messages with `protoc` at build time), so
-//! the dozen messages are declared in [`proto`] and the graph is built here.
+//! The ONNX runtimes written in Rust (tract, rten) read ONNX but do not write it, and the crates
+//! that carry ONNX's messages generate them from `onnx.proto` at build time (a `protoc` binary or
+//! a code generator in the build); the exporter needs a dozen messages, so they are declared in
+//! [`proto`] with prost's derive, and the graph is built here.
 //!
 //! Files are ONNX IR version 8 with operator set 17 by default: the newest set every current
 //! onnxruntime release accepts, and the last in which the `Reduce*` operators take their axes
