@@ -343,6 +343,7 @@ fn compare_writes_three_files_whose_numbers_agree() {
         "chart-confusion-0",
         "chart-confusion-1",
         "chart-confusion-2",
+        "chart-training-2",
         "hog-samples",
         "gallery-0",
     ] {
@@ -361,7 +362,10 @@ fn compare_writes_three_files_whose_numbers_agree() {
     ] {
         assert!(!html.contains(bad), "report.html contains {bad}");
     }
-    assert!(html.matches("<svg").count() >= 5);
+    assert!(html.matches("<svg").count() >= 6);
+    // Only the CNN has training curves, with its kept epoch marked.
+    assert!(!html.contains("id=\"chart-training-0\""));
+    assert!(html.contains("whose weights were kept"));
     assert!(html.contains("data:image/png;base64,"));
     // plotters drew the labels as SVG text.
     assert!(

@@ -137,6 +137,7 @@ pub fn run_pipeline(
                     loss: l.loss,
                     train_acc: l.train_acc,
                     val_acc: l.val_acc,
+                    lr: l.lr,
                     images_per_sec: l.images_per_sec,
                     seconds: l.seconds,
                 })

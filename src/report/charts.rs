@@ -1,6 +1,7 @@
 //! The report's charts, drawn with plotters' SVG backend (text as SVG `<text>` elements, no
 //! font files): accuracy vs training time, a confusion-matrix heatmap per pipeline and per-class
-//! F1 bars grouped by pipeline. Each function returns one `<svg>` element as a string.
+//! F1 bars grouped by pipeline, and a CNN's per-epoch training curves. Each function returns one
+//! `<svg>` element as a string.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -322,4 +323,123 @@ pub fn f1_bars(r: &CompareReport) -> Result<String> {
         }
         Ok(())
     })
+}
+
+/// A CNN's per-epoch curves, three panels side by side: training loss; training and validation
+/// accuracy; learning rate. The epoch whose weights were kept is marked by a dashed line on each
+/// (the HTML's caption says so).
+/// `None` for a pipeline without an epoch history (classical).
+pub fn training_curves(p: &PipelineResult) -> Result<Option<String>> {
+    let Some(h) = p.training.history.as_ref().filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    let best = p.training.best_epoch;
+    let last = h.len() as f64 + 0.5;
+    let range = |v: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = v.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        let pad = ((hi - lo) * 0.08).max(1e-9);
+        (lo - pad, hi + pad)
+    };
+    let loss = range(&mut h.iter().map(|e| e.loss));
+    let acc = range(
+        &mut h
+            .iter()
+            .flat_map(|e| std::iter::once(e.train_acc).chain(e.val_acc)),
+    );
+    let lr = range(&mut h.iter().map(|e| e.lr));
+    let lr = (lr.0.max(0.0), lr.1);
+    svg("training curves chart", 960, 320, |root| {
+        let panels = root.split_evenly((1, 3));
+        let specs: [(&str, (f64, f64)); 3] = [
+            ("training loss", loss),
+            ("accuracy (train, validation)", acc),
+            ("learning rate", lr),
+        ];
+        for (k, (title, (y0, y1))) in specs.into_iter().enumerate() {
+            let mut chart = ChartBuilder::on(&panels[k])
+                .caption(title, ("sans-serif", 17))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(58)
+                .build_cartesian_2d(0.5..last, y0..y1)
+                .map_err(boxed)?;
+            chart
+                .configure_mesh()
+                .max_light_lines(1)
+                .label_style(("sans-serif", 12))
+                .axis_desc_style(("sans-serif", 13))
+                .x_desc("epoch")
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| {
+                    if k == 2 {
+                        format!("{v:.1e}")
+                    } else {
+                        format!("{v:.3}")
+                    }
+                })
+                .draw()
+                .map_err(boxed)?;
+            if let Some(b) = best {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(b as f64, y0), (b as f64, y1)],
+                        4,
+                        3,
+                        RGBColor(120, 120, 120).into(),
+                    ))
+                    .map_err(boxed)?;
+            }
+            let mut line = |pts: Vec<(f64, f64)>, c: RGBColor, name: &str| {
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                    .map_err(boxed)?
+                    .label(name.to_string())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.into_iter().map(|q| Circle::new(q, 3, c.filled())))
+                    .map_err(boxed)?;
+                Ok::<(), Box<dyn std::fmt::Display>>(())
+            };
+            match k {
+                0 => line(
+                    h.iter().map(|e| (e.epoch as f64, e.loss)).collect(),
+                    color(0),
+                    "loss",
+                )?,
+                1 => {
+                    line(
+                        h.iter().map(|e| (e.epoch as f64, e.train_acc)).collect(),
+                        color(0),
+                        "train",
+                    )?;
+                    let val: Vec<(f64, f64)> = h
+                        .iter()
+                        .filter_map(|e| e.val_acc.map(|v| (e.epoch as f64, v)))
+                        .collect();
+                    if !val.is_empty() {
+                        line(val, color(1), "validation")?;
+                    }
+                }
+                _ => line(
+                    h.iter().map(|e| (e.epoch as f64, e.lr)).collect(),
+                    color(2),
+                    "lr",
+                )?,
+            }
+            if k == 1 {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::LowerRight)
+                    .label_font(("sans-serif", 12))
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(boxed)?;
+            }
+        }
+        Ok(())
+    })
+    .map(Some)
 }

@@ -351,6 +351,15 @@ fn pipeline_section(
         "<figure class=\"chart\" id=\"chart-confusion-{i}\">{}</figure>",
         charts::confusion(p, &r.data.class_names)?
     );
+    if let Some(curves) = charts::training_curves(p)? {
+        let kept = p.training.best_epoch.map_or(String::new(), |b| {
+            format!(" Dashed: epoch {b}, whose weights were kept.")
+        });
+        let _ = writeln!(
+            o,
+            "<figure class=\"chart\" id=\"chart-training-{i}\">{curves}<figcaption class=\"muted\">Per-epoch training curves.{kept}</figcaption></figure>"
+        );
+    }
     let rows = render::per_class_rows(&p.metrics, str::to_string);
     let _ = writeln!(o, "<div>");
     o.push_str(&table(&render::PER_CLASS_HEADER, &rows, "per-class"));

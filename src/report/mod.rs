@@ -207,6 +207,8 @@ pub struct EpochRow {
     pub train_acc: f64,
     /// Validation accuracy, if there is a validation split.
     pub val_acc: Option<f64>,
+    /// Learning rate at the epoch's end (the schedule's value).
+    pub lr: f64,
     /// Training images per second.
     pub images_per_sec: f64,
     /// Wall-clock seconds of the epoch.

@@ -498,6 +498,7 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
                         score(e.loss),
                         score(e.train_acc),
                         e.val_acc.map_or("-".into(), score),
+                        format!("{:.2e}", e.lr),
                         rate(e.images_per_sec),
                         secs(e.seconds),
                     ]
@@ -510,6 +511,7 @@ fn pipeline_md(o: &mut String, p: &PipelineResult, classes: &[String]) {
                     "loss",
                     "train acc",
                     "val acc",
+                    "lr",
                     "images/s",
                     "seconds",
                 ],
