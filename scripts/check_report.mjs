@@ -92,7 +92,13 @@ try {
   });
 
   const n = report.pipelines.length;
-  const expected = ['chart-accuracy-time', 'chart-f1', ...report.pipelines.map((_, i) => `chart-confusion-${i}`)];
+  const expected = [
+    'chart-accuracy-time',
+    'chart-f1',
+    ...report.pipelines.map((_, i) => `chart-confusion-${i}`),
+    // the CNN's per-epoch training curves, for every pipeline with an epoch history
+    ...report.pipelines.flatMap((p, i) => (p.training.history && p.training.history.length ? [`chart-training-${i}`] : [])),
+  ];
   for (const id of expected) {
     const s = found.svgs[id];
     if (!s) {
