@@ -98,6 +98,8 @@ try {
     ...report.pipelines.map((_, i) => `chart-confusion-${i}`),
     // the CNN's per-epoch training curves, for every pipeline with an epoch history
     ...report.pipelines.flatMap((p, i) => (p.training.history && p.training.history.length ? [`chart-training-${i}`] : [])),
+    // the learning curve and the training time against size, with --train-sizes
+    ...(report.learning_curve ? ['chart-learning-curve', 'chart-time-vs-size'] : []),
   ];
   for (const id of expected) {
     const s = found.svgs[id];
@@ -109,6 +111,15 @@ try {
       failures.push(`chart ${id}: empty (${s.elements} elements, ${s.width}x${s.height})`);
     }
     if (s.texts.length === 0) failures.push(`chart ${id}: no text labels`);
+  }
+  // Every crossover estimate is marked (by its label) on the learning-curve chart.
+  if (report.learning_curve && found.svgs['chart-learning-curve']) {
+    const texts = found.svgs['chart-learning-curve'].texts.join('\n');
+    for (const x of report.learning_curve.crossovers.filter((x) => x.estimate !== null)) {
+      if (!texts.includes(`${x.cnn} > ${x.classical}`)) {
+        failures.push(`chart-learning-curve: crossover ${x.cnn} > ${x.classical} not marked`);
+      }
+    }
   }
   // Labels that must be readable in the charts.
   const allText = Object.values(found.svgs).filter(Boolean).flatMap((s) => s.texts).join('\n');

@@ -175,7 +175,7 @@ fn compare_writes_three_files_whose_numbers_agree() {
 
     // Schema: report.json validates, with the documented version.
     validate(&report).unwrap();
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], hogsvm::report::SCHEMA_VERSION);
 
     // Each accuracy's Wilson interval holds it; McNemar for every pair: the discordant counts
     // account exactly for the accuracy difference, the p-value is the library's exact test of
@@ -421,6 +421,8 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
         "none",
         "--latency-samples",
         "3",
+        "--train-sizes",
+        "100,1.0",
     ]);
     assert_ok(&o);
     let report: Value =
@@ -446,9 +448,201 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
     let mut bad = report.clone();
     bad["schema_version"] = 1.into();
     assert!(validate(&bad).is_err());
-    let mut bad = report;
+    let mut bad = report.clone();
     bad.as_object_mut().unwrap().remove("pairs");
     assert!(validate(&bad).is_err());
+    let mut bad = report;
+    bad["learning_curve"]["points"][0]["train_sha256"] = "abc".into();
+    assert!(validate(&bad).is_err());
+}
+
+/// Parse `0.8123 ± 0.0100` or `0.8123` after a pipeline's name in a console curve line.
+fn console_curve_cell(line: &str, name: &str) -> (String, Option<String>) {
+    let rest = &line[line.find(&format!("{name} ")).expect(name) + name.len() + 1..];
+    let cell = rest.split(", ").next().unwrap().trim();
+    match cell.split_once(" ± ") {
+        Some((m, sd)) => (m.to_string(), Some(sd.to_string())),
+        None => (cell.to_string(), None),
+    }
+}
+
+#[test]
+fn learning_curve_subsets_are_shared_nested_and_stratified_and_renderings_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run([
+        "compare",
+        "--data",
+        fashion_mnist().to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "200",
+        "--classical",
+        "default",
+        "--cnn",
+        "name=tiny,channels=4,hidden=none,epochs=1,val-split=0.1",
+        "--latency-samples",
+        "3",
+        "--no-ort",
+        "--threads",
+        "2",
+        "--train-sizes",
+        "100,0.5,600:1",
+        "--repeats",
+        "2",
+        "--seed",
+        "5",
+    ]);
+    assert_ok(&o);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    validate(&report).unwrap();
+    let c = &report["learning_curve"];
+    let sizes: Vec<usize> = c["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(sizes, [100, 300, 600], "0.5 of 600 is 300");
+    assert_eq!(
+        c["repeats"],
+        serde_json::json!([2, 2, 1]),
+        "600:1 has one repeat"
+    );
+
+    // The subsets, rebuilt here from the library's documented rule (seed + repeat, the first
+    // 600 training images), have the report's fingerprints; they are nested and stratified.
+    let train = common::split(hogsvm::data::Split::Train);
+    let train = train.subset(&(0..600).collect::<Vec<_>>());
+    let totals = train.class_counts();
+    let subsets = c["subsets"].as_array().unwrap();
+    assert_eq!(subsets.len(), 5);
+    for r in 0..2u64 {
+        let idx = hogsvm::stats::nested_stratified_subsets(&train.labels, &sizes, 5 + r).unwrap();
+        for (k, w) in idx.windows(2).enumerate() {
+            assert!(
+                w[0].iter().all(|i| w[1].binary_search(i).is_ok()),
+                "size {} not inside size {} (repeat {r})",
+                sizes[k],
+                sizes[k + 1]
+            );
+        }
+        for (si, &size) in sizes.iter().enumerate() {
+            if size == 600 && r == 1 {
+                assert!(!subsets.iter().any(|s| s["size"] == 600 && s["repeat"] == 1));
+                continue;
+            }
+            // (Drawn with all three sizes here, with two in the binary for repeat 1: a
+            // subset does not depend on the other sizes.)
+            let sub = subsets
+                .iter()
+                .find(|s| s["size"] == size && s["repeat"] == r)
+                .expect("a subset per size and repeat");
+            assert_eq!(sub["seed"], 5 + r);
+            let want = hogsvm::compare::fingerprint::sha256_hex(&train.subset(&idx[si]));
+            assert_eq!(sub["fingerprint"]["sha256"], want.as_str());
+            let counts = sub["fingerprint"]["class_counts"].as_array().unwrap();
+            for (k, n) in counts.iter().enumerate() {
+                let share = size as f64 * totals[k] as f64 / 600.0;
+                let n = n.as_u64().unwrap() as f64;
+                assert!(
+                    n >= share.floor() && n <= share.ceil(),
+                    "class {k} has {n} images at size {size}, share {share}"
+                );
+            }
+            // Every pipeline's point at this size and repeat trained on these very images.
+            let pts: Vec<&Value> = c["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["size"] == size && p["repeat"] == r)
+                .collect();
+            assert_eq!(pts.len(), 2);
+            for p in pts {
+                assert_eq!(p["train_sha256"], want.as_str(), "{}", p["pipeline"]);
+                let main = size == 600 && r == 0;
+                assert_eq!(p["from_main_run"], main);
+            }
+        }
+    }
+    // Repeats differ where the subset differs.
+    assert_ne!(
+        subsets[0]["fingerprint"]["sha256"],
+        subsets[1]["fingerprint"]["sha256"]
+    );
+    // The main run's point is the main run's accuracy.
+    for p in report["pipelines"].as_array().unwrap() {
+        let pt = c["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["pipeline"] == p["name"] && q["from_main_run"] == true)
+            .unwrap();
+        assert_eq!(pt["accuracy"], p["accuracy"]);
+        assert_eq!(pt["train_sha256"], report["data"]["train"]["sha256"]);
+    }
+    // Summary: mean and sample std of the points.
+    for s in c["summary"].as_array().unwrap() {
+        let accs: Vec<f64> = c["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["size"] == s["size"] && p["pipeline"] == s["pipeline"])
+            .map(|p| p["accuracy"].as_f64().unwrap())
+            .collect();
+        if s["size"] == 600 {
+            assert_eq!(accs.len(), 1);
+            assert!(s["std_accuracy"].is_null());
+            assert_eq!(s["mean_accuracy"].as_f64().unwrap(), accs[0]);
+            continue;
+        }
+        assert_eq!(accs.len(), 2);
+        let mean = (accs[0] + accs[1]) / 2.0;
+        let sd = (accs[0] - accs[1]).abs() / 2f64.sqrt();
+        assert!((s["mean_accuracy"].as_f64().unwrap() - mean).abs() < 1e-12);
+        assert!((s["std_accuracy"].as_f64().unwrap() - sd).abs() < 1e-12);
+    }
+    // One crossover entry (tiny vs hog+svm) with a statement; McNemar per size.
+    assert_eq!(c["crossovers"].as_array().unwrap().len(), 1);
+    let statement = c["crossovers"][0]["statement"].as_str().unwrap();
+    assert!(statement.starts_with("tiny "), "{statement}");
+    assert_eq!(c["pairs"].as_array().unwrap().len(), 3);
+
+    // Console, Markdown and JSON agree.
+    let out = stdout(&o);
+    assert!(out.contains(statement), "{out}");
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains(statement));
+    let rows = md_table_after(&md, "## Learning curve");
+    assert_eq!(rows.len(), c["summary"].as_array().unwrap().len());
+    for (row, s) in rows.iter().zip(c["summary"].as_array().unwrap()) {
+        assert_eq!(row[0], s["size"].to_string());
+        assert_eq!(row[1], s["pipeline"].as_str().unwrap());
+        assert_close(&row[3], s["mean_accuracy"].as_f64().unwrap(), "md mean");
+        match s["std_accuracy"].as_f64() {
+            Some(sd) => assert_close(&row[4], sd, "md std"),
+            None => assert_eq!(row[4], "-"),
+        }
+        assert_close(&row[6], s["mean_train_seconds"].as_f64().unwrap(), "md s");
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{}:", s["size"])))
+            .expect("a console line per size");
+        let (m, sd) = console_curve_cell(line, s["pipeline"].as_str().unwrap());
+        assert_close(&m, s["mean_accuracy"].as_f64().unwrap(), "console mean");
+        match s["std_accuracy"].as_f64() {
+            Some(want) => assert_close(&sd.unwrap(), want, "console std"),
+            None => assert_eq!(sd, None),
+        }
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for id in ["chart-learning-curve", "chart-time-vs-size"] {
+        assert!(html.contains(&format!("id=\"{id}\"><svg")), "{id}");
+    }
 }
 
 /// A 16x16 test PNG whose pixels depend on `seed`.
@@ -554,7 +748,7 @@ fn compare_errors_are_one_line_with_exit_code_2() {
     let cfg = dir.path().join("p.json");
     std::fs::write(&cfg, "{\"svm\": 1}").unwrap();
     // (arguments after `compare --data`, what the error names)
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 13] = [
         (
             &[data, "--classical", "none", "--cnn", "none", "--out", out],
             "nothing to compare",
@@ -585,6 +779,21 @@ fn compare_errors_are_one_line_with_exit_code_2() {
         (
             &[data, "--cnn", "none", "--classical", "none", "--grid"],
             "nothing to compare",
+        ),
+        // Learning-curve sizes: zero, above the training split, not a number; no repeats.
+        (
+            &[data, "--train-sizes", "0,100", "--out", out],
+            "train_sizes",
+        ),
+        (&[data, "--train-sizes", "100,5000", "--out", out], "2000"),
+        (&[data, "--train-sizes", "1.5", "--out", out], "(0, 1]"),
+        (
+            &[data, "--train-sizes", "100", "--repeats", "0", "--out", out],
+            "--repeats",
+        ),
+        (
+            &[data, "--train-sizes", "100", "--grid", "--out", out],
+            "--grid",
         ),
     ];
     for (args, needle) in cases {

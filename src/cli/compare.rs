@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hogsvm::compare::curve::{learning_curve, CurveOptions, MainRun};
 use hogsvm::compare::grid::GridOptions;
 use hogsvm::compare::ort::OrtRunner;
 use hogsvm::compare::run::{run_pipeline, RunOptions};
@@ -85,6 +86,16 @@ pub struct CompareArgs {
     /// Do not run onnxruntime (the ONNX export's size is still reported).
     #[arg(long, conflicts_with = "ort_python")]
     no_ort: bool,
+    /// Learning curve: train every pipeline again on nested, stratified, seeded subsets of the
+    /// training split of these sizes and test each on the same test set. Comma-separated counts,
+    /// or fractions of the training split (with a `.`), each optionally `:K` for its own number
+    /// of repeats, e.g. `600,3000,0.5:1,1.0:1`. Off by default.
+    #[arg(long, value_name = "SIZES")]
+    train_sizes: Option<String>,
+    /// Seeds per learning-curve size (unless a size says `:K`): repeat r draws its subsets and
+    /// trains with seed + r.
+    #[arg(long, default_value_t = 1, requires = "train_sizes")]
+    repeats: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -170,8 +181,6 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     if a.out.exists() && !a.out.is_dir() {
         bail!("{}: exists and is not a folder (--out)", a.out.display());
     }
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("{}: cannot create the output folder", a.out.display()))?;
     let grid = a.grid.then(|| GridOptions {
         folds: a.grid_folds,
         cs: a.grid_c.clone(),
@@ -180,6 +189,12 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     });
     if grid.is_some() && !pipelines.iter().any(|p| p.config.kind() == "classical") {
         bail!("--grid searches the classical pipelines, and none is selected");
+    }
+    if a.train_sizes.is_some() && a.grid {
+        bail!("--train-sizes with --grid is not supported: the curve trains each pipeline as specified, and a search per point would choose another configuration at each size");
+    }
+    if a.repeats == 0 {
+        bail!("invalid --repeats 0: must be at least 1");
     }
 
     let t_load = Instant::now();
@@ -191,7 +206,15 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     if train.is_empty() || test.is_empty() {
         bail!("no training or no test images left (check --train-limit / --test-limit)");
     }
+    let sizes = a
+        .train_sizes
+        .as_deref()
+        .map(|s| hogsvm::compare::curve::parse_sizes(s, train.len(), a.repeats))
+        .transpose()
+        .context("--train-sizes")?;
     let load_seconds = t_load.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("{}: cannot create the output folder", a.out.display()))?;
     eprintln!(
         "compare: {} train / {} test images, {} pipeline(s): {}",
         train.len(),
@@ -211,7 +234,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         grid,
         onnxruntime: ort_runner(&a),
     };
-    let (results, preds, threads) = with_threads(a.threads, || {
+    let (results, preds, curve, threads) = with_threads(a.threads, || {
         let threads = rayon::current_num_threads();
         let mut out = Vec::new();
         let mut preds = Vec::new();
@@ -227,7 +250,43 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
             out.push(r.0);
             preds.push(r.1);
         }
-        anyhow::Ok((out, preds, threads))
+        let curve = match &sizes {
+            None => None,
+            Some((sizes, repeats)) => {
+                let opts = CurveOptions {
+                    sizes: sizes.clone(),
+                    repeats: repeats.clone(),
+                    seed: a.seed,
+                    batch_size: a.batch,
+                };
+                let main: Vec<MainRun> = out
+                    .iter()
+                    .zip(&preds)
+                    .map(|(r, p)| (r, p.as_slice()))
+                    .collect();
+                eprintln!(
+                    "compare: learning curve at {} training images, {} repeat(s)",
+                    sizes
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    a.repeats
+                );
+                Some(
+                    learning_curve(
+                        &|seed| spec::pipelines(&classical, &cnn, seed),
+                        &train,
+                        &test,
+                        &opts,
+                        &main,
+                        &mut |line| eprintln!("{line}"),
+                    )
+                    .context("learning curve")?,
+                )
+            }
+        };
+        anyhow::Ok((out, preds, curve, threads))
     })??;
     let runs: Vec<(&str, &[u32])> = results
         .iter()
@@ -273,6 +332,12 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     if a.grid {
         notes.push("Training time of a pipeline searched with --grid is the refit on the whole training split; the search's own time is in its grid table.".into());
     }
+    if let Some(c) = &curve {
+        notes.push(format!(
+            "Learning curve: every pipeline trained again for each size and repeat (repeats per size: {}; repeat r uses seed + r), except at the whole training split on repeat 0, which is the main run's model. Bands are 95% Wilson intervals of the pooled test accuracy (the test set's noise); the spread over seeds is the standard deviation column.",
+            c.repeats.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
     notes.push("Times are wall-clock on this machine, one run each; other load on the machine shows up in them.".into());
     if a.train_limit.is_some() || a.test_limit.is_some() {
         notes.push(format!(
@@ -312,6 +377,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         },
         pipelines: results,
         pairs,
+        learning_curve: curve,
         notes,
     };
     report.write_files(&a.out, &test)?;

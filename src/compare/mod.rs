@@ -10,8 +10,11 @@
 //! * [`grid`]: optional k-fold cross-validated search over C (and the HOG cell size);
 //! * [`mem`]: the process's peak memory;
 //! * [`ort`]: the ONNX export of every pipeline, and onnxruntime's speed on it;
-//! * [`significance`]: McNemar's exact test for every pair of pipelines.
+//! * [`significance`]: McNemar's exact test for every pair of pipelines;
+//! * [`curve`]: the learning curve (`--train-sizes`, `--repeats`): every pipeline on nested
+//!   stratified subsets of the training split, and where the CNN overtakes.
 
+pub mod curve;
 pub mod fingerprint;
 pub mod grid;
 pub mod mem;

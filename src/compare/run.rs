@@ -71,22 +71,30 @@ fn training_of_stages(times: &[crate::pipeline::StageTime]) -> Training {
     }
 }
 
-/// Train `spec` on `train`, evaluate it on `test` and measure it. `log` receives progress lines.
-/// Also returns the test predictions (for the gallery).
-pub fn run_pipeline(
+/// A pipeline trained by [`train`].
+pub struct Trained {
+    /// The model.
+    pub model: AnyModel,
+    /// Its training time (and a CNN's epoch history).
+    pub training: Training,
+    /// The configuration it was trained with (after any grid search), serialised.
+    pub config: serde_json::Value,
+    /// The grid search, when one ran.
+    pub grid: Option<crate::report::GridReport>,
+}
+
+/// Train `spec` on `train` (after a grid search over `train` when `grid` is given). `log`
+/// receives progress lines.
+pub fn train(
     spec: &PipelineSpec,
     train: &Dataset,
-    test: &Dataset,
-    opts: &RunOptions,
+    grid: Option<&GridOptions>,
     log: &mut dyn FnMut(&str),
-) -> Result<(PipelineResult, Vec<u32>)> {
-    crate::classifier::check_classes(&train.class_names, &test.class_names)?;
-    let reset = mem::reset_peak();
-    let start_rss = if reset { mem::current_rss() } else { None };
+) -> Result<Trained> {
     let mut grid_report = None;
-    let (model, training, config_json) = match &spec.config {
+    let (model, training, config) = match &spec.config {
         PipelineConfig::Classical(cfg) => {
-            let cfg = match &opts.grid {
+            let cfg = match grid {
                 Some(g) => {
                     let (best, rep) = grid::search(cfg, train, g, log)?;
                     log(&format!(
@@ -157,6 +165,52 @@ pub fn run_pipeline(
             (AnyModel::Cnn(m), training, json)
         }
     };
+    Ok(Trained {
+        model,
+        training,
+        config,
+        grid: grid_report,
+    })
+}
+
+/// Predict `test` in calls of `batch` images (at least 1); returns the labels and the
+/// seconds the calls took (the split into batches is not timed).
+pub fn predict_batched(
+    model: &dyn Classifier,
+    test: &Dataset,
+    batch: usize,
+) -> Result<(Vec<u32>, f64)> {
+    let batch = batch.max(1);
+    let chunks: Vec<Dataset> = (0..test.len())
+        .step_by(batch)
+        .map(|s| test.subset(&(s..(s + batch).min(test.len())).collect::<Vec<_>>()))
+        .collect();
+    let t = Instant::now();
+    let mut pred = Vec::with_capacity(test.len());
+    for c in &chunks {
+        pred.extend(model.predict(c)?);
+    }
+    Ok((pred, t.elapsed().as_secs_f64()))
+}
+
+/// Train `spec` on `train`, evaluate it on `test` and measure it. `log` receives progress lines.
+/// Also returns the test predictions (for the gallery).
+pub fn run_pipeline(
+    spec: &PipelineSpec,
+    train_set: &Dataset,
+    test: &Dataset,
+    opts: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(PipelineResult, Vec<u32>)> {
+    crate::classifier::check_classes(&train_set.class_names, &test.class_names)?;
+    let reset = mem::reset_peak();
+    let start_rss = if reset { mem::current_rss() } else { None };
+    let Trained {
+        model,
+        training,
+        config: config_json,
+        grid: grid_report,
+    } = train(spec, train_set, opts.grid.as_ref(), log)?;
 
     let model: &dyn Classifier = model.classifier();
 
@@ -167,17 +221,7 @@ pub fn run_pipeline(
         test.len()
     ));
     let batch = opts.batch_size.max(1);
-    let chunks: Vec<Dataset> = (0..test.len())
-        .step_by(batch)
-        .map(|s| test.subset(&(s..(s + batch).min(test.len())).collect::<Vec<_>>()))
-        .collect();
-    let t = Instant::now();
-    let mut pred = Vec::with_capacity(test.len());
-    for c in &chunks {
-        pred.extend(model.predict(c)?);
-    }
-    let batch_seconds = t.elapsed().as_secs_f64();
-    drop(chunks);
+    let (pred, batch_seconds) = predict_batched(model, test, batch)?;
     let metrics = Report::new(&test.labels, &pred, &test.class_names)?;
 
     // Latency: one image per call.

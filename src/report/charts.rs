@@ -443,3 +443,227 @@ pub fn training_curves(p: &PipelineResult) -> Result<Option<String>> {
     })
     .map(Some)
 }
+
+/// Format an image count for an axis: `600`, `3k`, `60k`.
+fn count_label(v: f64) -> String {
+    if v >= 1000.0 {
+        let k = v / 1000.0;
+        if (k - k.round()).abs() < 1e-9 {
+            format!("{k:.0}k")
+        } else {
+            format!("{k:.1}k")
+        }
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// One series per pipeline of a learning curve: (pipeline index in the report, name, points
+/// (size, value, low, high)).
+type CurveSeries<'a> = Vec<(usize, &'a str, Vec<(f64, f64, f64, f64)>)>;
+
+fn curve_series<'a>(
+    r: &'a CompareReport,
+    value: impl Fn(&super::CurveSummary) -> [f64; 3],
+) -> CurveSeries<'a> {
+    let Some(c) = &r.learning_curve else {
+        return Vec::new();
+    };
+    r.pipelines
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let pts = c
+                .summary
+                .iter()
+                .filter(|s| s.pipeline == p.name)
+                .map(|s| {
+                    let [v, lo, hi] = value(s);
+                    (s.size as f64, v, lo, hi)
+                })
+                .collect();
+            (i, p.name.as_str(), pts)
+        })
+        .collect()
+}
+
+/// Draw `series` on log-scale sizes: a band from low to high (when `bands`), the line and its
+/// points, a legend; `marks` are dashed vertical lines (crossover estimates).
+fn size_chart(
+    what: &str,
+    caption: &str,
+    y_desc: &str,
+    series: &CurveSeries<'_>,
+    log_y: bool,
+    bands: bool,
+    marks: &[(f64, String)],
+) -> Result<String> {
+    let all = || series.iter().flat_map(|s| s.2.iter());
+    let (x0, x1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (x0, x1) = (x0 / 1.3, x1 * 1.3);
+    let (mut y0, mut y1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        if bands {
+            (a.min(p.2), b.max(p.3))
+        } else {
+            (a.min(p.1), b.max(p.1))
+        }
+    });
+    if log_y {
+        y0 = (y0 / 2.0).max(1e-3);
+        y1 = (y1 * 2.0).max(y0 * 10.0);
+    } else {
+        let pad = ((y1 - y0) * 0.1).max(0.01);
+        y0 = (y0 - pad).max(0.0);
+        y1 = (y1 + pad).min(1.0);
+    }
+    svg(what, 720, 420, |root| {
+        macro_rules! body {
+            ($chart:ident, $fmt:expr) => {{
+                $chart
+                    .configure_mesh()
+                    .max_light_lines(2)
+                    .label_style(("sans-serif", 15))
+                    .axis_desc_style(("sans-serif", 16))
+                    .x_desc("training images (log scale)")
+                    .y_desc(y_desc)
+                    .x_label_formatter(&|v| count_label(*v))
+                    .y_label_formatter(&$fmt)
+                    .draw()
+                    .map_err(boxed)?;
+                for (x, label) in marks {
+                    $chart
+                        .draw_series(DashedLineSeries::new(
+                            [(*x, y0), (*x, y1)],
+                            5,
+                            4,
+                            RGBColor(120, 120, 120).into(),
+                        ))
+                        .map_err(boxed)?;
+                    let (px, py) = $chart.backend_coord(&(*x, y1));
+                    root.draw(&Text::new(
+                        label.clone(),
+                        (px + 4, py + 4),
+                        text_style(13, HPos::Left, VPos::Top),
+                    ))
+                    .map_err(boxed)?;
+                }
+                for (i, name, pts) in series {
+                    let c = color(*i);
+                    if bands && pts.len() > 1 {
+                        let poly: Vec<(f64, f64)> = pts
+                            .iter()
+                            .map(|p| (p.0, p.3))
+                            .chain(pts.iter().rev().map(|p| (p.0, p.2)))
+                            .collect();
+                        $chart
+                            .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.18).filled())))
+                            .map_err(boxed)?;
+                    }
+                    $chart
+                        .draw_series(LineSeries::new(
+                            pts.iter().map(|p| (p.0, p.1)),
+                            c.stroke_width(2),
+                        ))
+                        .map_err(boxed)?
+                        .label(name.to_string())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                        });
+                    $chart
+                        .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, c.filled())))
+                        .map_err(boxed)?;
+                }
+                $chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::LowerRight)
+                    .label_font(("sans-serif", 14))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(boxed)?;
+            }};
+        }
+        let builder = |root| {
+            let mut b = ChartBuilder::on(root);
+            b.caption(caption, ("sans-serif", 22))
+                .margin(16)
+                .x_label_area_size(48)
+                .y_label_area_size(70);
+            b
+        };
+        if log_y {
+            let mut chart = builder(root)
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .map_err(boxed)?;
+            body!(chart, |v: &f64| if *v >= 10.0 {
+                format!("{v:.0}")
+            } else if *v >= 1.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.2}")
+            });
+        } else {
+            let mut chart = builder(root)
+                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                .map_err(boxed)?;
+            body!(chart, |v: &f64| format!("{v:.3}"));
+        }
+        Ok(())
+    })
+}
+
+/// The learning curve: mean test accuracy (y) against training images (x, log scale), one
+/// line per pipeline with its pooled 95% Wilson band, and each crossover estimate dashed.
+/// `None` without a curve.
+pub fn learning_curve(r: &CompareReport) -> Result<Option<String>> {
+    let Some(c) = &r.learning_curve else {
+        return Ok(None);
+    };
+    let series = curve_series(r, |s| {
+        [s.mean_accuracy, s.accuracy_ci95[0], s.accuracy_ci95[1]]
+    });
+    let marks: Vec<(f64, String)> = c
+        .crossovers
+        .iter()
+        .filter_map(|x| {
+            x.estimate.map(|e| {
+                (
+                    e as f64,
+                    format!("{} > {} ≈ {}", x.cnn, x.classical, count_label(e as f64)),
+                )
+            })
+        })
+        .collect();
+    size_chart(
+        "learning curve chart",
+        "Test accuracy vs training images",
+        "test accuracy (mean over repeats)",
+        &series,
+        false,
+        true,
+        &marks,
+    )
+    .map(Some)
+}
+
+/// Training seconds (y, log scale) against training images (x, log scale), one line per
+/// pipeline (mean over repeats). `None` without a curve.
+pub fn time_vs_size(r: &CompareReport) -> Result<Option<String>> {
+    if r.learning_curve.is_none() {
+        return Ok(None);
+    }
+    let series = curve_series(r, |s| {
+        let t = s.mean_train_seconds.max(1e-3);
+        [t, t, t]
+    });
+    size_chart(
+        "training time vs size chart",
+        "Training time vs training images",
+        "training seconds (log scale)",
+        &series,
+        true,
+        false,
+        &[],
+    )
+    .map(Some)
+}

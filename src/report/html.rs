@@ -270,6 +270,51 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
         charts::f1_bars(r)?
     );
     let _ = writeln!(o, "</div>");
+    if let Some(c) = &r.learning_curve {
+        let _ = writeln!(
+            o,
+            "<h2 id=\"learning-curve\">Learning curve: when does the CNN pay?</h2>"
+        );
+        if !c.crossovers.is_empty() {
+            let _ = writeln!(o, "<ul class=\"crossovers\">");
+            for x in &c.crossovers {
+                let _ = writeln!(o, "<li>{}</li>", esc(&x.statement));
+            }
+            let _ = writeln!(o, "</ul>");
+        }
+        let _ = writeln!(o, "<div class=\"charts\">");
+        for (id, chart) in [
+            ("chart-learning-curve", charts::learning_curve(r)?),
+            ("chart-time-vs-size", charts::time_vs_size(r)?),
+        ] {
+            if let Some(svg) = chart {
+                let _ = writeln!(o, "<figure class=\"chart\" id=\"{id}\">{svg}</figure>");
+            }
+        }
+        let _ = writeln!(o, "</div>");
+        o.push_str(&table(
+            &render::CURVE_HEADER,
+            &render::curve_rows(c),
+            "curve",
+        ));
+        let _ = writeln!(
+            o,
+            "<p class=\"muted\">{}</p>",
+            esc(&render::CURVE_NOTE.replace(['*', '`'], ""))
+        );
+        let _ = writeln!(o, "<h3>McNemar's exact test at each size (repeat 0)</h3>");
+        o.push_str(&table(
+            &render::CURVE_PAIR_HEADER,
+            &render::curve_pair_rows(c),
+            "curve-pairs",
+        ));
+        let _ = writeln!(
+            o,
+            "<p class=\"muted\">Subsets: {}. The curve took {} s beyond the main run.</p>",
+            esc(&c.method),
+            render::secs(c.seconds)
+        );
+    }
     let _ = writeln!(
         o,
         "<h2 id=\"reproduce\">Reproduce</h2><pre>{}</pre>",

@@ -11,8 +11,11 @@
 //! [`crate::compare`]'s.
 
 pub mod charts;
+pub mod curve;
 pub mod html;
 pub mod render;
+
+pub use curve::{Crossover, CurvePoint, CurveSubset, CurveSummary, LearningCurve, SizePairs};
 
 use std::path::Path;
 
@@ -22,7 +25,7 @@ use crate::error::Result;
 use crate::metrics::Report;
 
 /// Version of the JSON layout; bumped when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Everything `hogsvm compare` measured, in one serialisable value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +43,9 @@ pub struct CompareReport {
     /// McNemar's exact test for every pair of pipelines (all were evaluated on the same test
     /// images), in pipeline order: (0, 1), (0, 2), ..., (1, 2), ...
     pub pairs: Vec<PairTest>,
+    /// The learning curve, when `compare --train-sizes` asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_curve: Option<LearningCurve>,
     /// Caveats a reader should know (measurement limits, fallbacks).
     pub notes: Vec<String>,
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{CompareReport, DataInfo, PipelineResult};
+use super::{CompareReport, DataInfo, LearningCurve, PipelineResult};
 use crate::metrics::Report;
 
 /// Accuracy, F1, precision, recall: 4 decimals.
@@ -125,6 +125,107 @@ pub fn pair_rows(r: &CompareReport) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Columns of the learning-curve table (Markdown and HTML).
+pub const CURVE_HEADER: [&str; 8] = [
+    "train images",
+    "pipeline",
+    "repeats",
+    "mean accuracy",
+    "std",
+    "95% CI (pooled)",
+    "train s (mean)",
+    "subset sha256 (repeat 0)",
+];
+
+/// What the learning-curve table means.
+pub const CURVE_NOTE: &str = "Every pipeline is trained again on each nested, stratified, seeded subset of the training split and tested on the same test images. *std*: sample standard deviation of the accuracy over the repeats (their subsets and training seeds), `-` for one repeat. *95% CI (pooled)*: Wilson interval of all repeats' correct test images over all their test images, the test set's sampling noise (the chart's bands). *subset sha256*: the fingerprint of the training images, the same for every pipeline at a size and repeat (report.json has every repeat's).";
+
+/// The rows of the learning-curve table, in [`CURVE_HEADER`] order: one per size and
+/// pipeline.
+pub fn curve_rows(c: &LearningCurve) -> Vec<Vec<String>> {
+    c.summary
+        .iter()
+        .map(|s| {
+            let sha = c
+                .points
+                .iter()
+                .find(|p| p.size == s.size && p.repeat == 0 && p.pipeline == s.pipeline)
+                .map_or("-".to_string(), |p| p.train_sha256[..16].to_string());
+            vec![
+                s.size.to_string(),
+                s.pipeline.clone(),
+                s.repeats.to_string(),
+                score(s.mean_accuracy),
+                s.std_accuracy.map_or("-".into(), score),
+                format!(
+                    "{}-{}",
+                    score(s.accuracy_ci95[0]),
+                    score(s.accuracy_ci95[1])
+                ),
+                secs(s.mean_train_seconds),
+                sha,
+            ]
+        })
+        .collect()
+}
+
+/// Columns of the per-size McNemar table.
+pub const CURVE_PAIR_HEADER: [&str; 6] = [
+    "train images",
+    "pipeline A",
+    "pipeline B",
+    "only A right",
+    "only B right",
+    "McNemar exact p",
+];
+
+/// The rows of the per-size McNemar table ([`CURVE_PAIR_HEADER`]): repeat 0 at every size.
+pub fn curve_pair_rows(c: &LearningCurve) -> Vec<Vec<String>> {
+    c.pairs
+        .iter()
+        .flat_map(|sp| {
+            sp.pairs.iter().map(move |t| {
+                vec![
+                    sp.size.to_string(),
+                    t.a.clone(),
+                    t.b.clone(),
+                    t.a_only_right.to_string(),
+                    t.b_only_right.to_string(),
+                    p_value(t.p_value),
+                ]
+            })
+        })
+        .collect()
+}
+
+/// The learning curve in the console: one line per size, then the crossover sentences.
+fn curve_lines(c: &LearningCurve) -> Vec<String> {
+    let several = c.repeats.iter().any(|&k| k > 1);
+    let mut out = vec![format!(
+        "learning curve (repeats per size: {}; mean test accuracy{}):",
+        c.repeats
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if several { ", ± std over repeats" } else { "" }
+    )];
+    for &size in &c.sizes {
+        let cells: Vec<String> = c
+            .summary
+            .iter()
+            .filter(|s| s.size == size)
+            .map(|s| match s.std_accuracy {
+                Some(sd) => format!("{} {} ± {}", s.pipeline, score(s.mean_accuracy), score(sd)),
+                None => format!("{} {}", s.pipeline, score(s.mean_accuracy)),
+            })
+            .collect();
+        out.push(format!("  {size:>7}: {}", cells.join(", ")));
+    }
+    out.extend(c.crossovers.iter().map(|x| x.statement.clone()));
+    out
+}
+
 /// One console line per pair.
 fn pair_lines(r: &CompareReport) -> Vec<String> {
     r.pairs
@@ -186,6 +287,9 @@ pub fn console(r: &CompareReport) -> String {
         r.pipelines.first().map_or(0, |p| p.inference.latency_samples),
     );
     for line in pair_lines(r) {
+        let _ = writeln!(out, "{line}");
+    }
+    for line in r.learning_curve.iter().flat_map(curve_lines) {
         let _ = writeln!(out, "{line}");
     }
     out
@@ -256,6 +360,25 @@ pub fn markdown(r: &CompareReport) -> String {
         let _ = writeln!(o, "## Is the difference real?\n");
         md_table(&mut o, &PAIR_HEADER, &pair_rows(r), 2);
         let _ = writeln!(o, "{}\n", PAIR_NOTE);
+    }
+    if let Some(c) = &r.learning_curve {
+        let _ = writeln!(o, "## Learning curve: when does the CNN pay?\n");
+        for x in &c.crossovers {
+            let _ = writeln!(o, "* {}", x.statement);
+        }
+        if !c.crossovers.is_empty() {
+            o.push('\n');
+        }
+        md_table(&mut o, &CURVE_HEADER, &curve_rows(c), 2);
+        let _ = writeln!(o, "{}\n", CURVE_NOTE);
+        let _ = writeln!(o, "McNemar's exact test at each size (repeat 0):\n");
+        md_table(&mut o, &CURVE_PAIR_HEADER, &curve_pair_rows(c), 3);
+        let _ = writeln!(
+            o,
+            "Subsets: {}. The curve took {} s beyond the main run.\n",
+            c.method,
+            secs(c.seconds)
+        );
     }
     let _ = writeln!(o, "## Reproduce\n");
     let _ = writeln!(o, "```\n{}\n```\n", r.run.command);
