@@ -334,3 +334,164 @@ fn bench_cnn_prints_the_fields_the_peer_script_reads() {
     let want = 72 + 16 + 1152 + 32 + 32 * 784 + 32 + 320 + 10;
     assert_eq!(v["params"], want);
 }
+
+/// `prune`: structured pruning with fine-tuning gives a smaller model file that `eval` and
+/// `bench-model` take, the same bytes with 1 and 2 threads; unstructured keeps the shapes; bad
+/// input is a one-line error.
+#[test]
+fn cli_prune_fine_tune_eval_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("cnn.safetensors");
+    let o = train_cli(
+        &fashion_mnist(),
+        &model_path,
+        &[
+            "--model",
+            "cnn",
+            "--channels",
+            "8,16",
+            "--hidden",
+            "32",
+            "--epochs",
+            "1",
+        ],
+    );
+    assert_ok(&o);
+    let p = |name: &str| dir.path().join(name);
+    let prune = |extra: &[&str], out: &std::path::Path| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "prune".into(),
+            "--model".into(),
+            model_path.clone().into(),
+            "--out".into(),
+            out.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.into()));
+        run(args)
+    };
+    let data = fashion_mnist();
+    let data = data.to_str().unwrap();
+    let common = ["--data", data, "--amount", "0.5", "--finetune-epochs", "1"];
+    for (threads, out) in [("1", p("p1.safetensors")), ("2", p("p2.safetensors"))] {
+        let mut args = common.to_vec();
+        args.extend(["--threads", threads]);
+        let o = prune(&args, &out);
+        assert_ok(&o);
+        assert!(
+            stderr(&o).contains("channels [8, 16] -> [4, 8]"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(
+        std::fs::read(p("p1.safetensors")).unwrap(),
+        std::fs::read(p("p2.safetensors")).unwrap(),
+        "same bytes whatever the thread count"
+    );
+    let pruned = match model::load_any(&p("p1.safetensors")).unwrap() {
+        AnyModel::Cnn(m) => m,
+        _ => panic!("not a CNN"),
+    };
+    let original = match model::load_any(&model_path).unwrap() {
+        AnyModel::Cnn(m) => m,
+        _ => panic!("not a CNN"),
+    };
+    assert_eq!(pruned.config.channels, vec![4, 8]);
+    assert!(pruned.n_params() < original.n_params());
+    let rec = pruned
+        .pruning
+        .as_ref()
+        .expect("the file records the pruning");
+    assert_eq!(rec.original_channels, vec![8, 16]);
+    assert_eq!(rec.finetune_epochs, 1);
+    assert_ok(&eval_cli(
+        &p("p1.safetensors"),
+        &fashion_mnist(),
+        &["--json"],
+    ));
+    let o = run([
+        "bench-model".as_ref(),
+        "--model".as_ref(),
+        p("p1.safetensors").as_os_str(),
+        "--latency-samples".as_ref(),
+        "3".as_ref(),
+        "--passes".as_ref(),
+        "1".as_ref(),
+    ]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["params"], pruned.n_params());
+    assert_eq!(v["test_images"], 500);
+    for k in [
+        "accuracy",
+        "images_per_s",
+        "latency_ms_median",
+        "model_bytes",
+    ] {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    // Unstructured, no fine-tuning (so no --data): the same shapes.
+    let o = prune(
+        &[
+            "--unstructured",
+            "--amount",
+            "0.8",
+            "--finetune-epochs",
+            "0",
+        ],
+        &p("u.safetensors"),
+    );
+    assert_ok(&o);
+    let u = match model::load_any(&p("u.safetensors")).unwrap() {
+        AnyModel::Cnn(m) => m,
+        _ => panic!("not a CNN"),
+    };
+    assert_eq!(u.config.channels, vec![8, 16]);
+    assert_eq!(u.n_params(), original.n_params());
+    assert!(u.pruning.as_ref().unwrap().zeroed > 0);
+
+    // Errors: one line, exit code 2, nothing written.
+    let classical = p("classical.safetensors");
+    assert_ok(&train_cli(&fashion_mnist(), &classical, &[]));
+    let never = p("never.safetensors");
+    let cases: [(Vec<std::ffi::OsString>, &str); 3] = [
+        (
+            vec![
+                "prune".into(),
+                "--model".into(),
+                classical.clone().into(),
+                "--out".into(),
+                never.clone().into(),
+                "--finetune-epochs".into(),
+                "0".into(),
+            ],
+            "classical model",
+        ),
+        (
+            vec![
+                "prune".into(),
+                "--model".into(),
+                model_path.clone().into(),
+                "--out".into(),
+                never.clone().into(),
+                "--amount".into(),
+                "1.2".into(),
+            ],
+            "amount",
+        ),
+        (
+            vec![
+                "prune".into(),
+                "--model".into(),
+                model_path.clone().into(),
+                "--out".into(),
+                never.clone().into(),
+            ],
+            "--data",
+        ),
+    ];
+    for (args, needle) in cases {
+        common::assert_error(&run(args), &[needle]);
+    }
+    assert!(!never.exists());
+}

@@ -1,6 +1,7 @@
 //! Argument parsing and the subcommands. Each subcommand only calls the library.
 
 mod bench_cnn;
+mod bench_model;
 mod classical_args;
 mod cnn_args;
 mod compare;
@@ -10,6 +11,7 @@ mod extract;
 mod hog_image;
 mod options;
 mod predict;
+mod prune;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +39,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Export a model file (either kind) as ONNX, for onnxruntime and other runtimes.
     Export(export::ExportArgs),
+    /// Prune a CNN model: remove conv filters by L1 norm (or zero weights), then fine-tune.
+    Prune(prune::PruneArgs),
     /// Train and evaluate the classical pipeline(s) and the CNN on the same split; write
     /// report.md, report.html and report.json.
     Compare(Box<compare::CompareArgs>),
@@ -45,6 +49,10 @@ enum Command {
     BenchCnn(bench_cnn::BenchCnnArgs),
     /// Time HOG extraction on a dataset (used by scripts/peer_hog.py); prints JSON.
     BenchHog(extract::BenchArgs),
+    /// Measure a saved model on a test set as compare does (used by scripts/prune_bench.sh);
+    /// prints JSON.
+    #[command(hide = true)]
+    BenchModel(bench_model::BenchModelArgs),
 }
 
 /// Parse the command line and run the subcommand.
@@ -57,9 +65,11 @@ pub fn run() -> anyhow::Result<()> {
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => predict::predict(a),
         Command::Export(a) => export::run(a),
+        Command::Prune(a) => prune::run(a),
         Command::BenchHog(a) => extract::bench(a),
         Command::Compare(a) => compare::run(*a),
         Command::BenchCnn(a) => bench_cnn::run(a),
+        Command::BenchModel(a) => bench_model::run(a),
     }
 }
 

@@ -23,6 +23,10 @@ pub struct CnnFields {
     pub std: f32,
     /// Epoch whose weights were saved.
     pub best_epoch: usize,
+    /// What pruning did, for a pruned model (absent otherwise, and in files written before
+    /// pruning existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<super::Pruning>,
 }
 
 /// The metadata of a CNN model file.
@@ -38,6 +42,7 @@ pub fn to_bytes(m: &CnnModel) -> Result<Vec<u8>> {
         mean: m.mean,
         std: m.std,
         best_epoch: m.best_epoch,
+        pruning: m.pruning.clone(),
     };
     let input = InputSize {
         rows: m.rows,
@@ -72,6 +77,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnModel, ModelError> {
         mean,
         std,
         best_epoch,
+        pruning,
     } = meta.extra;
     if !(std.is_finite() && std > 0.0 && mean.is_finite()) {
         return Err(ModelError::invalid(
@@ -117,6 +123,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnModel, ModelError> {
         mean,
         std,
         best_epoch,
+        pruning,
         net,
     })
 }

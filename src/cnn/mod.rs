@@ -18,6 +18,7 @@ mod config;
 mod net;
 mod onnx;
 pub(crate) mod ops;
+mod prune;
 mod train;
 
 use ndarray::Array2;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use codec::{CnnFields, CnnMeta};
 pub use config::{Augment, CnnConfig, Loss, Optimizer, Schedule};
+pub use prune::{kept_filters, PruneConfig, PruneMethod, Pruning};
 pub use train::{bench, BenchResult};
 
 use crate::classifier::{check_size, Classifier};
@@ -100,6 +102,8 @@ pub struct CnnModel {
     pub std: f32,
     /// Epoch whose weights these are.
     pub best_epoch: usize,
+    /// What pruning did to it, if it was pruned ([`CnnModel::prune`]).
+    pub pruning: Option<Pruning>,
     pub(crate) net: net::Net,
 }
 

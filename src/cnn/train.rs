@@ -242,6 +242,27 @@ pub(crate) fn fit(
     data: &Dataset,
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> Result<(CnnModel, TrainSummary)> {
+    fit_from(cfg, data, None, on_epoch)
+}
+
+/// Where fine-tuning starts: a trained network, its input normalisation, and 0/1 masks (by
+/// parameter name) multiplied into those parameters after every step, so that pruned weights
+/// stay zero.
+pub(crate) struct Start {
+    pub net: Net,
+    pub mean: f32,
+    pub std: f32,
+    pub masks: BTreeMap<String, Vec<f32>>,
+}
+
+/// Train from `start` (fine-tuning) or, without one, from freshly initialised weights with the
+/// normalisation of the training split.
+pub(crate) fn fit_from(
+    cfg: &CnnConfig,
+    data: &Dataset,
+    start: Option<Start>,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<(CnnModel, TrainSummary)> {
     cfg.validate()?;
     let k = data.class_names.len();
     if data.is_empty() {
@@ -265,7 +286,9 @@ pub(crate) fn fit(
             cfg.val_fraction,
         ));
     }
-    let (mean, std) = {
+    let (mean, std) = if let Some(s) = &start {
+        (s.mean, s.std)
+    } else {
         let n = data.rows * data.cols;
         let px: Vec<u8> = train_idx
             .iter()
@@ -289,7 +312,25 @@ pub(crate) fn fit(
         })
         .collect();
 
-    let mut net = Net::init(cfg, data.rows, data.cols, k, &mut rng_for(&[cfg.seed, 0]))?;
+    let (mut net, masks) = match start {
+        Some(s) => {
+            let e = ce("fine-tuning");
+            let mut masks = Vec::new();
+            for (name, m) in s.masks {
+                let p = s.net.params.get(&name).ok_or_else(|| Error::Candle {
+                    what: "fine-tuning",
+                    reason: format!("no parameter {name} for its mask"),
+                })?;
+                let t = Tensor::from_vec(m, p.var.shape(), &super::device()).map_err(&e)?;
+                masks.push((name, t));
+            }
+            (s.net, masks)
+        }
+        None => (
+            Net::init(cfg, data.rows, data.cols, k, &mut rng_for(&[cfg.seed, 0]))?,
+            Vec::new(),
+        ),
+    };
     let steps_per_epoch = train_idx.len().div_ceil(cfg.batch_size);
     let total = steps_per_epoch * cfg.epochs;
     let warmup = (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize;
@@ -346,6 +387,10 @@ pub(crate) fn fit(
             seen += chunk.len();
             loss_sum += lv * chunk.len() as f64;
             step(&net, &loss, cfg, lr, &mut st)?;
+            for (name, mask) in &masks {
+                let v = &net.params[name].var;
+                v.set(&v.as_tensor().mul(mask).map_err(&e)?).map_err(&e)?;
+            }
             net.update_running(&stats)?;
             t += 1;
         }
@@ -404,6 +449,7 @@ pub(crate) fn fit(
             mean,
             std,
             best_epoch,
+            pruning: None,
             net,
         },
         summary,

@@ -193,6 +193,26 @@ pub fn predict_batched(
     Ok((pred, t.elapsed().as_secs_f64()))
 }
 
+/// Milliseconds of `samples` (at least 1) single-image predictions of the test images in turn,
+/// after one untimed warm-up call, sorted; empty for an empty test set.
+pub fn latency_ms(model: &dyn Classifier, test: &Dataset, samples: usize) -> Result<Vec<f64>> {
+    let samples = samples.max(1);
+    let mut lat = Vec::with_capacity(samples);
+    if !test.is_empty() {
+        let singles: Vec<Dataset> = (0..samples)
+            .map(|i| test.subset(&[i % test.len()]))
+            .collect();
+        model.predict(&singles[0])?; // warm-up, untimed
+        for s in &singles {
+            let t = Instant::now();
+            std::hint::black_box(model.predict(s)?);
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok(lat)
+}
+
 /// Train `spec` on `train`, evaluate it on `test` and measure it. `log` receives progress lines.
 /// Also returns the test predictions (for the gallery).
 pub fn run_pipeline(
@@ -226,19 +246,7 @@ pub fn run_pipeline(
 
     // Latency: one image per call.
     let samples = opts.latency_samples.max(1);
-    let mut lat = Vec::with_capacity(samples);
-    if !test.is_empty() {
-        let singles: Vec<Dataset> = (0..samples)
-            .map(|i| test.subset(&[i % test.len()]))
-            .collect();
-        model.predict(&singles[0])?; // warm-up, untimed
-        for s in &singles {
-            let t = Instant::now();
-            std::hint::black_box(model.predict(s)?);
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    lat.sort_by(f64::total_cmp);
+    let lat = latency_ms(model, test, samples)?;
 
     let peak = if reset { mem::peak_rss() } else { None };
     let model_bytes = model.to_bytes()?.len() as u64;

@@ -1,0 +1,90 @@
+//! `hogsvm bench-model`: a saved model of either kind on a test set, measured as `compare`
+//! measures a pipeline (accuracy, throughput in batches, single-image latency, model bytes,
+//! parameters); prints JSON. Used by scripts/prune_bench.sh.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use hogsvm::compare::run::{latency_ms, predict_batched};
+use hogsvm::data::{self, LoadOptions, Split};
+use hogsvm::metrics::{median, percentile};
+use hogsvm::model;
+
+use super::options::{load_with, with_threads};
+
+/// Arguments of `bench-model`.
+#[derive(Debug, Args)]
+pub struct BenchModelArgs {
+    /// Model file of either kind.
+    #[arg(long)]
+    model: PathBuf,
+    /// Test data (of a folder with train-* and t10k-* IDX files, the t10k-* ones).
+    #[arg(long, default_value = "fixtures/fashion-mnist")]
+    data: PathBuf,
+    /// Images per predict call for the throughput.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Passes over the test set for the throughput (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    passes: usize,
+    /// Single-image predictions timed for the latency.
+    #[arg(long, default_value_t = 101)]
+    latency_samples: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Run `bench-model`.
+pub fn run(a: BenchModelArgs) -> anyhow::Result<()> {
+    let any = model::load_any(&a.model)?;
+    let m = any.classifier();
+    let split = if data::idx_pair(&a.data, Split::Test).is_some() {
+        Split::Test
+    } else {
+        Split::Train
+    };
+    let test = load_with(
+        &a.data,
+        &LoadOptions {
+            resize: m.load_resize(),
+            skip_invalid: false,
+            split,
+        },
+    )?;
+    let (out, threads) = with_threads(a.threads, || -> anyhow::Result<_> {
+        let mut best = f64::MAX;
+        let mut pred = Vec::new();
+        for _ in 0..a.passes.max(1) {
+            let (p, secs) = predict_batched(m, &test, a.batch)?;
+            best = best.min(secs);
+            pred = p;
+        }
+        let lat = latency_ms(m, &test, a.latency_samples)?;
+        Ok(((pred, best, lat), rayon::current_num_threads()))
+    })??;
+    let (pred, secs, lat) = out;
+    let correct = pred
+        .iter()
+        .zip(&test.labels)
+        .filter(|(p, t)| p == t)
+        .count();
+    let json = serde_json::json!({
+        "model": a.model.display().to_string(),
+        "kind": m.kind(),
+        "test_images": test.len(),
+        "accuracy": correct as f64 / test.len().max(1) as f64,
+        "model_bytes": m.to_bytes()?.len(),
+        "params": m.n_params(),
+        "dims": m.dims()?,
+        "threads": threads,
+        "batch": a.batch,
+        "batch_seconds_best": secs,
+        "images_per_s": test.len() as f64 / secs.max(1e-12),
+        "latency_samples": lat.len(),
+        "latency_ms_median": median(&lat),
+        "latency_ms_p90": percentile(&lat, 0.9),
+    });
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}

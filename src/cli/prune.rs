@@ -1,0 +1,136 @@
+//! `hogsvm prune`: a CNN model file made smaller by filter pruning (or with weights zeroed),
+//! then fine-tuned; the result is an ordinary CNN model file.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use hogsvm::classifier::Classifier;
+use hogsvm::cnn::{PruneConfig, PruneMethod};
+use hogsvm::data::{LoadOptions, Split};
+use hogsvm::model::{self, AnyModel};
+
+use super::options::{load_with, with_threads};
+
+/// Arguments of `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// CNN model file written by `train --model cnn`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Training data for the fine-tuning (the forms of `train --data`; of a folder with
+    /// train-* and t10k-* IDX files, the train-* ones). Needed unless --finetune-epochs 0.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Fraction removed: of each conv layer's filters (structured) or of each layer's weights
+    /// (unstructured), in [0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    amount: f64,
+    /// Remove whole conv filters by L1 norm and everything that reads them (the default): a
+    /// smaller, faster network.
+    #[arg(long, conflicts_with = "unstructured")]
+    structured: bool,
+    /// Zero the smallest weights of every conv and dense layer, keeping every shape (PyTorch's
+    /// l1_unstructured): no faster with dense kernels, for comparison.
+    #[arg(long)]
+    unstructured: bool,
+    /// Epochs of fine-tuning after pruning, with the model's own recipe (0: none).
+    #[arg(long, default_value_t = 3)]
+    finetune_epochs: usize,
+    /// Learning rate of the fine-tuning [default: the model's own].
+    #[arg(long)]
+    finetune_lr: Option<f64>,
+    /// Output model file (written atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Run `prune`.
+pub fn run(a: PruneArgs) -> anyhow::Result<()> {
+    let cfg = PruneConfig {
+        amount: a.amount,
+        method: if a.unstructured {
+            PruneMethod::Unstructured
+        } else {
+            PruneMethod::Structured
+        },
+        finetune_epochs: a.finetune_epochs,
+        finetune_lr: a.finetune_lr,
+    };
+    cfg.validate()?;
+    if a.threads == Some(0) {
+        bail!("invalid --threads 0: must be at least 1");
+    }
+    let AnyModel::Cnn(m) = model::load_any(&a.model)? else {
+        bail!(
+            "{}: prune needs a CNN model (this one is a classical model)",
+            a.model.display()
+        );
+    };
+    let data = match (&a.data, cfg.finetune_epochs) {
+        (_, 0) => None,
+        (Some(p), _) => Some(load_with(
+            p,
+            &LoadOptions {
+                resize: m.load_resize(),
+                skip_invalid: false,
+                split: Split::Train,
+            },
+        )?),
+        (None, _) => bail!("--data is needed to fine-tune (or pass --finetune-epochs 0)"),
+    };
+    let before = (m.config.channels.clone(), m.n_params());
+    let out = with_threads(a.threads, || -> anyhow::Result<_> {
+        let pruned = m.prune(&cfg)?;
+        eprintln!(
+            "prune: {} {}: channels {:?} -> {:?}, {} -> {} parameters{}",
+            cfg.method,
+            cfg.amount,
+            before.0,
+            pruned.config.channels,
+            before.1,
+            pruned.n_params(),
+            pruned
+                .pruning
+                .as_ref()
+                .filter(|p| p.zeroed > 0)
+                .map_or(String::new(), |p| format!(", {} weights zeroed", p.zeroed))
+        );
+        match &data {
+            None => Ok(pruned),
+            Some(d) => {
+                let epochs = cfg.finetune_epochs;
+                let (tuned, summary) =
+                    pruned.finetune(d, epochs, cfg.finetune_lr, &mut |l| {
+                        eprintln!(
+                            "fine-tune: epoch {}/{epochs} loss {:.4} train acc {:.4} val acc {} ({:.1} s)",
+                            l.epoch,
+                            l.loss,
+                            l.train_acc,
+                            l.val_acc.map_or("-".into(), |v| format!("{v:.4}")),
+                            l.seconds
+                        )
+                    })?;
+                eprintln!(
+                    "fine-tune: kept epoch {} of {} ({:.1} s)",
+                    summary.best_epoch,
+                    summary.history.len(),
+                    summary.seconds
+                );
+                Ok(tuned)
+            }
+        }
+    })??;
+    out.save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} (cnn, channels {:?}, {} parameters)",
+        a.out.display(),
+        out.config.channels,
+        out.n_params()
+    );
+    Ok(())
+}
