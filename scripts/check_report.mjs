@@ -100,6 +100,8 @@ try {
     ...report.pipelines.flatMap((p, i) => (p.training.history && p.training.history.length ? [`chart-training-${i}`] : [])),
     // the learning curve and the training time against size, with --train-sizes
     ...(report.learning_curve ? ['chart-learning-curve', 'chart-time-vs-size'] : []),
+    // accuracy against model size, with compare --deploy's variants
+    ...(report.pipelines.some((p) => p.variants && p.variants.length) ? ['chart-accuracy-size'] : []),
   ];
   for (const id of expected) {
     const s = found.svgs[id];

@@ -748,7 +748,7 @@ fn compare_errors_are_one_line_with_exit_code_2() {
     let cfg = dir.path().join("p.json");
     std::fs::write(&cfg, "{\"svm\": 1}").unwrap();
     // (arguments after `compare --data`, what the error names)
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 15] = [
         (
             &[data, "--classical", "none", "--cnn", "none", "--out", out],
             "nothing to compare",
@@ -795,6 +795,11 @@ fn compare_errors_are_one_line_with_exit_code_2() {
             &[data, "--train-sizes", "100", "--grid", "--out", out],
             "--grid",
         ),
+        (&[data, "--cnn", "none", "--deploy", "--out", out], "no CNN"),
+        (
+            &[data, "--deploy", "--deploy-prune", "1.2", "--out", out],
+            "amount",
+        ),
     ];
     for (args, needle) in cases {
         let o = run(["compare", "--data"].iter().chain(args));
@@ -803,4 +808,74 @@ fn compare_errors_are_one_line_with_exit_code_2() {
     // Nothing written on a usage error, and the file given as --out untouched.
     assert!(!Path::new(out).exists(), "nothing written on a usage error");
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+/// `--deploy`: each CNN gets a pruned, fine-tuned variant, measured beside it; the JSON
+/// validates and the console and Markdown show its numbers.
+#[test]
+fn deploy_variants_are_measured_and_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run([
+        "compare",
+        "--data",
+        fashion_mnist().to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--train-limit",
+        "400",
+        "--test-limit",
+        "100",
+        "--classical",
+        "default",
+        "--cnn",
+        "name=tiny,channels=8,16,hidden=none,epochs=1,val-split=0.1",
+        "--latency-samples",
+        "3",
+        "--no-ort",
+        "--deploy",
+        "--deploy-prune",
+        "0.5,0.75",
+        "--deploy-finetune-epochs",
+        "1",
+    ]);
+    assert_ok(&o);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    validate(&report).unwrap();
+    let ps = report["pipelines"].as_array().unwrap();
+    assert!(
+        ps[0].get("variants").is_none(),
+        "classical pipelines have none"
+    );
+    let cnn = &ps[1];
+    let v = cnn["variants"].as_array().unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["channels"], serde_json::json!([4, 8]));
+    assert_eq!(v[1]["channels"], serde_json::json!([2, 4]));
+    assert_eq!(v[0]["finetune_epochs"], 1);
+    assert!(v[0]["params"].as_u64().unwrap() < cnn["params"].as_u64().unwrap());
+    assert!(v[1]["model_bytes"].as_u64().unwrap() < v[0]["model_bytes"].as_u64().unwrap());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let rows = md_table_after(&md, "## Deployment: smaller CNNs");
+    assert_eq!(rows.len(), 4, "two pipelines as trained, two variants");
+    let row = &rows[2];
+    assert_eq!(row[0], "tiny");
+    assert_eq!(row[1], v[0]["name"].as_str().unwrap());
+    assert_close(
+        &row[2],
+        v[0]["accuracy"].as_f64().unwrap(),
+        "variant accuracy",
+    );
+    assert_eq!(row[4], v[0]["params"].to_string());
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "tiny {}: accuracy",
+            v[0]["name"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("id=\"chart-accuracy-size\"><svg"));
 }

@@ -183,45 +183,56 @@ fn cnn_variants_run_in_rten() {
             .epochs(1)
             .batch_size(64);
         cfg.se_reduction = se.then_some(4);
-        let (m, _) = cfg.fit(&train, &mut |_| {}).unwrap();
-        let onnx = m.to_onnx(&ExportOptions::default()).unwrap();
-        let (_, probs) = run_rten(
-            onnx.clone(),
-            "pixels",
-            &[n, 1, test.rows, test.cols],
-            pixels.clone(),
-            None,
-            "probabilities",
-        );
-        let diff = max_abs_diff(&probs, &m.scores(&test).unwrap());
-        assert!(diff <= TOL, "{name}: probabilities differ by {diff}");
-        let labels: Vec<u32> = probs
-            .rows()
-            .into_iter()
-            .map(|r| {
-                let mut best = 0;
-                for (j, &v) in r.iter().enumerate() {
-                    if v > r[best] {
-                        best = j;
-                    }
-                }
-                best as u32
+        let (trained, _) = cfg.fit(&train, &mut |_| {}).unwrap();
+        // A structurally pruned model is an ordinary CNN to the exporter.
+        let pruned = trained
+            .prune(&hogsvm::cnn::PruneConfig {
+                amount: 0.5,
+                finetune_epochs: 0,
+                ..Default::default()
             })
-            .collect();
-        assert_eq!(labels, m.predict(&test).unwrap(), "{name}: labels");
-        // The logits output too, and a fixed batch size.
-        let fixed = m
-            .to_onnx(&ExportOptions::default().batch(Batch::Fixed(n)))
             .unwrap();
-        let (_, logits) = run_rten(
-            fixed,
-            "pixels",
-            &[n, 1, test.rows, test.cols],
-            pixels.clone(),
-            None,
-            "logits",
-        );
-        assert_eq!(logits.ncols(), m.class_names.len());
+        assert_eq!(pruned.config.channels, vec![4, 8]);
+        for (m, name) in [(trained, name.clone()), (pruned, format!("{name} pruned"))] {
+            let onnx = m.to_onnx(&ExportOptions::default()).unwrap();
+            let (_, probs) = run_rten(
+                onnx.clone(),
+                "pixels",
+                &[n, 1, test.rows, test.cols],
+                pixels.clone(),
+                None,
+                "probabilities",
+            );
+            let diff = max_abs_diff(&probs, &m.scores(&test).unwrap());
+            assert!(diff <= TOL, "{name}: probabilities differ by {diff}");
+            let labels: Vec<u32> = probs
+                .rows()
+                .into_iter()
+                .map(|r| {
+                    let mut best = 0;
+                    for (j, &v) in r.iter().enumerate() {
+                        if v > r[best] {
+                            best = j;
+                        }
+                    }
+                    best as u32
+                })
+                .collect();
+            assert_eq!(labels, m.predict(&test).unwrap(), "{name}: labels");
+            // The logits output too, and a fixed batch size.
+            let fixed = m
+                .to_onnx(&ExportOptions::default().batch(Batch::Fixed(n)))
+                .unwrap();
+            let (_, logits) = run_rten(
+                fixed,
+                "pixels",
+                &[n, 1, test.rows, test.cols],
+                pixels.clone(),
+                None,
+                "logits",
+            );
+            assert_eq!(logits.ncols(), m.class_names.len());
+        }
     }
 }
 

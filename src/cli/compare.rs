@@ -8,7 +8,7 @@ use clap::Args;
 use hogsvm::compare::curve::{learning_curve, CurveOptions, MainRun};
 use hogsvm::compare::grid::GridOptions;
 use hogsvm::compare::ort::OrtRunner;
-use hogsvm::compare::run::{run_pipeline, RunOptions};
+use hogsvm::compare::run::{run_pipeline, DeployOptions, RunOptions};
 use hogsvm::compare::spec::{self, PipelineConfig, PipelinesFile};
 use hogsvm::data::Dataset;
 use hogsvm::report::{
@@ -96,6 +96,21 @@ pub struct CompareArgs {
     /// trains with seed + r.
     #[arg(long, default_value_t = 1, requires = "train_sizes")]
     repeats: usize,
+    /// Also make smaller versions of every CNN (structured pruning of --deploy-prune of its
+    /// filters, then fine-tuning on the training split) and measure each beside it.
+    #[arg(long)]
+    deploy: bool,
+    /// Fractions of the filters --deploy prunes, comma-separated (one variant each).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.5",
+        requires = "deploy"
+    )]
+    deploy_prune: Vec<f64>,
+    /// Epochs of fine-tuning of each --deploy variant.
+    #[arg(long, default_value_t = 3, requires = "deploy")]
+    deploy_finetune_epochs: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -196,6 +211,23 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     if a.repeats == 0 {
         bail!("invalid --repeats 0: must be at least 1");
     }
+    let deploy = a.deploy.then(|| DeployOptions {
+        prune_amounts: a.deploy_prune.clone(),
+        finetune_epochs: a.deploy_finetune_epochs,
+    });
+    if let Some(d) = &deploy {
+        for &amount in &d.prune_amounts {
+            hogsvm::cnn::PruneConfig {
+                amount,
+                ..Default::default()
+            }
+            .validate()
+            .context("--deploy-prune")?;
+        }
+        if !pipelines.iter().any(|p| p.config.kind() == "cnn") {
+            bail!("--deploy makes smaller CNNs, and no CNN pipeline is selected");
+        }
+    }
 
     let t_load = Instant::now();
     let (train, test, test_source) = datasets(&a)?;
@@ -233,6 +265,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         gallery: a.gallery,
         grid,
         onnxruntime: ort_runner(&a),
+        deploy,
     };
     let (results, preds, curve, threads) = with_threads(a.threads, || {
         let threads = rayon::current_num_threads();

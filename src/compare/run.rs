@@ -39,6 +39,27 @@ pub struct RunOptions {
     /// Whether onnxruntime times each pipeline's ONNX export (the export's size is always
     /// reported).
     pub onnxruntime: OrtRunner,
+    /// Smaller variants of each CNN to make and measure (`--deploy`), if any.
+    pub deploy: Option<DeployOptions>,
+}
+
+/// The variants `--deploy` makes of every CNN pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployOptions {
+    /// Structured pruning amounts (each a variant).
+    pub prune_amounts: Vec<f64>,
+    /// Epochs of fine-tuning after pruning.
+    pub finetune_epochs: usize,
+}
+
+impl Default for DeployOptions {
+    /// Half of the filters, three epochs of fine-tuning.
+    fn default() -> Self {
+        DeployOptions {
+            prune_amounts: vec![0.5],
+            finetune_epochs: 3,
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -49,6 +70,7 @@ impl Default for RunOptions {
             gallery: 12,
             grid: None,
             onnxruntime: OrtRunner::default(),
+            deploy: None,
         }
     }
 }
@@ -232,7 +254,8 @@ pub fn run_pipeline(
         grid: grid_report,
     } = train(spec, train_set, opts.grid.as_ref(), log)?;
 
-    let model: &dyn Classifier = model.classifier();
+    let model_any = model;
+    let model: &dyn Classifier = model_any.classifier();
 
     // Throughput: the test set in batches; these predictions give the metrics.
     log(&format!(
@@ -271,6 +294,15 @@ pub fn run_pipeline(
             predicted: test.class_names[pred[i] as usize].clone(),
         })
         .collect();
+    #[cfg(feature = "cnn")]
+    let variants = match (&model_any, &opts.deploy) {
+        (AnyModel::Cnn(cnn), Some(d)) => {
+            deploy_variants(&spec.name, cnn, train_set, test, batch, samples, d, log)?
+        }
+        _ => Vec::new(),
+    };
+    #[cfg(not(feature = "cnn"))]
+    let variants = Vec::new();
     let n = test.len();
     let result = PipelineResult {
         name: spec.name.clone(),
@@ -316,8 +348,84 @@ pub fn run_pipeline(
         params,
         dims,
         grid: grid_report,
+        variants,
         misclassified,
         misclassified_total: wrong.len(),
     };
     Ok((result, pred))
+}
+
+/// Prune `cnn` by each of `d.prune_amounts` (structured), fine-tune each on `train_set`, and
+/// measure each on `test` as the pipeline was measured.
+#[cfg(feature = "cnn")]
+#[allow(clippy::too_many_arguments)]
+fn deploy_variants(
+    name: &str,
+    cnn: &crate::cnn::CnnModel,
+    train_set: &Dataset,
+    test: &Dataset,
+    batch: usize,
+    samples: usize,
+    d: &DeployOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<crate::report::Variant>> {
+    use crate::cnn::{PruneConfig, PruneMethod};
+    let mut out = Vec::new();
+    for &amount in &d.prune_amounts {
+        let cfg = PruneConfig {
+            amount,
+            method: PruneMethod::Structured,
+            finetune_epochs: d.finetune_epochs,
+            finetune_lr: None,
+        };
+        let t = Instant::now();
+        let mut m = cnn.prune(&cfg)?;
+        log(&format!(
+            "{name}: pruned {}% of the filters: channels {:?}",
+            (amount * 100.0).round(),
+            m.config.channels
+        ));
+        if d.finetune_epochs > 0 {
+            let epochs = d.finetune_epochs;
+            m = m
+                .finetune(train_set, epochs, None, &mut |l| {
+                    log(&format!(
+                        "{name}: fine-tune epoch {}/{epochs} loss {:.4} val acc {}",
+                        l.epoch,
+                        l.loss,
+                        l.val_acc.map_or("-".into(), |v| format!("{v:.4}"))
+                    ))
+                })?
+                .0;
+        }
+        let prepare_seconds = t.elapsed().as_secs_f64();
+        let (pred, secs) = predict_batched(&m, test, batch)?;
+        let lat = latency_ms(&m, test, samples)?;
+        let correct = pred
+            .iter()
+            .zip(&test.labels)
+            .filter(|(p, t)| p == t)
+            .count() as u64;
+        let n = test.len() as u64;
+        let (lo, hi) = crate::stats::wilson_interval(correct, n, crate::stats::Z_95);
+        out.push(crate::report::Variant {
+            name: format!(
+                "pruned {}% (structured) + {} epochs",
+                (amount * 100.0).round(),
+                d.finetune_epochs
+            ),
+            method: "structured".into(),
+            amount,
+            finetune_epochs: d.finetune_epochs,
+            channels: m.config.channels.clone(),
+            accuracy: correct as f64 / n.max(1) as f64,
+            accuracy_ci95: [lo, hi],
+            params: m.n_params() as u64,
+            model_bytes: m.to_bytes()?.len() as u64,
+            images_per_s: if secs > 0.0 { n as f64 / secs } else { 0.0 },
+            latency_ms_median: median(&lat),
+            prepare_seconds,
+        });
+    }
+    Ok(out)
 }

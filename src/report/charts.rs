@@ -70,11 +70,61 @@ fn turned_style(size: u32, turn: FontTransform, h: HPos, v: VPos) -> TextStyle<'
 
 /// Accuracy (y) against training seconds (x, log scale), one labelled point per pipeline.
 pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
-    let pts: Vec<(f64, f64, &str)> = r
+    let pts: Vec<(f64, f64, String, RGBColor)> = r
         .pipelines
         .iter()
-        .map(|p| (p.training.seconds.max(1e-3), p.accuracy, p.name.as_str()))
+        .enumerate()
+        .map(|(i, p)| {
+            let (x, y) = (p.training.seconds.max(1e-3), p.accuracy);
+            (x, y, format!("{} ({y:.4}, {x:.1} s)", p.name), color(i))
+        })
         .collect();
+    labelled_scatter(
+        "accuracy vs training time chart",
+        "Test accuracy vs training time",
+        "training time, seconds (log scale)",
+        &pts,
+    )
+}
+
+/// Accuracy (y) against model-file megabytes (x, log scale): every pipeline as trained and
+/// every deployment variant (`compare --deploy`), in its pipeline's colour.
+pub fn accuracy_vs_size(r: &CompareReport) -> Result<String> {
+    let mut pts: Vec<(f64, f64, String, RGBColor)> = Vec::new();
+    for (i, p) in r.pipelines.iter().enumerate() {
+        let mb = (p.model_bytes as f64 / 1e6).max(1e-4);
+        pts.push((
+            mb,
+            p.accuracy,
+            format!("{} ({:.4}, {mb:.2} MB)", p.name, p.accuracy),
+            color(i),
+        ));
+        for v in &p.variants {
+            let mb = (v.model_bytes as f64 / 1e6).max(1e-4);
+            pts.push((
+                mb,
+                v.accuracy,
+                format!("{} {} ({:.4}, {mb:.2} MB)", p.name, v.name, v.accuracy),
+                color(i),
+            ));
+        }
+    }
+    labelled_scatter(
+        "accuracy vs model size chart",
+        "Test accuracy vs model size",
+        "model file, MB (log scale)",
+        &pts,
+    )
+}
+
+/// Labelled points (x log scale, y accuracy), labels moved down a line where they would
+/// overlap an earlier one.
+fn labelled_scatter(
+    what: &str,
+    caption: &str,
+    x_desc: &str,
+    pts: &[(f64, f64, String, RGBColor)],
+) -> Result<String> {
     let (mut x0, mut x1) = pts
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
@@ -88,9 +138,9 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
     if y1 - y0 < 0.05 {
         y0 = (y1 - 0.05).max(0.0);
     }
-    svg("accuracy vs training time chart", 720, 420, |root| {
+    svg(what, 720, 420, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Test accuracy vs training time", ("sans-serif", 24))
+            .caption(caption, ("sans-serif", 24))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(64)
@@ -101,7 +151,7 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
             .max_light_lines(2)
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
-            .x_desc("training time, seconds (log scale)")
+            .x_desc(x_desc)
             .y_desc("test accuracy")
             .x_label_formatter(&|v| {
                 if *v >= 10.0 {
@@ -119,21 +169,16 @@ pub fn accuracy_vs_time(r: &CompareReport) -> Result<String> {
         // Points first, then labels in pixel space, moved down a line where they would
         // overlap an earlier one (close pipelines otherwise print on top of each other).
         let mut labels = Vec::new();
-        for (i, &(x, y, name)) in pts.iter().enumerate() {
+        for (x, y, text, ink) in pts {
+            let (x, y) = (*x, *y);
             chart
-                .draw_series(std::iter::once(Circle::new((x, y), 7, color(i).filled())))
+                .draw_series(std::iter::once(Circle::new((x, y), 7, ink.filled())))
                 .map_err(boxed)?;
             let (px, py) = chart.backend_coord(&(x, y));
             // Labels of points in the right half go to their left, so they stay inside.
             let h = if x > mid { HPos::Right } else { HPos::Left };
             let dx = if x > mid { -10 } else { 10 };
-            labels.push((
-                px + dx,
-                py,
-                h,
-                format!("{name} ({y:.4}, {x:.1} s)"),
-                color(i),
-            ));
+            labels.push((px + dx, py, h, text.clone(), *ink));
         }
         labels.sort_by_key(|l| l.1);
         let mut placed: Vec<(i32, i32, i32)> = Vec::new(); // (left, right, y)

@@ -270,6 +270,24 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
         charts::f1_bars(r)?
     );
     let _ = writeln!(o, "</div>");
+    if render::has_variants(r) {
+        let _ = writeln!(o, "<h2 id=\"deploy\">Deployment: smaller CNNs</h2>");
+        o.push_str(&table(
+            &render::DEPLOY_HEADER,
+            &render::deploy_rows(r),
+            "deploy",
+        ));
+        let _ = writeln!(
+            o,
+            "<p class=\"muted\">{}</p>",
+            esc(&render::DEPLOY_NOTE.replace('*', ""))
+        );
+        let _ = writeln!(
+            o,
+            "<div class=\"charts\"><figure class=\"chart\" id=\"chart-accuracy-size\">{}</figure></div>",
+            charts::accuracy_vs_size(r)?
+        );
+    }
     if let Some(c) = &r.learning_curve {
         let _ = writeln!(
             o,

@@ -153,10 +153,44 @@ pub struct PipelineResult {
     pub dims: Vec<StageDim>,
     /// The cross-validated search, when `--grid` ran for this pipeline.
     pub grid: Option<GridReport>,
+    /// Smaller versions of the model (`compare --deploy`; CNN pipelines), each measured as the
+    /// pipeline is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
     /// The first misclassified test images (indices into the test set).
     pub misclassified: Vec<Misclassified>,
     /// Test images misclassified in all.
     pub misclassified_total: usize,
+}
+
+/// A smaller version of a pipeline's model (`compare --deploy`), measured on the same test
+/// images, batch size, latency samples and threads as the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// What it is, e.g. `pruned 50% (structured) + 3 epochs`.
+    pub name: String,
+    /// `structured` (filters removed) or `unstructured` (weights zeroed).
+    pub method: String,
+    /// Fraction pruned.
+    pub amount: f64,
+    /// Epochs of fine-tuning on the pipeline's training set.
+    pub finetune_epochs: usize,
+    /// Conv channels after pruning.
+    pub channels: Vec<usize>,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// 95% Wilson interval of the accuracy.
+    pub accuracy_ci95: [f64; 2],
+    /// Learned parameters.
+    pub params: u64,
+    /// Bytes of its model file.
+    pub model_bytes: u64,
+    /// Test images per second in batches of the pipeline's batch size.
+    pub images_per_s: f64,
+    /// Median milliseconds of one single-image prediction.
+    pub latency_ms_median: f64,
+    /// Seconds to make it (pruning and fine-tuning).
+    pub prepare_seconds: f64,
 }
 
 /// McNemar's exact test of two pipelines on the same test images ([`crate::stats::mcnemar_exact`]).

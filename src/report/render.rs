@@ -226,6 +226,66 @@ fn curve_lines(c: &LearningCurve) -> Vec<String> {
     out
 }
 
+/// Columns of the deployment table (`compare --deploy`).
+pub const DEPLOY_HEADER: [&str; 10] = [
+    "pipeline",
+    "variant",
+    "accuracy",
+    "vs pipeline (points)",
+    "params",
+    "model MB",
+    "images/s",
+    "x pipeline",
+    "latency ms",
+    "prepare s",
+];
+
+/// What the deployment table means.
+pub const DEPLOY_NOTE: &str = "Every pipeline as trained, and each smaller variant of a CNN (structured pruning of its conv filters by L1 norm, then fine-tuning on the same training split with the CNN's own recipe), measured on the same test images, batch size, latency samples and threads in the same run. *prepare s*: pruning and fine-tuning. int8 quantisation is not built yet.";
+
+/// Whether any pipeline has deployment variants.
+pub fn has_variants(r: &CompareReport) -> bool {
+    r.pipelines.iter().any(|p| !p.variants.is_empty())
+}
+
+/// The rows of the deployment table ([`DEPLOY_HEADER`]): every pipeline as trained, each
+/// followed by its variants.
+pub fn deploy_rows(r: &CompareReport) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for p in &r.pipelines {
+        rows.push(vec![
+            p.name.clone(),
+            "as trained".into(),
+            score(p.accuracy),
+            "-".into(),
+            p.params.to_string(),
+            mb(p.model_bytes),
+            rate(p.inference.images_per_s),
+            "-".into(),
+            ms(p.inference.latency_ms_median),
+            "-".into(),
+        ]);
+        for v in &p.variants {
+            rows.push(vec![
+                p.name.clone(),
+                v.name.clone(),
+                score(v.accuracy),
+                format!("{:+.2}", 100.0 * (v.accuracy - p.accuracy)),
+                v.params.to_string(),
+                mb(v.model_bytes),
+                rate(v.images_per_s),
+                format!(
+                    "{:.2}",
+                    v.images_per_s / p.inference.images_per_s.max(1e-12)
+                ),
+                ms(v.latency_ms_median),
+                secs(v.prepare_seconds),
+            ]);
+        }
+    }
+    rows
+}
+
 /// One console line per pair.
 fn pair_lines(r: &CompareReport) -> Vec<String> {
     r.pairs
@@ -291,6 +351,23 @@ pub fn console(r: &CompareReport) -> String {
     }
     for line in r.learning_curve.iter().flat_map(curve_lines) {
         let _ = writeln!(out, "{line}");
+    }
+    for p in &r.pipelines {
+        for v in &p.variants {
+            let _ = writeln!(
+                out,
+                "{} {}: accuracy {} ({:+.2} points), {} params, {} MB, {} images/s ({:.2}x), latency {} ms",
+                p.name,
+                v.name,
+                score(v.accuracy),
+                100.0 * (v.accuracy - p.accuracy),
+                v.params,
+                mb(v.model_bytes),
+                rate(v.images_per_s),
+                v.images_per_s / p.inference.images_per_s.max(1e-12),
+                ms(v.latency_ms_median)
+            );
+        }
     }
     out
 }
@@ -360,6 +437,11 @@ pub fn markdown(r: &CompareReport) -> String {
         let _ = writeln!(o, "## Is the difference real?\n");
         md_table(&mut o, &PAIR_HEADER, &pair_rows(r), 2);
         let _ = writeln!(o, "{}\n", PAIR_NOTE);
+    }
+    if has_variants(r) {
+        let _ = writeln!(o, "## Deployment: smaller CNNs\n");
+        md_table(&mut o, &DEPLOY_HEADER, &deploy_rows(r), 2);
+        let _ = writeln!(o, "{}\n", DEPLOY_NOTE);
     }
     if let Some(c) = &r.learning_curve {
         let _ = writeln!(o, "## Learning curve: when does the CNN pay?\n");
