@@ -197,29 +197,31 @@ fn model_files_are_checked() {
     assert!(e.contains("not a classical model"), "{e}");
 }
 
+/// `train --model cnn` on the fixture: channels 8, 16, hidden 32, one epoch, then `extra`.
+fn train_small_cnn(model_path: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "--model",
+        "cnn",
+        "--channels",
+        "8,16",
+        "--hidden",
+        "32",
+        "--epochs",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    train_cli(&fashion_mnist(), model_path, &args)
+}
+
 /// `train --model cnn` writes a model that `eval` and `predict` use like a classical one.
 #[test]
 fn cli_train_eval_predict_cnn() {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("cnn.safetensors");
     let json = dir.path().join("report.json");
-    let o = train_cli(
-        &fashion_mnist(),
+    let o = train_small_cnn(
         &model_path,
-        &[
-            "--model",
-            "cnn",
-            "--channels",
-            "8,16",
-            "--hidden",
-            "32",
-            "--epochs",
-            "1",
-            "--threads",
-            "2",
-            "--json",
-            json.to_str().unwrap(),
-        ],
+        &["--threads", "2", "--json", json.to_str().unwrap()],
     );
     let stderr_text = stderr(&o);
     assert!(o.status.success(), "{stderr_text}");
@@ -342,21 +344,7 @@ fn bench_cnn_prints_the_fields_the_peer_script_reads() {
 fn cli_prune_fine_tune_eval_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("cnn.safetensors");
-    let o = train_cli(
-        &fashion_mnist(),
-        &model_path,
-        &[
-            "--model",
-            "cnn",
-            "--channels",
-            "8,16",
-            "--hidden",
-            "32",
-            "--epochs",
-            "1",
-        ],
-    );
-    assert_ok(&o);
+    assert_ok(&train_small_cnn(&model_path, &[]));
     let p = |name: &str| dir.path().join(name);
     let prune = |extra: &[&str], out: &std::path::Path| {
         let mut args: Vec<std::ffi::OsString> = vec![
@@ -454,43 +442,21 @@ fn cli_prune_fine_tune_eval_and_errors() {
     let classical = p("classical.safetensors");
     assert_ok(&train_cli(&fashion_mnist(), &classical, &[]));
     let never = p("never.safetensors");
-    let cases: [(Vec<std::ffi::OsString>, &str); 3] = [
-        (
-            vec![
-                "prune".into(),
-                "--model".into(),
-                classical.clone().into(),
-                "--out".into(),
-                never.clone().into(),
-                "--finetune-epochs".into(),
-                "0".into(),
-            ],
-            "classical model",
-        ),
-        (
-            vec![
-                "prune".into(),
-                "--model".into(),
-                model_path.clone().into(),
-                "--out".into(),
-                never.clone().into(),
-                "--amount".into(),
-                "1.2".into(),
-            ],
-            "amount",
-        ),
-        (
-            vec![
-                "prune".into(),
-                "--model".into(),
-                model_path.clone().into(),
-                "--out".into(),
-                never.clone().into(),
-            ],
-            "--data",
-        ),
+    // (model, arguments after --model M --out never, what the error names)
+    let cases: [(&std::path::Path, &[&str], &str); 3] = [
+        (&classical, &["--finetune-epochs", "0"], "classical model"),
+        (&model_path, &["--amount", "1.2"], "amount"),
+        (&model_path, &[], "--data"),
     ];
-    for (args, needle) in cases {
+    for (model, extra, needle) in cases {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "prune".into(),
+            "--model".into(),
+            model.into(),
+            "--out".into(),
+            never.clone().into(),
+        ];
+        args.extend(extra.iter().map(|s| s.into()));
         common::assert_error(&run(args), &[needle]);
     }
     assert!(!never.exists());

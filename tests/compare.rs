@@ -466,35 +466,47 @@ fn console_curve_cell(line: &str, name: &str) -> (String, Option<String>) {
     }
 }
 
+/// `hogsvm compare --data <fixture> --out <dir> ARGS...`.
+fn compare_fixture(dir: &Path, args: &[&str]) -> std::process::Output {
+    let f = fashion_mnist();
+    let mut all = vec![
+        "compare",
+        "--data",
+        f.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    run(all)
+}
+
 #[test]
 fn learning_curve_subsets_are_shared_nested_and_stratified_and_renderings_agree() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run([
-        "compare",
-        "--data",
-        fashion_mnist().to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-        "--train-limit",
-        "600",
-        "--test-limit",
-        "200",
-        "--classical",
-        "default",
-        "--cnn",
-        "name=tiny,channels=4,hidden=none,epochs=1,val-split=0.1",
-        "--latency-samples",
-        "3",
-        "--no-ort",
-        "--threads",
-        "2",
-        "--train-sizes",
-        "100,0.5,600:1",
-        "--repeats",
-        "2",
-        "--seed",
-        "5",
-    ]);
+    let o = compare_fixture(
+        dir.path(),
+        &[
+            "--train-limit",
+            "600",
+            "--test-limit",
+            "200",
+            "--classical",
+            "default",
+            "--cnn",
+            "name=tiny,channels=4,hidden=none,epochs=1,val-split=0.1",
+            "--latency-samples",
+            "3",
+            "--no-ort",
+            "--threads",
+            "2",
+            "--train-sizes",
+            "100,0.5,600:1",
+            "--repeats",
+            "2",
+            "--seed",
+            "5",
+        ],
+    );
     assert_ok(&o);
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
@@ -815,29 +827,27 @@ fn compare_errors_are_one_line_with_exit_code_2() {
 #[test]
 fn deploy_variants_are_measured_and_rendered() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run([
-        "compare",
-        "--data",
-        fashion_mnist().to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-        "--train-limit",
-        "400",
-        "--test-limit",
-        "100",
-        "--classical",
-        "default",
-        "--cnn",
-        "name=tiny,channels=8,16,hidden=none,epochs=1,val-split=0.1",
-        "--latency-samples",
-        "3",
-        "--no-ort",
-        "--deploy",
-        "--deploy-prune",
-        "0.5,0.75",
-        "--deploy-finetune-epochs",
-        "1",
-    ]);
+    let o = compare_fixture(
+        dir.path(),
+        &[
+            "--train-limit",
+            "400",
+            "--test-limit",
+            "100",
+            "--classical",
+            "default",
+            "--cnn",
+            "name=tiny,channels=8,16,hidden=none,epochs=1,val-split=0.1",
+            "--latency-samples",
+            "3",
+            "--no-ort",
+            "--deploy",
+            "--deploy-prune",
+            "0.5,0.75",
+            "--deploy-finetune-epochs",
+            "1",
+        ],
+    );
     assert_ok(&o);
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
