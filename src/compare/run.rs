@@ -263,6 +263,12 @@ pub fn run_pipeline(
         spec.name,
         test.len()
     ));
+    // Throughput: the test set in batches; these predictions give the metrics.
+    log(&format!(
+        "{}: evaluating on {} test images",
+        spec.name,
+        test.len()
+    ));
     let batch = opts.batch_size.max(1);
     let (pred, batch_seconds) = predict_batched(model, test, batch)?;
     let metrics = Report::new(&test.labels, &pred, &test.class_names)?;
