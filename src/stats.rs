@@ -213,6 +213,16 @@ pub fn wilson_interval(correct: u64, n: u64, z: f64) -> (f64, f64) {
     (low, high)
 }
 
+/// Predictions scored against the truth: the count correct, the accuracy and its 95% Wilson
+/// interval ([`wilson_interval`] with [`Z_95`]). Pairs are taken up to the shorter slice; an
+/// empty one gives accuracy 0 and the interval `[0, 1]`.
+pub fn accuracy_ci95(pred: &[u32], truth: &[u32]) -> (u64, f64, [f64; 2]) {
+    let n = pred.len().min(truth.len()) as u64;
+    let correct = pred.iter().zip(truth).filter(|(p, t)| p == t).count() as u64;
+    let (lo, hi) = wilson_interval(correct, n, Z_95);
+    (correct, correct as f64 / n.max(1) as f64, [lo, hi])
+}
+
 /// Training subsets for a learning curve: for each of `sizes` (strictly increasing, each in
 /// `1..=labels.len()`), that many indices into `labels`, sorted. The sets are
 ///
@@ -608,5 +618,14 @@ mod tests {
                 prop_assert!(0.0 <= lo && lo <= p && p <= hi && hi <= 1.0, "{} {} {}", lo, p, hi);
             }
         }
+    }
+
+    #[test]
+    fn accuracy_with_its_interval() {
+        let (c, a, ci) = accuracy_ci95(&[0, 1, 2, 2], &[0, 1, 2, 0]);
+        assert_eq!((c, a), (3, 0.75));
+        let (lo, hi) = wilson_interval(3, 4, Z_95);
+        assert_eq!(ci, [lo, hi]);
+        assert_eq!(accuracy_ci95(&[], &[]), (0, 0.0, [0.0, 1.0]));
     }
 }

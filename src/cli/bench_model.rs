@@ -64,16 +64,13 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<()> {
         Ok(((pred, best, lat), rayon::current_num_threads()))
     })??;
     let (pred, secs, lat) = out;
-    let correct = pred
-        .iter()
-        .zip(&test.labels)
-        .filter(|(p, t)| p == t)
-        .count();
+    let (_, accuracy, ci) = hogsvm::stats::accuracy_ci95(&pred, &test.labels);
     let json = serde_json::json!({
         "model": a.model.display().to_string(),
         "kind": m.kind(),
         "test_images": test.len(),
-        "accuracy": correct as f64 / test.len().max(1) as f64,
+        "accuracy": accuracy,
+        "accuracy_ci95": ci,
         "model_bytes": m.to_bytes()?.len(),
         "params": m.n_params(),
         "dims": m.dims()?,

@@ -17,7 +17,7 @@ use crate::report::{
     Crossover, CurvePoint, CurveSubset, CurveSummary, DatasetFingerprint, LearningCurve,
     PipelineResult, SizePairs,
 };
-use crate::stats::{nested_stratified_subsets, wilson_interval, Z_95};
+use crate::stats::{accuracy_ci95, nested_stratified_subsets, wilson_interval, Z_95};
 
 use super::fingerprint::sha256_hex;
 use super::run::{predict_batched, train};
@@ -174,13 +174,7 @@ pub fn learning_curve(
                         )
                     }
                 };
-                let correct = pred
-                    .iter()
-                    .zip(&test.labels)
-                    .filter(|(p, t)| p == t)
-                    .count() as u64;
-                let (lo, hi) = wilson_interval(correct, n_test, Z_95);
-                let accuracy = correct as f64 / n_test.max(1) as f64;
+                let (correct, accuracy, ci) = accuracy_ci95(&pred, &test.labels);
                 log(&format!(
                     "curve {size} #{r}: {} accuracy {accuracy:.4} ({seconds:.1} s of training{})",
                     spec.name,
@@ -198,7 +192,7 @@ pub fn learning_curve(
                     train_sha256: sha256_hex(ds),
                     correct,
                     accuracy,
-                    accuracy_ci95: [lo, hi],
+                    accuracy_ci95: ci,
                     train_seconds: seconds,
                     epochs_run,
                     best_epoch,

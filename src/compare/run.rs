@@ -318,11 +318,7 @@ pub fn run_pipeline(
         test_fingerprint: sha256_hex(test),
         test_images: n,
         accuracy: metrics.accuracy,
-        accuracy_ci95: {
-            let right = (0..n).filter(|&i| pred[i] == test.labels[i]).count() as u64;
-            let (lo, hi) = crate::stats::wilson_interval(right, n as u64, crate::stats::Z_95);
-            [lo, hi]
-        },
+        accuracy_ci95: crate::stats::accuracy_ci95(&pred, &test.labels).2,
         macro_f1: metrics.macro_avg.f1,
         metrics,
         training,
@@ -407,13 +403,8 @@ fn deploy_variants(
         let prepare_seconds = t.elapsed().as_secs_f64();
         let (pred, secs) = predict_batched(&m, test, batch)?;
         let lat = latency_ms(&m, test, samples)?;
-        let correct = pred
-            .iter()
-            .zip(&test.labels)
-            .filter(|(p, t)| p == t)
-            .count() as u64;
+        let (_, accuracy, ci) = crate::stats::accuracy_ci95(&pred, &test.labels);
         let n = test.len() as u64;
-        let (lo, hi) = crate::stats::wilson_interval(correct, n, crate::stats::Z_95);
         out.push(crate::report::Variant {
             name: format!(
                 "pruned {}% (structured) + {} epochs",
@@ -424,8 +415,8 @@ fn deploy_variants(
             amount,
             finetune_epochs: d.finetune_epochs,
             channels: m.config.channels.clone(),
-            accuracy: correct as f64 / n.max(1) as f64,
-            accuracy_ci95: [lo, hi],
+            accuracy,
+            accuracy_ci95: ci,
             params: m.n_params() as u64,
             model_bytes: m.to_bytes()?.len() as u64,
             images_per_s: if secs > 0.0 { n as f64 / secs } else { 0.0 },
