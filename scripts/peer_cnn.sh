@@ -4,6 +4,14 @@
 # usage: scripts/peer_cnn.sh [--data DIR] [--threads 2] [--batch 128] [--steps 20] [--warmup 3]
 #          [--infer-batch 1000] [--channels 32,64,128] [--hidden 256] [--rounds 5]
 #          [--accuracy-epochs N] [--torch-only] [--out docs/peer_cnn.json]
+#        scripts/peer_cnn.sh quant --model M [--data DIR] [--calib-images 1000] [--threads 2]
+#          [--batch 256] [--passes 3] [--latency-samples 101] [--hogsvm BIN]
+#          [--hogsvm-models F1,F2,...] [--out docs/peer_cnn_quant.json]
+#
+# `quant`: a hogsvm float CNN model file loaded into PyTorch, then PyTorch's static and dynamic int8
+# quantisation of it, measured (accuracy, size, throughput, latency) next to `hogsvm bench-model` on
+# the same model (and on --hogsvm-models). See scripts/peer_cnn_quant.py. It builds hogsvm like the
+# speed comparison does unless --hogsvm BIN or HOGSVM_BIN=PATH names the binary.
 #
 # PyTorch lives in its own venv, scripts/.venv-torch (about 4 GiB: PyPI only has the CUDA build of
 # torch for Linux, whose CUDA libraries must be present to import it; requirements-peer-cnn.txt says
@@ -13,6 +21,11 @@
 # Builds hogsvm (cargo build --release) unless --torch-only is given or HOGSVM_BIN=PATH names the
 # binary to use (scripts/hogsvm_bin.sh).
 set -euo pipefail
+mode=speed
+if [ "${1:-}" = quant ]; then
+  mode=quant
+  shift
+fi
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
 venv="${PEER_CNN_VENV:-$here/.venv-torch}"
@@ -28,6 +41,17 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install -q --no-deps --only-binary=:all: -r "$req" >&2
   "$venv/bin/python" -c "import torch; torch.nn.Conv2d(1, 1, 3)(torch.zeros(1, 1, 4, 4))" >&2
   touch "$stamp"
+fi
+if [ "$mode" = quant ]; then
+  # --hogsvm BIN (or --help) given: that binary, nothing built; otherwise scripts/hogsvm_bin.sh's
+  # (HOGSVM_BIN, or cargo build).
+  for arg in "$@"; do
+    case "$arg" in
+      --hogsvm|--hogsvm=*|-h|--help) exec "$venv/bin/python" "$here/peer_cnn_quant.py" "$@" ;;
+    esac
+  done
+  hogsvm="$("$here/hogsvm_bin.sh" | tail -n 1)"
+  exec "$venv/bin/python" "$here/peer_cnn_quant.py" --hogsvm "$hogsvm" "$@"
 fi
 torch_only=0
 for arg in "$@"; do [ "$arg" = "--torch-only" ] && torch_only=1; done

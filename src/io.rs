@@ -111,7 +111,7 @@ impl NpyRowWriter {
 
     /// Append rows (`len` must be a multiple of the column count).
     pub fn append(&mut self, values: &[f32]) -> Result<()> {
-        if self.cols == 0 || values.len() % self.cols != 0 {
+        if self.cols == 0 || !values.len().is_multiple_of(self.cols) {
             return Err(Error::ShapeMismatch {
                 what: format!("rows for {}", self.path.display()),
                 expected: format!("a multiple of {} values", self.cols),

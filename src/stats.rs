@@ -498,7 +498,7 @@ mod tests {
     fn subsets_nested_stratified_seeded() {
         // Unbalanced: 10 classes of 5 to 50 images, interleaved.
         let labels: Vec<u32> = (0..10u32)
-            .flat_map(|c| std::iter::repeat(c).take(5 + 5 * c as usize))
+            .flat_map(|c| std::iter::repeat_n(c, 5 + 5 * c as usize))
             .collect();
         let sizes = [1, 7, 30, 31, 100, 200, 275];
         let a = nested_stratified_subsets(&labels, &sizes, 3).unwrap();

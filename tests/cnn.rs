@@ -461,3 +461,164 @@ fn cli_prune_fine_tune_eval_and_errors() {
     }
     assert!(!never.exists());
 }
+
+/// `quantize` (static and dynamic) writes `cnn-int8` files about four times smaller that
+/// `eval`, `predict`, `bench-model` and `export` take, with the same bytes for 1 and 2 threads,
+/// and labels close to the float model's; bad input is a one-line error.
+#[test]
+fn cli_quantize_eval_predict_export_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("cnn.safetensors");
+    assert_ok(&train_small_cnn(&model_path, &[]));
+    let p = |name: &str| dir.path().join(name);
+    let quantize = |extra: &[&str], out: &std::path::Path| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "quantize".into(),
+            "--model".into(),
+            model_path.clone().into(),
+            "--out".into(),
+            out.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.into()));
+        run(args)
+    };
+    let data = fashion_mnist();
+    let data_s = data.to_str().unwrap();
+    for threads in ["1", "2"] {
+        let o = quantize(
+            &[
+                "--calib",
+                data_s,
+                "--calib-images",
+                "300",
+                "--threads",
+                threads,
+            ],
+            &p(&format!("s{threads}.safetensors")),
+        );
+        assert_ok(&o);
+        assert!(
+            stdout(&o).contains("minmax calibration on 300 images"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    assert_eq!(
+        std::fs::read(p("s1.safetensors")).unwrap(),
+        std::fs::read(p("s2.safetensors")).unwrap(),
+        "same bytes whatever the thread count"
+    );
+    assert_ok(&quantize(&["--mode", "dynamic"], &p("d.safetensors")));
+    let float = match model::load_any(&model_path).unwrap() {
+        AnyModel::Cnn(m) => m,
+        _ => panic!("not a CNN"),
+    };
+    let test = common::split(Split::Test);
+    let want = float.predict(&test).unwrap();
+    for name in ["s1.safetensors", "d.safetensors"] {
+        let any = model::load_any(&p(name)).unwrap();
+        let AnyModel::CnnInt8(q) = &any else {
+            panic!("{name} is not an int8 CNN")
+        };
+        assert_eq!(q.kind(), "cnn-int8");
+        let ratio = std::fs::metadata(&model_path).unwrap().len() as f64
+            / std::fs::metadata(p(name)).unwrap().len() as f64;
+        assert!(ratio > 3.0, "{name}: only {ratio:.2}x smaller");
+        let got = common::in_pool(1, || q.predict(&test).unwrap());
+        assert_eq!(got, common::in_pool(2, || q.predict(&test).unwrap()));
+        let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+        assert!(
+            same as f64 >= 0.95 * want.len() as f64,
+            "{name}: {same} of {} labels as the float model",
+            want.len()
+        );
+        let o = eval_cli(&p(name), &data, &["--json"]);
+        assert_ok(&o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let acc = v["accuracy"].as_f64().unwrap();
+        let expect =
+            got.iter().zip(&test.labels).filter(|(a, b)| a == b).count() as f64 / test.len() as f64;
+        assert!((acc - expect).abs() < 1e-9, "{acc} vs {expect}");
+        let o = run([
+            "bench-model".as_ref(),
+            "--model".as_ref(),
+            p(name).as_os_str(),
+            "--latency-samples".as_ref(),
+            "3".as_ref(),
+            "--passes".as_ref(),
+            "1".as_ref(),
+        ]);
+        assert_ok(&o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["kind"], "cnn-int8");
+        assert_eq!(v["accuracy"].as_f64().unwrap(), expect);
+    }
+    // predict on one image file gives the int8 model's label.
+    let img = p("one.png");
+    common::save_image(&test, 3, &img);
+    let o = predict_cli(&p("s1.safetensors"), &img, &["--format", "json"]);
+    assert_ok(&o);
+    let AnyModel::CnnInt8(q) = model::load_any(&p("s1.safetensors")).unwrap() else {
+        panic!("not an int8 CNN")
+    };
+    let label = q.predict(&test.subset(&[3])).unwrap()[0] as usize;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v.to_string()
+            .contains(&format!("\"{}\"", test.class_names[label])),
+        "{v}"
+    );
+    // export: static writes a QDQ graph; dynamic is refused in one line.
+    let onnx = p("s.onnx");
+    assert_ok(&run([
+        "export".as_ref(),
+        "--model".as_ref(),
+        p("s1.safetensors").as_os_str(),
+        "--out".as_ref(),
+        onnx.as_os_str(),
+    ]));
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 1000);
+    let o = run([
+        "export".as_ref(),
+        "--model".as_ref(),
+        p("d.safetensors").as_os_str(),
+        "--out".as_ref(),
+        p("d.onnx").as_os_str(),
+    ]);
+    common::assert_error(&o, &["int8 dynamic", "per image"]);
+
+    // Errors: one line, exit code 2, nothing written.
+    let classical = p("classical.safetensors");
+    assert_ok(&train_cli(&data, &classical, &[]));
+    let other_size = p("small");
+    for (class, i) in [("a", 0), ("b", 1)] {
+        common::gray_png(
+            &other_size.join(class).join(format!("{i}.png")),
+            20,
+            20,
+            |x, y| ((x * 7 + y * 3) % 256) as u8,
+        );
+    }
+    let never = p("never.safetensors");
+    let small = other_size.to_str().unwrap();
+    let m = model_path.to_str().unwrap();
+    let c = classical.to_str().unwrap();
+    // (model, arguments after --model M --out never, what the error names)
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        (c, &["--calib", data_s], &["classical model"]),
+        (m, &[], &["--calib"]),
+        (m, &["--calib", small], &["28x28", "20x20"]),
+        (
+            m,
+            &["--calib", data_s, "--calib-images", "0"],
+            &["calib-images"],
+        ),
+    ];
+    for (model, extra, needles) in cases {
+        let mut args: Vec<&str> = vec!["quantize", "--model", model, "--out"];
+        args.push(never.to_str().unwrap());
+        args.extend(extra);
+        common::assert_error(&run(args), needles);
+    }
+    assert!(!never.exists());
+}

@@ -12,6 +12,7 @@ mod hog_image;
 mod options;
 mod predict;
 mod prune;
+mod quantize;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Prune a CNN model: remove conv filters by L1 norm (or zero weights), then fine-tune.
     Prune(prune::PruneArgs),
+    /// Quantise a CNN model to int8 (static, calibrated on training images, or dynamic).
+    Quantize(quantize::QuantizeArgs),
     /// Train and evaluate the classical pipeline(s) and the CNN on the same split; write
     /// report.md, report.html and report.json.
     Compare(Box<compare::CompareArgs>),
@@ -66,6 +69,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Predict(a) => predict::predict(a),
         Command::Export(a) => export::run(a),
         Command::Prune(a) => prune::run(a),
+        Command::Quantize(a) => quantize::run(a),
         Command::BenchHog(a) => extract::bench(a),
         Command::Compare(a) => compare::run(*a),
         Command::BenchCnn(a) => bench_cnn::run(a),

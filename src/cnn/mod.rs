@@ -19,6 +19,9 @@ mod net;
 mod onnx;
 pub(crate) mod ops;
 mod prune;
+pub mod quant;
+#[cfg(test)]
+mod test_util;
 mod train;
 
 use ndarray::Array2;
@@ -27,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use codec::{CnnFields, CnnMeta};
 pub use config::{Augment, CnnConfig, Loss, Optimizer, Schedule};
 pub use prune::{kept_filters, PruneConfig, PruneMethod, Pruning};
+pub use quant::{CnnInt8Model, QuantMode, QuantizeConfig};
 pub use train::{bench, BenchResult};
 
 use crate::classifier::{check_size, Classifier};

@@ -387,64 +387,7 @@ mod tests {
     use super::*;
     use crate::classifier::Classifier;
 
-    fn model(channels: Vec<usize>, se: Option<usize>, hidden: Vec<usize>) -> CnnModel {
-        let cfg = CnnConfig {
-            channels,
-            se_reduction: se,
-            hidden,
-            ..Default::default()
-        };
-        let mut rng = super::super::aug::rng_for(&[7]);
-        let mut net = Net::init(&cfg, 16, 16, 3, &mut rng).unwrap();
-        // Non-trivial batch-norm parameters and statistics.
-        let vals: BTreeMap<String, Vec<f32>> = net
-            .export()
-            .unwrap()
-            .into_iter()
-            .map(|(n, _, v)| {
-                let v = if n.starts_with("bn") {
-                    v.iter()
-                        .enumerate()
-                        .map(|(j, _)| 0.5 + 0.1 * (j % 5) as f32)
-                        .collect()
-                } else if n.ends_with(".bias") {
-                    v.iter()
-                        .enumerate()
-                        .map(|(j, _)| 0.01 * (j % 3) as f32)
-                        .collect()
-                } else {
-                    v
-                };
-                (n, v)
-            })
-            .collect();
-        net.import(&vals).unwrap();
-        CnnModel {
-            config: cfg,
-            class_names: vec!["a".into(), "b".into(), "c".into()],
-            rows: 16,
-            cols: 16,
-            mean: 0.3,
-            std: 0.2,
-            best_epoch: 1,
-            pruning: None,
-            net,
-        }
-    }
-
-    fn images(n: usize) -> Dataset {
-        let pixels = (0..n * 256)
-            .map(|i| ((i * 37 + i / 7) % 256) as u8)
-            .collect();
-        Dataset {
-            rows: 16,
-            cols: 16,
-            pixels,
-            labels: (0..n as u32).map(|i| i % 3).collect(),
-            class_names: vec!["a".into(), "b".into(), "c".into()],
-            sources: vec![String::new(); n],
-        }
-    }
+    use crate::cnn::test_util::{images, model};
 
     /// Make the filters `dead[i]` of block `i` exactly inert: zero weights, zero batch-norm
     /// shift and mean (so the block outputs exactly 0 for them), and, with SE, the hidden units

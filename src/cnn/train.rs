@@ -415,7 +415,7 @@ pub(crate) fn fit_from(
         history.push(log);
         // Keep the best weights by validation accuracy (the last epoch without validation).
         let score = val_acc.unwrap_or(epoch as f64);
-        if best.as_ref().map_or(true, |(s, _, _)| score > *s) {
+        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
             best = Some((score, epoch, net.export()?));
             since_best = 0;
         } else {

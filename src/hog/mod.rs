@@ -258,7 +258,7 @@ impl Hog {
     /// HOG of `n` grayscale `u8` images stored back to back (`n x rows x cols`).
     pub fn compute_batch_u8(&self, pixels: &[u8], rows: usize, cols: usize) -> Result<Array2<f32>> {
         let per = rows.checked_mul(cols).unwrap_or(0);
-        if per == 0 || pixels.len() % per != 0 {
+        if per == 0 || !pixels.len().is_multiple_of(per) {
             return Err(Error::ShapeMismatch {
                 what: "batch buffer".into(),
                 expected: format!("a multiple of {rows}x{cols}"),

@@ -176,6 +176,13 @@ impl TensorWriter {
             .insert(name.into(), (Dtype::F64, shape.to_vec(), bytes));
     }
 
+    /// Add an i8 tensor (row-major values).
+    pub fn i8(&mut self, name: &str, shape: &[usize], values: impl IntoIterator<Item = i8>) {
+        let bytes = values.into_iter().map(|v| v as u8).collect();
+        self.tensors
+            .insert(name.into(), (Dtype::I8, shape.to_vec(), bytes));
+    }
+
     /// Add a 2-D f32 array.
     pub fn matrix(&mut self, name: &str, a: &Array2<f32>) {
         self.f32(name, a.shape(), a.iter().copied());
@@ -365,6 +372,12 @@ impl TensorReader<'_> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         Ok((shape, v))
+    }
+
+    /// Shape and values of the i8 tensor `name`.
+    pub fn i8(&self, name: &str) -> Result<(Vec<usize>, Vec<i8>), ModelError> {
+        let (shape, b) = self.raw(name, Dtype::I8)?;
+        Ok((shape, b.iter().map(|&v| v as i8).collect()))
     }
 
     /// Shape and values of the f64 tensor `name`.

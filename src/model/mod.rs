@@ -16,7 +16,9 @@
 //! and `nystroem.projection` unless the metadata says `nystroem_folded` (the projection folded
 //! into `svm.weights`; what `train` writes). Their envelope's own fields are `svm_iterations` and
 //! `nystroem_folded`. CNN files hold every parameter and batch-norm statistic as f32, and `mean`,
-//! `std`, `best_epoch`.
+//! `std`, `best_epoch`. int8 CNN files (kind `cnn-int8`, from `quantize`) hold per layer the i8
+//! weights, their f32 scales and the folded f32 bias, and in the envelope the mode and the
+//! static input codes.
 //!
 //! Loading checks the header, format name and version (a newer file is refused with a clear
 //! message), the checksum, and that every shape agrees with the configuration, so a truncated,
@@ -45,6 +47,9 @@ pub enum AnyModel {
     /// The small CNN.
     #[cfg(feature = "cnn")]
     Cnn(crate::cnn::CnnModel),
+    /// The small CNN quantised to int8.
+    #[cfg(feature = "cnn")]
+    CnnInt8(crate::cnn::CnnInt8Model),
 }
 
 impl AnyModel {
@@ -54,6 +59,8 @@ impl AnyModel {
             AnyModel::Classical(m) => m,
             #[cfg(feature = "cnn")]
             AnyModel::Cnn(m) => m,
+            #[cfg(feature = "cnn")]
+            AnyModel::CnnInt8(m) => m,
         }
     }
 }
@@ -70,8 +77,10 @@ pub fn any_from_bytes(bytes: &[u8]) -> std::result::Result<AnyModel, ModelError>
     match container::peek_kind(bytes).as_deref() {
         #[cfg(feature = "cnn")]
         Some("cnn") => crate::cnn::CnnModel::from_bytes(bytes).map(AnyModel::Cnn),
+        #[cfg(feature = "cnn")]
+        Some("cnn-int8") => crate::cnn::CnnInt8Model::from_bytes(bytes).map(AnyModel::CnnInt8),
         #[cfg(not(feature = "cnn"))]
-        Some("cnn") => Err(ModelError::invalid(
+        Some("cnn" | "cnn-int8") => Err(ModelError::invalid(
             "this is a CNN model, and this hogsvm was built without the `cnn` feature",
         )),
         _ => ClassicalModel::from_bytes(bytes).map(AnyModel::Classical),

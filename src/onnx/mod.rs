@@ -305,6 +305,19 @@ impl Graph {
         self.constant_f32(tensor, &[], &[v])
     }
 
+    /// An int8 initializer (quantised weights).
+    pub fn constant_i8(&mut self, tensor: &str, dims: &[usize], data: &[i8]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let raw = data.iter().map(|&v| v as u8).collect();
+        self.constant(tensor, dims, data_type::INT8, raw)
+    }
+
+    /// A uint8 initializer (zero points).
+    pub fn constant_u8(&mut self, tensor: &str, dims: &[usize], data: &[u8]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        self.constant(tensor, dims, data_type::UINT8, data.to_vec())
+    }
+
     /// An int64 initializer.
     pub fn constant_i64(&mut self, tensor: &str, dims: &[usize], data: &[i64]) -> String {
         debug_assert_eq!(dims.iter().product::<usize>(), data.len());

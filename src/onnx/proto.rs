@@ -110,6 +110,10 @@ pub struct NodeProto {
 pub mod attribute_type {
     /// A float.
     pub const FLOAT: i32 = 1;
+    /// 8-bit unsigned integer.
+    pub const UINT8: i32 = 2;
+    /// 8-bit signed integer.
+    pub const INT8: i32 = 3;
     /// An integer.
     pub const INT: i32 = 2;
     /// A string.
@@ -155,6 +159,10 @@ pub struct AttributeProto {
 pub mod data_type {
     /// 32-bit float.
     pub const FLOAT: i32 = 1;
+    /// 8-bit unsigned integer.
+    pub const UINT8: i32 = 2;
+    /// 8-bit signed integer.
+    pub const INT8: i32 = 3;
     /// 64-bit signed integer.
     pub const INT64: i32 = 7;
     /// Boolean.
