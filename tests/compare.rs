@@ -822,8 +822,8 @@ fn compare_errors_are_one_line_with_exit_code_2() {
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
 
-/// `--deploy`: each CNN gets a pruned, fine-tuned variant, measured beside it; the JSON
-/// validates and the console and Markdown show its numbers.
+/// `--deploy`: each CNN gets int8 static and dynamic variants and pruned, fine-tuned ones,
+/// measured beside it; the JSON validates and the console and Markdown show their numbers.
 #[test]
 fn deploy_variants_are_measured_and_rendered() {
     let dir = tempfile::tempdir().unwrap();
@@ -846,6 +846,8 @@ fn deploy_variants_are_measured_and_rendered() {
             "0.5,0.75",
             "--deploy-finetune-epochs",
             "1",
+            "--deploy-calib-images",
+            "200",
         ],
     );
     assert_ok(&o);
@@ -859,8 +861,19 @@ fn deploy_variants_are_measured_and_rendered() {
         "classical pipelines have none"
     );
     let cnn = &ps[1];
-    let v = cnn["variants"].as_array().unwrap();
-    assert_eq!(v.len(), 2);
+    let all = cnn["variants"].as_array().unwrap();
+    assert_eq!(all.len(), 4);
+    let (q, v) = all.split_at(2);
+    assert_eq!(q[0]["method"], "int8-static");
+    assert_eq!(q[0]["name"], "int8 static (200 calibration images)");
+    assert_eq!(q[1]["method"], "int8-dynamic");
+    for q in q {
+        assert_eq!(q["channels"], serde_json::json!([8, 16]));
+        let ratio = cnn["model_bytes"].as_f64().unwrap() / q["model_bytes"].as_f64().unwrap();
+        assert!(ratio > 3.0, "int8 only {ratio:.2}x smaller");
+        let acc = q["accuracy"].as_f64().unwrap();
+        assert!((acc - cnn["accuracy"].as_f64().unwrap()).abs() < 0.1, "{acc}");
+    }
     assert_eq!(v[0]["channels"], serde_json::json!([4, 8]));
     assert_eq!(v[1]["channels"], serde_json::json!([2, 4]));
     assert_eq!(v[0]["finetune_epochs"], 1);
@@ -868,8 +881,9 @@ fn deploy_variants_are_measured_and_rendered() {
     assert!(v[1]["model_bytes"].as_u64().unwrap() < v[0]["model_bytes"].as_u64().unwrap());
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     let rows = md_table_after(&md, "## Deployment: smaller CNNs");
-    assert_eq!(rows.len(), 4, "two pipelines as trained, two variants");
-    let row = &rows[2];
+    assert_eq!(rows.len(), 6, "two pipelines as trained, four variants");
+    assert_eq!(rows[2][1], q[0]["name"].as_str().unwrap());
+    let row = &rows[4];
     assert_eq!(row[0], "tiny");
     assert_eq!(row[1], v[0]["name"].as_str().unwrap());
     assert_close(

@@ -96,8 +96,10 @@ pub struct CompareArgs {
     /// trains with seed + r.
     #[arg(long, default_value_t = 1, requires = "train_sizes")]
     repeats: usize,
-    /// Also make smaller versions of every CNN (structured pruning of --deploy-prune of its
-    /// filters, then fine-tuning on the training split) and measure each beside it.
+    /// Also make smaller versions of every CNN and measure each beside it: int8 static
+    /// (calibrated on the first --deploy-calib-images training images) and dynamic, and
+    /// structured pruning of --deploy-prune of its filters, then fine-tuning on the training
+    /// split.
     #[arg(long)]
     deploy: bool,
     /// Fractions of the filters --deploy prunes, comma-separated (one variant each).
@@ -108,9 +110,12 @@ pub struct CompareArgs {
         requires = "deploy"
     )]
     deploy_prune: Vec<f64>,
-    /// Epochs of fine-tuning of each --deploy variant.
+    /// Epochs of fine-tuning of each --deploy pruned variant.
     #[arg(long, default_value_t = 3, requires = "deploy")]
     deploy_finetune_epochs: usize,
+    /// Calibration images of the --deploy int8 static variant.
+    #[arg(long, default_value_t = 1000, requires = "deploy")]
+    deploy_calib_images: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -214,6 +219,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     let deploy = a.deploy.then(|| DeployOptions {
         prune_amounts: a.deploy_prune.clone(),
         finetune_epochs: a.deploy_finetune_epochs,
+        calib_images: a.deploy_calib_images,
     });
     if let Some(d) = &deploy {
         for &amount in &d.prune_amounts {

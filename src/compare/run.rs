@@ -50,14 +50,18 @@ pub struct DeployOptions {
     pub prune_amounts: Vec<f64>,
     /// Epochs of fine-tuning after pruning.
     pub finetune_epochs: usize,
+    /// Calibration images of the int8 static variant (the first of the training set).
+    pub calib_images: usize,
 }
 
 impl Default for DeployOptions {
-    /// Half of the filters, three epochs of fine-tuning.
+    /// int8 static (1000 calibration images) and dynamic; half of the filters pruned, three
+    /// epochs of fine-tuning.
     fn default() -> Self {
         DeployOptions {
             prune_amounts: vec![0.5],
             finetune_epochs: 3,
+            calib_images: 1000,
         }
     }
 }
@@ -357,8 +361,9 @@ pub fn run_pipeline(
     Ok((result, pred))
 }
 
-/// Prune `cnn` by each of `d.prune_amounts` (structured), fine-tune each on `train_set`, and
-/// measure each on `test` as the pipeline was measured.
+/// The variants of `cnn`: int8 static (calibrated on the first `d.calib_images` images of
+/// `train_set`) and dynamic, then each of `d.prune_amounts` (structured pruning, fine-tuned on
+/// `train_set`); each measured on `test` as the pipeline was measured.
 #[cfg(feature = "cnn")]
 #[allow(clippy::too_many_arguments)]
 fn deploy_variants(
@@ -371,8 +376,58 @@ fn deploy_variants(
     d: &DeployOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<crate::report::Variant>> {
-    use crate::cnn::{PruneConfig, PruneMethod};
+    use crate::cnn::{PruneConfig, PruneMethod, QuantMode, QuantizeConfig};
+    let measure = |m: &dyn Classifier,
+                   name: String,
+                   method: &str,
+                   amount: f64,
+                   finetune_epochs: usize,
+                   channels: Vec<usize>,
+                   prepare_seconds: f64|
+     -> Result<crate::report::Variant> {
+        let (pred, secs) = predict_batched(m, test, batch)?;
+        let lat = latency_ms(m, test, samples)?;
+        let (_, accuracy, ci) = crate::stats::accuracy_ci95(&pred, &test.labels);
+        let n = test.len() as f64;
+        Ok(crate::report::Variant {
+            name,
+            method: method.into(),
+            amount,
+            finetune_epochs,
+            channels,
+            accuracy,
+            accuracy_ci95: ci,
+            params: m.n_params() as u64,
+            model_bytes: m.to_bytes()?.len() as u64,
+            images_per_s: if secs > 0.0 { n / secs } else { 0.0 },
+            latency_ms_median: median(&lat),
+            prepare_seconds,
+        })
+    };
     let mut out = Vec::new();
+    if cnn.config.se_reduction.is_none() {
+        for mode in [QuantMode::Static, QuantMode::Dynamic] {
+            let cfg = QuantizeConfig {
+                mode,
+                calib_images: d.calib_images,
+            };
+            let t = Instant::now();
+            let q = cnn.quantize(&cfg, Some(train_set))?;
+            let secs = t.elapsed().as_secs_f64();
+            log(&format!("{name}: quantised to int8 ({mode})"));
+            let what = match &q.calibration {
+                Some(c) => format!("int8 {mode} ({} calibration images)", c.images),
+                None => format!("int8 {mode}"),
+            };
+            let method = format!("int8-{mode}");
+            let ch = cnn.config.channels.clone();
+            out.push(measure(&q, what, &method, 0.0, 0, ch, secs)?);
+        }
+    } else {
+        log(&format!(
+            "{name}: no int8 variants (squeeze-and-excitation blocks are not quantised)"
+        ));
+    }
     for &amount in &d.prune_amounts {
         let cfg = PruneConfig {
             amount,
@@ -400,29 +455,13 @@ fn deploy_variants(
                 })?
                 .0;
         }
-        let prepare_seconds = t.elapsed().as_secs_f64();
-        let (pred, secs) = predict_batched(&m, test, batch)?;
-        let lat = latency_ms(&m, test, samples)?;
-        let (_, accuracy, ci) = crate::stats::accuracy_ci95(&pred, &test.labels);
-        let n = test.len() as u64;
-        out.push(crate::report::Variant {
-            name: format!(
-                "pruned {}% (structured) + {} epochs",
-                (amount * 100.0).round(),
-                d.finetune_epochs
-            ),
-            method: "structured".into(),
-            amount,
-            finetune_epochs: d.finetune_epochs,
-            channels: m.config.channels.clone(),
-            accuracy,
-            accuracy_ci95: ci,
-            params: m.n_params() as u64,
-            model_bytes: m.to_bytes()?.len() as u64,
-            images_per_s: if secs > 0.0 { n as f64 / secs } else { 0.0 },
-            latency_ms_median: median(&lat),
-            prepare_seconds,
-        });
+        let what = format!(
+            "pruned {}% (structured) + {} epochs",
+            (amount * 100.0).round(),
+            d.finetune_epochs
+        );
+        let (ch, secs) = (m.config.channels.clone(), t.elapsed().as_secs_f64());
+        out.push(measure(&m, what, "structured", amount, d.finetune_epochs, ch, secs)?);
     }
     Ok(out)
 }

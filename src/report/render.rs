@@ -241,7 +241,7 @@ pub const DEPLOY_HEADER: [&str; 10] = [
 ];
 
 /// What the deployment table means.
-pub const DEPLOY_NOTE: &str = "Every pipeline as trained, and each smaller variant of a CNN (structured pruning of its conv filters by L1 norm, then fine-tuning on the same training split with the CNN's own recipe), measured on the same test images, batch size, latency samples and threads in the same run. *prepare s*: pruning and fine-tuning. int8 quantisation is not built yet.";
+pub const DEPLOY_NOTE: &str = "Every pipeline as trained, and each smaller variant of a CNN, measured on the same test images, batch size, latency samples and threads in the same run: *int8 static* (batch norm folded, int8 weights per output channel, u8 activations calibrated by min/max on the first training images, i32 sums) and *int8 dynamic* (activation codes from each image at run time); *pruned* (structured pruning of the conv filters by L1 norm, then fine-tuning on the same training split with the CNN's own recipe). *prepare s*: quantising, or pruning and fine-tuning.";
 
 /// Whether any pipeline has deployment variants.
 pub fn has_variants(r: &CompareReport) -> bool {
