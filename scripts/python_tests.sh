@@ -17,7 +17,16 @@ if [ -z "${HOGSVM_BIN:-}" ]; then
 fi
 # maturin (the build backend) runs as a program: the venv's bin/ first on PATH.
 export PATH="$(dirname "$py"):$PATH"
-"$py" -m pip install -q --no-deps --no-build-isolation --force-reinstall ./python >&2
+# Which crates the wheel build compiled (the shared ones should be fresh from the cargo build
+# above, so normally only hogsvm-python): one line, from pip's verbose log.
+log="$(mktemp "${TMPDIR:-/tmp}/hogsvm-wheel.XXXXXX")"
+if ! "$py" -m pip install -v --no-deps --no-build-isolation --force-reinstall ./python > "$log" 2>&1; then
+  cat "$log" >&2
+  rm -f -- "$log"
+  exit 1
+fi
+echo "python_tests: the wheel build compiled: $(grep -oE 'Compiling [^ ]+ v[^ ]+' "$log" | cut -d' ' -f2 | paste -sd, - | sed 's/^$/nothing/')" >&2
+rm -f -- "$log"
 # scikit-image's arctan2 is NumPy's; NumPy's AVX-512 version is an ulp off the C library's on
 # gradients exactly on a bin edge (docs/BENCHMARKS.md): compare against the correctly rounded one.
 export NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL"

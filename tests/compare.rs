@@ -872,7 +872,10 @@ fn deploy_variants_are_measured_and_rendered() {
         let ratio = cnn["model_bytes"].as_f64().unwrap() / q["model_bytes"].as_f64().unwrap();
         assert!(ratio > 3.0, "int8 only {ratio:.2}x smaller");
         let acc = q["accuracy"].as_f64().unwrap();
-        assert!((acc - cnn["accuracy"].as_f64().unwrap()).abs() < 0.1, "{acc}");
+        assert!(
+            (acc - cnn["accuracy"].as_f64().unwrap()).abs() < 0.1,
+            "{acc}"
+        );
     }
     assert_eq!(v[0]["channels"], serde_json::json!([4, 8]));
     assert_eq!(v[1]["channels"], serde_json::json!([2, 4]));
@@ -902,4 +905,92 @@ fn deploy_variants_are_measured_and_rendered() {
     );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("id=\"chart-accuracy-size\"><svg"));
+}
+
+/// `--saved`: model files of any kind (here a float CNN and its int8 model) are loaded, not
+/// trained, and measured like the trained pipelines; their accuracy is what `eval` gives on the
+/// same test images. Saved models and a learning curve, or a file that is no model, are errors.
+#[test]
+fn saved_models_are_loaded_and_measured_beside_the_trained_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let data = fashion_mnist();
+    assert_ok(&common::train_cli(
+        &data,
+        &p("cnn.safetensors"),
+        &[
+            "--model",
+            "cnn",
+            "--channels",
+            "8,16",
+            "--hidden",
+            "none",
+            "--epochs",
+            "1",
+        ],
+    ));
+    assert_ok(&run([
+        "quantize".as_ref(),
+        "--model".as_ref(),
+        p("cnn.safetensors").as_os_str(),
+        "--calib".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        p("q8.safetensors").as_os_str(),
+    ]));
+    let out = p("report");
+    let float = format!("file={}", p("cnn.safetensors").display());
+    let int8 = format!("name=int8,file={}", p("q8.safetensors").display());
+    let o = compare_fixture(
+        &out,
+        &[
+            "--cnn",
+            "none",
+            "--saved",
+            &float,
+            "--saved",
+            &int8,
+            "--no-ort",
+            "--latency-samples",
+            "3",
+        ],
+    );
+    assert_ok(&o);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    validate(&report).unwrap();
+    let ps = report["pipelines"].as_array().unwrap();
+    let kinds: Vec<&str> = ps.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["classical", "cnn", "cnn-int8"]);
+    assert_eq!(ps[1]["name"], "cnn");
+    assert_eq!(ps[2]["name"], "int8");
+    for (pl, file) in [(&ps[1], "cnn.safetensors"), (&ps[2], "q8.safetensors")] {
+        assert_eq!(pl["config"]["trained"], false);
+        assert_eq!(pl["training"]["stages"][0]["name"], "load");
+        let o = common::eval_cli(&p(file), &data, &["--json"]);
+        assert_ok(&o);
+        let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(pl["accuracy"], e["accuracy"], "{file}");
+    }
+    let never = p("never");
+    for (args, needles) in [
+        (
+            vec![
+                "--cnn",
+                "none",
+                "--saved",
+                float.as_str(),
+                "--train-sizes",
+                "100",
+            ],
+            vec!["--saved"],
+        ),
+        (
+            vec!["--saved", "Cargo.toml"],
+            vec!["Cargo.toml", "not a hogsvm model"],
+        ),
+    ] {
+        assert_error(&compare_fixture(&never, &args), &needles);
+    }
+    assert!(!never.exists());
 }

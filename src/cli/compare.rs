@@ -42,6 +42,11 @@ pub struct CompareArgs {
     /// --cnn`, e.g. channels=16,32,epochs=5). Repeatable [default: default].
     #[arg(long, value_name = "SPEC")]
     cnn: Vec<String>,
+    /// A saved model file of any kind (`train`, `prune`, `quantize`), loaded instead of
+    /// trained and measured beside the others: `[name=NAME,]file=PATH` or the path.
+    /// Repeatable.
+    #[arg(long, value_name = "SPEC")]
+    saved: Vec<String>,
     /// TOML or JSON file with `classical` and/or `cnn` lists of specs (strings, or tables
     /// with `name` and `spec`); --classical / --cnn replace the file's list for their side.
     #[arg(long, value_name = "FILE")]
@@ -183,7 +188,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
             cnn = PipelinesFile::side(&f.cnn).unwrap_or_default();
         }
     }
-    let pipelines = spec::pipelines(&classical, &cnn, a.seed)?;
+    let pipelines = spec::with_saved(&classical, &cnn, &a.saved, a.seed)?;
     if a.batch == 0 {
         bail!("invalid --batch 0: must be at least 1");
     }
@@ -207,8 +212,15 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         cells: a.grid_cells.clone(),
         seed: a.seed,
     });
-    if grid.is_some() && !pipelines.iter().any(|p| p.config.kind() == "classical") {
+    if grid.is_some()
+        && !pipelines
+            .iter()
+            .any(|p| p.config.kind() == "classical" && p.config.is_trained())
+    {
         bail!("--grid searches the classical pipelines, and none is selected");
+    }
+    if a.train_sizes.is_some() && !a.saved.is_empty() {
+        bail!("--train-sizes with --saved is not supported: a saved model is not trained, so it has no learning curve");
     }
     if a.train_sizes.is_some() && a.grid {
         bail!("--train-sizes with --grid is not supported: the curve trains each pipeline as specified, and a search per point would choose another configuration at each size");

@@ -190,6 +190,36 @@ pub fn train(
             let json = serde_json::to_value(cfg).expect("config serialises");
             (AnyModel::Cnn(m), training, json)
         }
+        PipelineConfig::Saved(s) => {
+            log(&format!(
+                "{}: loading {} ({}; not trained)",
+                spec.name,
+                s.path.display(),
+                s.kind
+            ));
+            let t = Instant::now();
+            let m = crate::model::load_any(&s.path)?;
+            crate::classifier::check_classes(m.classifier().class_names(), &train.class_names)
+                .map_err(|e| crate::Error::invalid_file(&s.path, e.to_string()))?;
+            let secs = t.elapsed().as_secs_f64();
+            let training = Training {
+                seconds: secs,
+                stages: vec![Stage {
+                    name: "load".into(),
+                    seconds: secs,
+                }],
+                epochs_run: None,
+                best_epoch: None,
+                stopped_early: None,
+                history: None,
+            };
+            let json = serde_json::json!({
+                "file": s.path.display().to_string(),
+                "kind": s.kind,
+                "trained": false,
+            });
+            (m, training, json)
+        }
     };
     Ok(Trained {
         model,
@@ -461,7 +491,15 @@ fn deploy_variants(
             d.finetune_epochs
         );
         let (ch, secs) = (m.config.channels.clone(), t.elapsed().as_secs_f64());
-        out.push(measure(&m, what, "structured", amount, d.finetune_epochs, ch, secs)?);
+        out.push(measure(
+            &m,
+            what,
+            "structured",
+            amount,
+            d.finetune_epochs,
+            ch,
+            secs,
+        )?);
     }
     Ok(out)
 }

@@ -7,6 +7,10 @@
 //! `name` and every key of `CnnConfig::set`. A comma-separated token without `=` continues the
 //! previous value (`channels=16,32,epochs=3`). `default` is the default pipeline; `none` drops
 //! the side.
+//!
+//! A saved model (`--saved [name=NAME,]file=PATH`, or just the path) is a pipeline that is
+//! loaded instead of trained: a model file of any kind (`train`, `prune`, `quantize`),
+//! evaluated and measured beside the trained ones.
 
 use serde::Deserialize;
 
@@ -33,17 +37,77 @@ pub enum PipelineConfig {
     /// The small CNN.
     #[cfg(feature = "cnn")]
     Cnn(crate::cnn::CnnConfig),
+    /// A model file, loaded rather than trained.
+    Saved(Saved),
+}
+
+/// A saved model's file and the kind its metadata says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    /// The model file.
+    pub path: std::path::PathBuf,
+    /// `classical`, `cnn` or `cnn-int8`.
+    pub kind: &'static str,
 }
 
 impl PipelineConfig {
-    /// `classical` or `cnn`.
+    /// `classical`, `cnn` or (a saved model's) `cnn-int8`.
     pub fn kind(&self) -> &'static str {
         match self {
             PipelineConfig::Classical(_) => "classical",
             #[cfg(feature = "cnn")]
             PipelineConfig::Cnn(_) => "cnn",
+            PipelineConfig::Saved(s) => s.kind,
         }
     }
+
+    /// Whether `compare` trains it (a saved model is only loaded).
+    pub fn is_trained(&self) -> bool {
+        !matches!(self, PipelineConfig::Saved(_))
+    }
+}
+
+/// A saved-model pipeline from a `--saved` value: `[name=NAME,]file=PATH` or a bare path. The
+/// name defaults to the file's stem; the kind is read from the file's metadata (a file that is
+/// no hogsvm model is an error naming it).
+pub fn saved_from_spec(spec: &str) -> Result<PipelineSpec> {
+    let (mut name, mut file) = (None, None);
+    if spec.contains('=') {
+        for (k, v) in pairs(spec, "saved")? {
+            match k.to_ascii_lowercase().as_str() {
+                "name" => name = Some(v),
+                "file" => file = Some(v),
+                _ => return Err(Error::param("saved", "keys are name and file", k)),
+            }
+        }
+    } else {
+        file = Some(spec.trim().to_string());
+    }
+    let file = file
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| Error::param("saved", "needs file=PATH", spec))?;
+    let path = std::path::PathBuf::from(&file);
+    let bytes = crate::io::read_model_bytes(&path)?;
+    let kind = match crate::model::container::peek_kind(&bytes).as_deref() {
+        Some("classical") => "classical",
+        Some("cnn") => "cnn",
+        Some("cnn-int8") => "cnn-int8",
+        _ => {
+            return Err(Error::invalid_file(
+                &path,
+                "not a hogsvm model file (no model kind in its metadata)",
+            ))
+        }
+    };
+    let name = name.unwrap_or_else(|| {
+        path.file_stem()
+            .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned())
+    });
+    Ok(PipelineSpec {
+        name,
+        spec: format!("file={file}"),
+        config: PipelineConfig::Saved(Saved { path, kind }),
+    })
 }
 
 /// One pipeline to run.
@@ -124,6 +188,16 @@ pub fn cnn_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, crate::cn
 /// Parse the `--classical` and `--cnn` values (each a spec, `default` or `none`) into the list of
 /// pipelines, classical first. An empty list for a side means its default pipeline.
 pub fn pipelines(classical: &[String], cnn: &[String], seed: u64) -> Result<Vec<PipelineSpec>> {
+    with_saved(classical, cnn, &[], seed)
+}
+
+/// As [`pipelines`], then the saved models of `saved` ([`saved_from_spec`]), in order.
+pub fn with_saved(
+    classical: &[String],
+    cnn: &[String],
+    saved: &[String],
+    seed: u64,
+) -> Result<Vec<PipelineSpec>> {
     let mut out = Vec::new();
     let side = |list: &[String]| -> Vec<String> {
         if list.is_empty() {
@@ -185,6 +259,9 @@ pub fn pipelines(classical: &[String], cnn: &[String], seed: u64) -> Result<Vec<
             "this build has no CNN (built without the `cnn` feature)",
             s,
         ));
+    }
+    for s in saved {
+        out.push(saved_from_spec(s)?);
     }
     if out.is_empty() {
         return Err(Error::param(
