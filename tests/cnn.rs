@@ -197,6 +197,34 @@ fn model_files_are_checked() {
     assert!(e.contains("not a classical model"), "{e}");
 }
 
+/// Two model files written with different thread counts are the same bytes.
+fn assert_same_bytes(a: &std::path::Path, b: &std::path::Path) {
+    assert!(
+        std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+        "{} and {} differ: the thread count changed the model",
+        a.display(),
+        b.display()
+    );
+}
+
+/// `hogsvm SUBCOMMAND --model MODEL --out OUT` with more arguments.
+fn model_command(
+    subcommand: &str,
+    model: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        subcommand.into(),
+        "--model".into(),
+        model.into(),
+        "--out".into(),
+        out.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.into()));
+    run(args)
+}
+
 /// `train --model cnn` on the fixture: channels 8, 16, hidden 32, one epoch, then `extra`.
 fn train_small_cnn(model_path: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -346,17 +374,8 @@ fn cli_prune_fine_tune_eval_and_errors() {
     let model_path = dir.path().join("cnn.safetensors");
     assert_ok(&train_small_cnn(&model_path, &[]));
     let p = |name: &str| dir.path().join(name);
-    let prune = |extra: &[&str], out: &std::path::Path| {
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "prune".into(),
-            "--model".into(),
-            model_path.clone().into(),
-            "--out".into(),
-            out.into(),
-        ];
-        args.extend(extra.iter().map(|s| s.into()));
-        run(args)
-    };
+    let prune =
+        |extra: &[&str], out: &std::path::Path| model_command("prune", &model_path, out, extra);
     let data = fashion_mnist();
     let data = data.to_str().unwrap();
     let common = ["--data", data, "--amount", "0.5", "--finetune-epochs", "1"];
@@ -371,11 +390,7 @@ fn cli_prune_fine_tune_eval_and_errors() {
             stderr(&o)
         );
     }
-    assert_eq!(
-        std::fs::read(p("p1.safetensors")).unwrap(),
-        std::fs::read(p("p2.safetensors")).unwrap(),
-        "same bytes whatever the thread count"
-    );
+    assert_same_bytes(&p("p1.safetensors"), &p("p2.safetensors"));
     let pruned = match model::load_any(&p("p1.safetensors")).unwrap() {
         AnyModel::Cnn(m) => m,
         _ => panic!("not a CNN"),
@@ -449,15 +464,7 @@ fn cli_prune_fine_tune_eval_and_errors() {
         (&model_path, &[], "--data"),
     ];
     for (model, extra, needle) in cases {
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "prune".into(),
-            "--model".into(),
-            model.into(),
-            "--out".into(),
-            never.clone().into(),
-        ];
-        args.extend(extra.iter().map(|s| s.into()));
-        common::assert_error(&run(args), &[needle]);
+        common::assert_error(&model_command("prune", model, &never, extra), &[needle]);
     }
     assert!(!never.exists());
 }
@@ -471,17 +478,8 @@ fn cli_quantize_eval_predict_export_and_errors() {
     let model_path = dir.path().join("cnn.safetensors");
     assert_ok(&train_small_cnn(&model_path, &[]));
     let p = |name: &str| dir.path().join(name);
-    let quantize = |extra: &[&str], out: &std::path::Path| {
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "quantize".into(),
-            "--model".into(),
-            model_path.clone().into(),
-            "--out".into(),
-            out.into(),
-        ];
-        args.extend(extra.iter().map(|s| s.into()));
-        run(args)
-    };
+    let quantize =
+        |extra: &[&str], out: &std::path::Path| model_command("quantize", &model_path, out, extra);
     let data = fashion_mnist();
     let data_s = data.to_str().unwrap();
     for threads in ["1", "2"] {
@@ -503,11 +501,7 @@ fn cli_quantize_eval_predict_export_and_errors() {
             stdout(&o)
         );
     }
-    assert_eq!(
-        std::fs::read(p("s1.safetensors")).unwrap(),
-        std::fs::read(p("s2.safetensors")).unwrap(),
-        "same bytes whatever the thread count"
-    );
+    assert_same_bytes(&p("s1.safetensors"), &p("s2.safetensors"));
     assert_ok(&quantize(&["--mode", "dynamic"], &p("d.safetensors")));
     let float = match model::load_any(&model_path).unwrap() {
         AnyModel::Cnn(m) => m,
@@ -615,10 +609,10 @@ fn cli_quantize_eval_predict_export_and_errors() {
         ),
     ];
     for (model, extra, needles) in cases {
-        let mut args: Vec<&str> = vec!["quantize", "--model", model, "--out"];
-        args.push(never.to_str().unwrap());
-        args.extend(extra);
-        common::assert_error(&run(args), needles);
+        common::assert_error(
+            &model_command("quantize", model.as_ref(), &never, extra),
+            needles,
+        );
     }
     assert!(!never.exists());
 }

@@ -207,10 +207,19 @@ impl Classifier for CnnModel {
     }
 
     fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
-        check_size(ds, self.rows, self.cols)?;
-        let x = ds.pixels.iter().map(|&p| f32::from(p)).collect();
-        let x = Array2::from_shape_vec((ds.len(), self.rows * self.cols), x)
-            .expect("one row of rows x cols pixels per image");
-        Ok(("pixels", x))
+        pixels_input(ds, self.rows, self.cols)
     }
+}
+
+/// The input of a CNN graph (float or int8): each image's pixels as a row of f32, 0-255.
+pub(crate) fn pixels_input(
+    ds: &Dataset,
+    rows: usize,
+    cols: usize,
+) -> Result<(&'static str, Array2<f32>)> {
+    check_size(ds, rows, cols)?;
+    let x = ds.pixels.iter().map(|&p| f32::from(p)).collect();
+    let x = Array2::from_shape_vec((ds.len(), rows * cols), x)
+        .expect("one row of rows x cols pixels per image");
+    Ok(("pixels", x))
 }

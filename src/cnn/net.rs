@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 /// Named tensors as (name, shape, values), in a fixed order: what a checkpoint holds.
 pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
+/// The same tensors by name: shape and values.
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Batch norm's epsilon and running-average momentum (PyTorch's defaults).
 pub(crate) const BN_EPS: f64 = 1e-5;
 pub(crate) const BN_MOMENTUM: f64 = 0.1;
@@ -357,6 +360,15 @@ impl Net {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// Every tensor by name ([`Net::export`] as a map).
+    pub fn tensors(&self) -> Result<Tensors> {
+        Ok(self
+            .export()?
+            .into_iter()
+            .map(|(n, s, v)| (n, (s, v)))
+            .collect())
     }
 
     /// Set every tensor from `(name, values)` (as [`Net::export`] gives them); shapes are

@@ -12,8 +12,6 @@
 //! * `Flatten` → per hidden layer `Gemm` + `Relu` → `Gemm`: output `logits`; `Softmax`:
 //!   output `probabilities`. Dropout is the identity in evaluation and writes no node.
 
-use std::collections::BTreeMap;
-
 use super::net::BN_EPS;
 use super::CnnModel;
 use crate::error::Result;
@@ -23,34 +21,14 @@ impl CnnModel {
     /// The network as an ONNX file (see the module docs).
     pub fn to_onnx(&self, opts: &ExportOptions) -> Result<Vec<u8>> {
         let mut g = Graph::new("hogsvm_cnn", opts)?;
-        let tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> = self
-            .net
-            .export()?
-            .into_iter()
-            .map(|(n, s, v)| (n, (s, v)))
-            .collect();
+        let tensors = self.net.tensors()?;
         let get = |name: &str| {
             tensors
                 .get(name)
                 .ok_or_else(|| unsupported(name, "the network has no such tensor"))
         };
         let (rows, cols) = (self.rows, self.cols);
-        let x = g.input(
-            "pixels",
-            Elem::Float,
-            &[
-                Dim::Batch,
-                Dim::Fixed(1),
-                Dim::Fixed(rows),
-                Dim::Fixed(cols),
-            ],
-            "grey-level pixels, 0-255, one image per batch entry",
-        );
-        g.scope("input");
-        let inv = g.scalar("scale", 1.0 / (255.0 * self.std));
-        let off = g.scalar("offset", self.mean / self.std);
-        let h = g.node("Mul", &[&x, &inv], Vec::new());
-        let mut h = g.node("Sub", &[&h, &off], Vec::new());
+        let mut h = pixels_input(&mut g, rows, cols, self.mean, self.std);
         let pool = || {
             vec![
                 attr_ints("kernel_shape", &[2, 2]),
@@ -128,39 +106,84 @@ impl CnnModel {
                 h = g.node("Relu", &[&h], Vec::new());
             }
         }
-        let p = g.node("Softmax", &[&h], vec![attr_int("axis", 1)]);
-        g.scope("");
-        let k = self.class_names.len();
-        g.output(
-            "logits",
-            &h,
-            Elem::Float,
-            &[Dim::Batch, Dim::Fixed(k)],
-            "class logits",
+        outputs(&mut g, &h, self.class_names.len());
+        let meta = input_metadata(
+            super::codec::KIND,
+            &self.class_names,
+            (rows, cols),
+            (self.mean, self.std),
+            None,
         );
-        g.output(
-            "probabilities",
-            &p,
-            Elem::Float,
-            &[Dim::Batch, Dim::Fixed(k)],
-            "softmax of the logits, in the order of hogsvm.class_names",
-        );
-        let mut meta = crate::onnx::metadata(super::codec::KIND, &self.class_names);
-        meta.push((
-            "hogsvm.input".into(),
-            serde_json::json!({
-                "image_rows": rows,
-                "image_cols": cols,
-                "pixels": "0-255",
-                "mean": self.mean,
-                "std": self.std,
-            })
-            .to_string(),
-        ));
         Ok(g.finish(
             "hogsvm CNN: input `pixels` (float32, batch x 1 x H x W, 0-255), outputs `logits` \
              and `probabilities`",
             meta,
         ))
     }
+}
+
+/// The graph input `pixels` (batch x 1 x rows x cols, 0-255) and hogsvm's normalisation of it,
+/// `x / (255 std) - mean / std` with hogsvm's own two f32 constants; returns the normalised
+/// value (shared by the float and the int8 graphs).
+pub(super) fn pixels_input(g: &mut Graph, rows: usize, cols: usize, mean: f32, std: f32) -> String {
+    let x = g.input(
+        "pixels",
+        Elem::Float,
+        &[
+            Dim::Batch,
+            Dim::Fixed(1),
+            Dim::Fixed(rows),
+            Dim::Fixed(cols),
+        ],
+        "grey-level pixels, 0-255, one image per batch entry",
+    );
+    g.scope("input");
+    let inv = g.scalar("scale", 1.0 / (255.0 * std));
+    let off = g.scalar("offset", mean / std);
+    let h = g.node("Mul", &[&x, &inv], Vec::new());
+    g.node("Sub", &[&h, &off], Vec::new())
+}
+
+/// The outputs `logits` (the value `logits`) and `probabilities` (its softmax), `k` classes.
+pub(super) fn outputs(g: &mut Graph, logits: &str, k: usize) {
+    let p = g.node("Softmax", &[logits], vec![attr_int("axis", 1)]);
+    g.scope("");
+    g.output(
+        "logits",
+        logits,
+        Elem::Float,
+        &[Dim::Batch, Dim::Fixed(k)],
+        "class logits",
+    );
+    g.output(
+        "probabilities",
+        &p,
+        Elem::Float,
+        &[Dim::Batch, Dim::Fixed(k)],
+        "softmax of the logits, in the order of hogsvm.class_names",
+    );
+}
+
+/// The metadata of a CNN graph: kind, class names and `hogsvm.input` (image size, pixel range,
+/// normalisation, and `extra` when given).
+pub(super) fn input_metadata(
+    kind: &str,
+    class_names: &[String],
+    (rows, cols): (usize, usize),
+    (mean, std): (f32, f32),
+    extra: Option<(&str, String)>,
+) -> Vec<(String, String)> {
+    let mut meta = crate::onnx::metadata(kind, class_names);
+    let mut input = serde_json::json!({
+        "image_rows": rows,
+        "image_cols": cols,
+        "pixels": "0-255",
+        "mean": mean,
+        "std": std,
+    });
+    if let Some((k, v)) = extra {
+        input[k] = serde_json::Value::String(v);
+    }
+    meta.push(("hogsvm.input".into(), input.to_string()));
+    meta
 }

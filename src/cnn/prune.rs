@@ -142,14 +142,10 @@ pub fn kept_filters(c: usize, amount: f64) -> usize {
     c.saturating_sub(removed).max(1)
 }
 
-type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+use super::net::Tensors;
 
 fn tensors(net: &Net) -> Result<Tensors> {
-    Ok(net
-        .export()?
-        .into_iter()
-        .map(|(n, s, v)| (n, (s, v)))
-        .collect())
+    net.tensors()
 }
 
 fn get<'a>(t: &'a Tensors, name: &str) -> Result<&'a (Vec<usize>, Vec<f32>)> {

@@ -64,10 +64,7 @@ pub fn to_bytes(m: &CnnInt8Model) -> Result<Vec<u8>> {
         calibration: m.calibration.clone(),
         inputs: m.inputs.clone(),
     };
-    let input = InputSize {
-        rows: m.rows,
-        cols: m.cols,
-    };
+    let input = (m.rows, m.cols).into();
     Ok(container::encode(
         KIND,
         &m.config,

@@ -214,6 +214,85 @@ fn portable(a: &[u8], m: usize, lda: usize, b: &PackedB, c: &mut [i32], ldc: usi
     }
 }
 
+/// The tile order of the SIMD paths: column blocks of `bs`, two at a time (one at the end when
+/// their count is odd), and within them `mr_max` rows at a time; `tile(i, j, mr, nb, cols)` gets
+/// the first row, the first block, the rows, the blocks and the columns of B to store.
+#[cfg(target_arch = "x86_64")]
+fn tiles(
+    m: usize,
+    n: usize,
+    bs: usize,
+    mr_max: usize,
+    mut tile: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    let blocks = n.div_ceil(bs);
+    let mut j = 0;
+    while j < blocks {
+        let nb = (blocks - j).min(2);
+        let cols = (n - j * bs).min(nb * bs);
+        let mut i = 0;
+        while i < m {
+            let mr = (m - i).min(mr_max);
+            tile(i, j, mr, nb, cols);
+            i += mr;
+        }
+        j += nb;
+    }
+}
+
+/// A SIMD path's `gemm`: [`tiles`] over its `kernel`, for target features `$features`, packed
+/// blocks of `$block` columns in `b.$field`, and `$step` rows of B per kernel step.
+#[cfg(target_arch = "x86_64")]
+macro_rules! driver {
+    ($features:literal, $block:literal, $field:ident, $step:literal) => {
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn gemm(
+            a: &[u8],
+            m: usize,
+            lda: usize,
+            b: &PackedB,
+            c: &mut [i32],
+            ldc: usize,
+        ) {
+            let panel = b.kp * $block;
+            tiles(m, b.n, $block, MR, |i, j, mr, nb, cols| {
+                let bp = b.$field.as_ptr().add(j * panel);
+                let ap = a.as_ptr().add(i * lda);
+                let cp = c.as_mut_ptr().add(i * ldc + j * $block);
+                if nb == 2 {
+                    by_rows!(
+                        mr,
+                        2,
+                        kernel,
+                        ap,
+                        lda,
+                        bp,
+                        panel,
+                        b.kp / $step,
+                        cp,
+                        ldc,
+                        cols
+                    );
+                } else {
+                    by_rows!(
+                        mr,
+                        1,
+                        kernel,
+                        ap,
+                        lda,
+                        bp,
+                        panel,
+                        b.kp / $step,
+                        cp,
+                        ldc,
+                        cols
+                    );
+                }
+            })
+        }
+    };
+}
+
 /// Calls `kernel!(MR, NB)` with the row count `$mr` (1..=`$max`) as a constant.
 macro_rules! by_rows {
     ($mr:expr, $nb:literal, $f:ident, $($arg:expr),*) => {
@@ -237,37 +316,7 @@ mod vnni {
     /// Rows per kernel call.
     const MR: usize = 8;
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn gemm(
-        a: &[u8],
-        m: usize,
-        lda: usize,
-        b: &PackedB,
-        c: &mut [i32],
-        ldc: usize,
-    ) {
-        let panel = b.kp * 16;
-        let blocks = b.n.div_ceil(16);
-        let mut j = 0;
-        while j < blocks {
-            let nb = (blocks - j).min(2);
-            let cols = (b.n - j * 16).min(nb * 16);
-            let bp = b.bytes.as_ptr().add(j * panel);
-            let mut i = 0;
-            while i < m {
-                let mr = (m - i).min(MR);
-                let ap = a.as_ptr().add(i * lda);
-                let cp = c.as_mut_ptr().add(i * ldc + j * 16);
-                if nb == 2 {
-                    by_rows!(mr, 2, kernel, ap, lda, bp, panel, b.kp / 4, cp, ldc, cols);
-                } else {
-                    by_rows!(mr, 1, kernel, ap, lda, bp, panel, b.kp / 4, cp, ldc, cols);
-                }
-                i += mr;
-            }
-            j += nb;
-        }
-    }
+    driver!("avx512f,avx512bw,avx512vnni", 16, bytes, 4);
 
     /// `R` rows x `NB` blocks of 16 columns; `cols` of them are stored.
     #[allow(clippy::too_many_arguments)]
@@ -317,37 +366,7 @@ mod avx2 {
     /// Rows per kernel call.
     const MR: usize = 6;
 
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn gemm(
-        a: &[u8],
-        m: usize,
-        lda: usize,
-        b: &PackedB,
-        c: &mut [i32],
-        ldc: usize,
-    ) {
-        let panel = b.kp * 8;
-        let blocks = b.n.div_ceil(8);
-        let mut j = 0;
-        while j < blocks {
-            let nb = (blocks - j).min(2);
-            let cols = (b.n - j * 8).min(nb * 8);
-            let bp = b.words.as_ptr().add(j * panel);
-            let mut i = 0;
-            while i < m {
-                let mr = (m - i).min(MR);
-                let ap = a.as_ptr().add(i * lda);
-                let cp = c.as_mut_ptr().add(i * ldc + j * 8);
-                if nb == 2 {
-                    by_rows!(mr, 2, kernel, ap, lda, bp, panel, b.kp / 2, cp, ldc, cols);
-                } else {
-                    by_rows!(mr, 1, kernel, ap, lda, bp, panel, b.kp / 2, cp, ldc, cols);
-                }
-                i += mr;
-            }
-            j += nb;
-        }
-    }
+    driver!("avx2", 8, words, 2);
 
     /// `R` rows x `NB` blocks of 8 columns; `cols` of them are stored.
     #[allow(clippy::too_many_arguments)]

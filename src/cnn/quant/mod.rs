@@ -38,7 +38,7 @@ pub use gemm::Isa;
 pub use layer::QParams;
 use layer::{quantize_images, FloatLayer, Geom, Layer, QLayer};
 
-use super::{net::BN_EPS, CnnConfig, CnnModel, Pruning};
+use super::{net::BN_EPS, pixels_input, CnnConfig, CnnModel, Pruning};
 use crate::classifier::{check_size, Classifier};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -147,12 +147,7 @@ fn float_layers(m: &CnnModel) -> Result<Vec<FloatLayer>> {
             "a model with squeeze-and-excitation",
         ));
     }
-    let t: std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> = m
-        .net
-        .export()?
-        .into_iter()
-        .map(|(n, s, v)| (n, (s, v)))
-        .collect();
+    let t = m.net.tensors()?;
     let get = |name: &str| {
         t.get(name).ok_or_else(|| Error::Candle {
             what: "quantising",
@@ -490,11 +485,7 @@ impl Classifier for CnnInt8Model {
     }
 
     fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
-        check_size(ds, self.rows, self.cols)?;
-        let x = ds.pixels.iter().map(|&p| f32::from(p)).collect();
-        let x = Array2::from_shape_vec((ds.len(), self.rows * self.cols), x)
-            .expect("one row of rows x cols pixels per image");
-        Ok(("pixels", x))
+        pixels_input(ds, self.rows, self.cols)
     }
 }
 

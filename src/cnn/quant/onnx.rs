@@ -10,8 +10,9 @@
 
 use super::layer::Geom;
 use super::{CnnInt8Model, QuantMode};
+use crate::cnn::onnx::{input_metadata, outputs, pixels_input};
 use crate::error::Result;
-use crate::onnx::{attr_int, attr_ints, unsupported, Dim, Elem, ExportOptions, Graph};
+use crate::onnx::{attr_int, attr_ints, unsupported, ExportOptions, Graph};
 
 /// The graph (see the module docs).
 pub fn to_onnx(m: &CnnInt8Model, opts: &ExportOptions) -> Result<Vec<u8>> {
@@ -23,22 +24,7 @@ pub fn to_onnx(m: &CnnInt8Model, opts: &ExportOptions) -> Result<Vec<u8>> {
         ));
     }
     let mut g = Graph::new("hogsvm_cnn_int8", opts)?;
-    let x = g.input(
-        "pixels",
-        Elem::Float,
-        &[
-            Dim::Batch,
-            Dim::Fixed(1),
-            Dim::Fixed(m.rows),
-            Dim::Fixed(m.cols),
-        ],
-        "grey-level pixels, 0-255, one image per batch entry",
-    );
-    g.scope("input");
-    let inv = g.scalar("scale", 1.0 / (255.0 * m.std));
-    let off = g.scalar("offset", m.mean / m.std);
-    let h = g.node("Mul", &[&x, &inv], Vec::new());
-    let mut h = g.node("Sub", &[&h, &off], Vec::new());
+    let mut h = pixels_input(&mut g, m.rows, m.cols, m.mean, m.std);
     let mut flattened = false;
     for (l, qp) in m.layers.iter().zip(&m.inputs) {
         let name = &l.layer.name;
@@ -87,36 +73,14 @@ pub fn to_onnx(m: &CnnInt8Model, opts: &ExportOptions) -> Result<Vec<u8>> {
             );
         }
     }
-    let p = g.node("Softmax", &[&h], vec![attr_int("axis", 1)]);
-    g.scope("");
-    let k = m.class_names.len();
-    g.output(
-        "logits",
-        &h,
-        Elem::Float,
-        &[Dim::Batch, Dim::Fixed(k)],
-        "class logits",
+    outputs(&mut g, &h, m.class_names.len());
+    let meta = input_metadata(
+        super::KIND,
+        &m.class_names,
+        (m.rows, m.cols),
+        (m.mean, m.std),
+        Some(("quantisation", m.mode.to_string())),
     );
-    g.output(
-        "probabilities",
-        &p,
-        Elem::Float,
-        &[Dim::Batch, Dim::Fixed(k)],
-        "softmax of the logits, in the order of hogsvm.class_names",
-    );
-    let mut meta = crate::onnx::metadata(super::KIND, &m.class_names);
-    meta.push((
-        "hogsvm.input".into(),
-        serde_json::json!({
-            "image_rows": m.rows,
-            "image_cols": m.cols,
-            "pixels": "0-255",
-            "mean": m.mean,
-            "std": m.std,
-            "quantisation": m.mode.to_string(),
-        })
-        .to_string(),
-    ));
     Ok(g.finish(
         "hogsvm int8 CNN (QDQ): input `pixels` (float32, batch x 1 x H x W, 0-255), outputs \
          `logits` and `probabilities`",
