@@ -2,7 +2,10 @@
 # The Python package's test suite: builds python/ (the `hogsvm` package: pyo3 + maturin) into
 # scripts/.venv and runs pytest on python/tests against scikit-image. Part of the README's test
 # command (scripts/test.sh). The wheel is built by cargo in the workspace's target/ (release
-# profile), so the crates it shares with `cargo test --release` are compiled once.
+# profile). The crates it shares with `cargo test --release` are nevertheless compiled again in a
+# clean clone: the two builds enable different features of some shared crates (syn's visit-mut
+# for pyo3's macros; smallvec, matrixmultiply, getrandom for the test-only dependencies), which
+# changes their hashes and everything built on them. The line below lists what it compiled.
 # usage: scripts/python_tests.sh [PYTEST ARGS...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,8 +20,7 @@ if [ -z "${HOGSVM_BIN:-}" ]; then
 fi
 # maturin (the build backend) runs as a program: the venv's bin/ first on PATH.
 export PATH="$(dirname "$py"):$PATH"
-# Which crates the wheel build compiled (the shared ones should be fresh from the cargo build
-# above, so normally only hogsvm-python): one line, from pip's verbose log.
+# Which crates the wheel build compiled: one line, from pip's verbose log.
 log="$(mktemp "${TMPDIR:-/tmp}/hogsvm-wheel.XXXXXX")"
 if ! "$py" -m pip install -v --no-deps --no-build-isolation --force-reinstall ./python > "$log" 2>&1; then
   cat "$log" >&2
