@@ -46,7 +46,7 @@ pub enum PipelineConfig {
 pub struct Saved {
     /// The model file.
     pub path: std::path::PathBuf,
-    /// `classical`, `cnn` or `cnn-int8`.
+    /// Its model kind (`Classifier::kind`).
     pub kind: &'static str,
 }
 
@@ -68,8 +68,8 @@ impl PipelineConfig {
 }
 
 /// A saved-model pipeline from a `--saved` value: `[name=NAME,]file=PATH` or a bare path. The
-/// name defaults to the file's stem; the kind is read from the file's metadata (a file that is
-/// no hogsvm model is an error naming it).
+/// name defaults to the file's stem; the file is loaded for its kind (a file that is no valid
+/// hogsvm model is an error naming it).
 pub fn saved_from_spec(spec: &str) -> Result<PipelineSpec> {
     let (mut name, mut file) = (None, None);
     if spec.contains('=') {
@@ -87,18 +87,8 @@ pub fn saved_from_spec(spec: &str) -> Result<PipelineSpec> {
         .filter(|f| !f.is_empty())
         .ok_or_else(|| Error::param("saved", "needs file=PATH", spec))?;
     let path = std::path::PathBuf::from(&file);
-    let bytes = crate::io::read_model_bytes(&path)?;
-    let kind = match crate::model::container::peek_kind(&bytes).as_deref() {
-        Some("classical") => "classical",
-        Some("cnn") => "cnn",
-        Some("cnn-int8") => "cnn-int8",
-        _ => {
-            return Err(Error::invalid_file(
-                &path,
-                "not a hogsvm model file (no model kind in its metadata)",
-            ))
-        }
-    };
+    // Loaded (and so verified) here for its kind, and again when the pipeline runs.
+    let kind = crate::model::load_any(&path)?.classifier().kind();
     let name = name.unwrap_or_else(|| {
         path.file_stem()
             .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned())
