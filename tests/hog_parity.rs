@@ -178,7 +178,8 @@ fn batch_equals_single_image_bit_for_bit() {
         let imgs = load_images(c);
         let mut singles = Vec::new();
         for_each_image(&imgs, |_, im| singles.push(hog.compute(im).unwrap()));
-        let batch = hog.compute_batch(&imgs.refs()).unwrap();
+        let refs = imgs.refs();
+        let batch = hog.compute_batch(&refs).unwrap();
         for (i, s) in singles.iter().enumerate() {
             let row = batch.row(i);
             assert!(
@@ -187,6 +188,17 @@ fn batch_equals_single_image_bit_for_bit() {
                 c.name
             );
         }
+        // Into a caller's buffer (dirty on entry): the same bits; a buffer of another length
+        // is a shape error.
+        let mut out = vec![f32::NAN; batch.len()];
+        hog.compute_batch_into(&refs, &mut out).unwrap();
+        let flat = batch.as_slice().unwrap();
+        assert!(out
+            .iter()
+            .zip(flat)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let err = hog.compute_batch_into(&refs, &mut out[1..]).unwrap_err();
+        assert!(matches!(err, hogsvm::Error::ShapeMismatch { .. }), "{err}");
     }
 }
 

@@ -11,7 +11,8 @@ use hogsvm::onnx::{Batch, ExportOptions};
 use hogsvm::pipeline::ClassicalConfig;
 use numpy::ndarray::Array2;
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray3, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray3, PyReadonlyArrayDyn, PyReadwriteArray2,
+    PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -127,31 +128,54 @@ fn hog_batch<'py>(
     n_jobs: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let hog = params.hog()?;
-    let pool = match n_jobs {
-        Some(0) => return Err(PyValueError::new_err("n_jobs must be at least 1")),
-        Some(n) => Some(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let out = images.with(|refs| compute(py, &hog, refs, pool.as_ref()))?;
+    let pool = pool(n_jobs)?;
+    let out = images.with(|refs| {
+        py.detach(|| in_pool(pool.as_ref(), || hog.compute_batch(refs)))
+            .map_err(value_error)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
-fn compute(
-    py: Python<'_>,
-    hog: &Hog,
-    refs: &[ImageRef<'_>],
-    pool: Option<&rayon::ThreadPool>,
-) -> PyResult<Array2<f32>> {
-    py.detach(|| match pool {
-        Some(p) => p.install(|| hog.compute_batch(refs)),
-        None => hog.compute_batch(refs),
+/// Like `hog_batch`, into `out` (a C-contiguous float32 `(n, features)` array), with the GIL
+/// released.
+#[pyfunction]
+fn hog_batch_into<'py>(
+    py: Python<'py>,
+    images: Images<'py>,
+    params: HogArgs,
+    n_jobs: Option<usize>,
+    mut out: PyReadwriteArray2<'py, f32>,
+) -> PyResult<()> {
+    let hog = params.hog()?;
+    let pool = pool(n_jobs)?;
+    let dst = out
+        .as_slice_mut()
+        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+    images.with(|refs| {
+        py.detach(|| in_pool(pool.as_ref(), || hog.compute_batch_into(refs, dst)))
+            .map_err(value_error)
     })
-    .map_err(value_error)
+}
+
+/// A pool of `n_jobs` threads (`None`: rayon's global pool, all cores).
+fn pool(n_jobs: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
+    match n_jobs {
+        Some(0) => Err(PyValueError::new_err("n_jobs must be at least 1")),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map(Some)
+            .map_err(|e| PyValueError::new_err(e.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Run `f` in `pool`, or on the global pool.
+fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
 }
 
 /// `(n, rows, cols)` uint8 images (and labels, when training) as a dataset of `class_names`.
@@ -325,6 +349,7 @@ fn train_classical(
 fn _hogsvm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hog, m)?)?;
     m.add_function(wrap_pyfunction!(hog_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(hog_batch_into, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(train_classical, m)?)?;
     m.add_class::<PyModel>()?;

@@ -131,3 +131,35 @@ def test_batch_is_bit_identical_to_single_calls_for_any_n_jobs():
             assert same.dtype == singles.dtype and np.array_equal(same, singles), n_jobs
     with pytest.raises(ValueError):
         hogsvm.hog_batch(np.zeros((2, 28, 28), np.uint8), n_jobs=0)
+
+
+def test_batch_into_out_gives_the_same_rows_and_checks_the_buffer(tmp_path):
+    rng = np.random.default_rng(5)
+    imgs = random_image(rng, (11, 28, 28), np.uint8)
+    kw = dict(pixels_per_cell=(4, 4), cells_per_block=(2, 2))
+    want = hogsvm.hog_batch(imgs, **kw)
+    out = np.full(want.shape, np.nan, np.float32)
+    for n_jobs in (1, 2):
+        got = hogsvm.hog_batch(imgs, n_jobs=n_jobs, out=out, **kw)
+        assert got is out and np.array_equal(out, want), n_jobs
+    # A memory-mapped file filled in chunks holds the same rows.
+    mm = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float32, shape=want.shape)
+    for lo in range(0, len(imgs), 4):
+        hogsvm.hog_batch(imgs[lo:lo + 4], out=mm[lo:lo + 4], **kw)
+    mm.flush()
+    assert np.array_equal(np.load(tmp_path / "f.npy"), want)
+    bad = {
+        "float32": np.zeros(want.shape, np.float64),
+        "shape": np.zeros((10, want.shape[1]), np.float32),
+        "features": np.zeros((11, want.shape[1] + 1), np.float32),
+        "C-contiguous": np.zeros((want.shape[1], 11), np.float32).T,
+    }
+    for what, buf in bad.items():
+        with pytest.raises(ValueError, match=what):
+            hogsvm.hog_batch(imgs, out=buf, **kw)
+    frozen = np.zeros(want.shape, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        hogsvm.hog_batch(imgs, out=frozen, **kw)
+    with pytest.raises(ValueError, match="float32"):
+        hogsvm.hog_batch(imgs, out=out, dtype=np.float64, **kw)

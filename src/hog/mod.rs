@@ -239,20 +239,29 @@ impl Hog {
     /// HOG of a batch of same-size images, one row per image, computed in parallel on the
     /// current rayon pool. The result does not depend on the number of threads.
     pub fn compute_batch(&self, images: &[ImageRef<'_>]) -> Result<Array2<f32>> {
-        let (rows, cols) = match images.first() {
-            Some(i) => (i.rows, i.cols),
-            None => return Err(Error::param("images", "batch is empty", 0)),
-        };
-        for (idx, im) in images.iter().enumerate() {
-            if (im.rows, im.cols) != (rows, cols) {
-                return Err(Error::ShapeMismatch {
-                    what: format!("image {idx} of the batch"),
-                    expected: format!("{rows}x{cols} like image 0"),
-                    got: format!("{}x{}", im.rows, im.cols),
-                });
-            }
-        }
+        let (rows, cols) = batch_size(images)?;
         self.batch_with(images.len(), rows, cols, |i| images[i])
+    }
+
+    /// Like [`Hog::compute_batch`], into `out` (`images.len() x feature_len`, row-major): for a
+    /// caller that reuses one buffer, or fills a larger array (a memory-mapped file) in chunks.
+    pub fn compute_batch_into(&self, images: &[ImageRef<'_>], out: &mut [f32]) -> Result<()> {
+        let (rows, cols) = batch_size(images)?;
+        let layout = self.layout(rows, cols)?;
+        let want = images.len() * layout.len;
+        if out.len() != want {
+            return Err(Error::ShapeMismatch {
+                what: "HOG batch output buffer".into(),
+                expected: format!(
+                    "{} images x {} features = {want} values",
+                    images.len(),
+                    layout.len
+                ),
+                got: format!("{} values", out.len()),
+            });
+        }
+        self.batch_into(&layout, out, |i| images[i]);
+        Ok(())
     }
 
     /// HOG of `n` grayscale `u8` images stored back to back (`n x rows x cols`).
@@ -799,6 +808,25 @@ fn normalise_blocks_dispatch(
     out: &mut [f32],
 ) {
     hog.normalise_blocks(layout, hist, scratch, out)
+}
+
+/// The common `(rows, cols)` of a non-empty batch; a typed error naming the first image of
+/// another size.
+fn batch_size(images: &[ImageRef<'_>]) -> Result<(usize, usize)> {
+    let (rows, cols) = match images.first() {
+        Some(i) => (i.rows, i.cols),
+        None => return Err(Error::param("images", "batch is empty", 0)),
+    };
+    for (idx, im) in images.iter().enumerate() {
+        if (im.rows, im.cols) != (rows, cols) {
+            return Err(Error::ShapeMismatch {
+                what: format!("image {idx} of the batch"),
+                expected: format!("{rows}x{cols} like image 0"),
+                got: format!("{}x{}", im.rows, im.cols),
+            });
+        }
+    }
+    Ok((rows, cols))
 }
 
 /// Scratch space of the block normalisation.

@@ -85,7 +85,7 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
 
 
 def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
-              block_norm="L2-Hys", transform_sqrt=False, n_jobs=None, dtype=np.float32):
+              block_norm="L2-Hys", transform_sqrt=False, n_jobs=None, dtype=np.float32, out=None):
     """HOG of every image of ``images``, shape (B, H, W) or (B, H, W, C) (channels last), as
     ``hog(..., feature_vector=True)`` gives it for each: an array (B, D). Computed in parallel on
     ``n_jobs`` threads (all cores when None) with the GIL released; the result is the same for
@@ -93,7 +93,11 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
 
     ``dtype`` is float32 by default, the precision hogsvm computes in (the values are ``hog``'s
     exactly; half the memory of float64 for a large batch); ``dtype=None`` gives ``hog``'s dtype
-    rule (float64 for anything but float32 input)."""
+    rule (float64 for anything but float32 input).
+
+    ``out``: a C-contiguous, writeable float32 array of shape (B, D) to write the rows into (and
+    return), instead of a new array: to reuse one buffer across calls, or to fill a larger array
+    (a slice of ``np.lib.format.open_memmap``) chunk by chunk."""
     _check_args(orientations, block_norm)
     ppc = _pair("pixels_per_cell", pixels_per_cell)
     cpb = _pair("cells_per_block", cells_per_block)
@@ -106,9 +110,28 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     a = np.ascontiguousarray(a)
     if n_jobs is not None and int(n_jobs) < 1:
         raise ValueError(f"n_jobs must be at least 1, got {n_jobs!r}")
-    out = _hogsvm.hog_batch(a, (int(orientations), ppc, cpb, block_norm, bool(transform_sqrt)),
-                            None if n_jobs is None else int(n_jobs))
-    return out.astype(out_dtype if dtype is None else dtype, copy=False)
+    args = (int(orientations), ppc, cpb, block_norm, bool(transform_sqrt))
+    jobs = None if n_jobs is None else int(n_jobs)
+    if out is not None:
+        _check_out(out, a.shape[0], dtype)
+        _hogsvm.hog_batch_into(a, args, jobs, out)
+        return out
+    res = _hogsvm.hog_batch(a, args, jobs)
+    return res.astype(out_dtype if dtype is None else dtype, copy=False)
+
+
+def _check_out(out, n, dtype):
+    """``out`` of ``hog_batch``: float32, 2-D with one row per image, C-contiguous, writeable
+    (the feature length is checked by the core, which knows it)."""
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"out must be a NumPy array, got {type(out).__name__}")
+    if out.dtype != np.float32 or (dtype is not None and np.dtype(dtype) != np.float32):
+        raise ValueError(f"out must be float32 (hogsvm's precision), got out {out.dtype}"
+                         f" with dtype={dtype!r}")
+    if out.ndim != 2 or out.shape[0] != n:
+        raise ValueError(f"out must have shape ({n}, features), got {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writeable")
 
 
 def _uint8_images(images):

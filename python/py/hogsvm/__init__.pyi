@@ -19,7 +19,8 @@ def hog(image: npt.ArrayLike, orientations: int = ..., pixels_per_cell: Tuple[in
 def hog_batch(images: npt.ArrayLike, orientations: int = ...,
               pixels_per_cell: Tuple[int, int] = ..., cells_per_block: Tuple[int, int] = ...,
               block_norm: BlockNorm = ..., transform_sqrt: bool = ...,
-              n_jobs: Optional[int] = ..., dtype: Optional[npt.DTypeLike] = ...) -> np.ndarray: ...
+              n_jobs: Optional[int] = ..., dtype: Optional[npt.DTypeLike] = ...,
+              out: Optional[np.ndarray] = ...) -> np.ndarray: ...
 
 class Model:
     @property
