@@ -120,41 +120,39 @@ fn hog<'py>(
 
 /// HOG of every image of a batch, one row each (float32), computed in parallel on `n_jobs`
 /// threads (all cores when `None`) with the GIL released. The rows do not depend on `n_jobs`.
+/// With `out` (a C-contiguous float32 `(n, features)` array) the rows are written there and
+/// nothing is returned; otherwise they come back as a new array.
 #[pyfunction]
+#[pyo3(signature = (images, params, n_jobs, out=None))]
 fn hog_batch<'py>(
     py: Python<'py>,
     images: Images<'py>,
     params: HogArgs,
     n_jobs: Option<usize>,
-) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    out: Option<PyReadwriteArray2<'py, f32>>,
+) -> PyResult<Option<Bound<'py, PyArray2<f32>>>> {
     let hog = params.hog()?;
     let pool = pool(n_jobs)?;
-    let out = images.with(|refs| {
-        py.detach(|| in_pool(pool.as_ref(), || hog.compute_batch(refs)))
-            .map_err(value_error)
-    })?;
-    Ok(out.into_pyarray(py))
-}
-
-/// Like `hog_batch`, into `out` (a C-contiguous float32 `(n, features)` array), with the GIL
-/// released.
-#[pyfunction]
-fn hog_batch_into<'py>(
-    py: Python<'py>,
-    images: Images<'py>,
-    params: HogArgs,
-    n_jobs: Option<usize>,
-    mut out: PyReadwriteArray2<'py, f32>,
-) -> PyResult<()> {
-    let hog = params.hog()?;
-    let pool = pool(n_jobs)?;
-    let dst = out
-        .as_slice_mut()
-        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
-    images.with(|refs| {
-        py.detach(|| in_pool(pool.as_ref(), || hog.compute_batch_into(refs, dst)))
-            .map_err(value_error)
-    })
+    let pool = pool.as_ref();
+    match out {
+        Some(mut out) => {
+            let dst = out
+                .as_slice_mut()
+                .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+            images.with(|refs| {
+                py.detach(|| in_pool(pool, || hog.compute_batch_into(refs, dst)))
+                    .map_err(value_error)
+            })?;
+            Ok(None)
+        }
+        None => {
+            let new = images.with(|refs| {
+                py.detach(|| in_pool(pool, || hog.compute_batch(refs)))
+                    .map_err(value_error)
+            })?;
+            Ok(Some(new.into_pyarray(py)))
+        }
+    }
 }
 
 /// A pool of `n_jobs` threads (`None`: rayon's global pool, all cores).
@@ -349,7 +347,6 @@ fn train_classical(
 fn _hogsvm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hog, m)?)?;
     m.add_function(wrap_pyfunction!(hog_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(hog_batch_into, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(train_classical, m)?)?;
     m.add_class::<PyModel>()?;

@@ -114,7 +114,7 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     jobs = None if n_jobs is None else int(n_jobs)
     if out is not None:
         _check_out(out, a.shape[0], dtype)
-        _hogsvm.hog_batch_into(a, args, jobs, out)
+        _hogsvm.hog_batch(a, args, jobs, out)
         return out
     res = _hogsvm.hog_batch(a, args, jobs)
     return res.astype(out_dtype if dtype is None else dtype, copy=False)
