@@ -2,10 +2,11 @@
 //! package in `py/hogsvm/` (which does scikit-image's argument handling and dtype rules). The
 //! library knows nothing of Python; this crate only converts arrays and errors.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use hogsvm::data::Dataset;
-use hogsvm::hog::{visualize, Hog, HogParams, ImageRef, Pixels};
+use hogsvm::hog::{visualize, Hog, HogParams, HogWorkspace, ImageRef, Pixels};
 use hogsvm::model::AnyModel;
 use hogsvm::onnx::{Batch, ExportOptions};
 use hogsvm::pipeline::ClassicalConfig;
@@ -24,7 +25,7 @@ fn value_error(e: hogsvm::Error) -> PyErr {
 
 /// HOG parameters as the Python side passes them: `(orientations, pixels_per_cell,
 /// cells_per_block, block_norm, transform_sqrt)`.
-#[derive(FromPyObject)]
+#[derive(FromPyObject, Clone, PartialEq)]
 struct HogArgs(usize, (usize, usize), (usize, usize), String, bool);
 
 impl HogArgs {
@@ -86,8 +87,33 @@ impl Images<'_> {
     }
 }
 
-/// HOG of one image: the feature vector (float32) and, with `visualize`, the HOG image
-/// (float64, `rows x cols`).
+thread_local! {
+    /// The extractor and workspace of the last `hog` call on this thread, reused while the
+    /// parameters stay the same (a loop over images builds them once, not once per image).
+    static LAST_HOG: RefCell<Option<(HogArgs, Hog, HogWorkspace)>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with the extractor for `params` and a workspace, both kept for the next call.
+fn with_hog<R>(
+    params: HogArgs,
+    f: impl FnOnce(&Hog, &mut HogWorkspace) -> PyResult<R>,
+) -> PyResult<R> {
+    LAST_HOG.with(|cell| {
+        let (key, hog, mut ws) = match cell.take() {
+            Some(last) if last.0 == params => last,
+            _ => {
+                let hog = params.hog()?;
+                (params, hog, HogWorkspace::new())
+            }
+        };
+        let r = f(&hog, &mut ws);
+        cell.replace(Some((key, hog, ws)));
+        r
+    })
+}
+
+/// HOG of one image: the feature vector (float64 when `f64_out`, else float32: the same
+/// values) and, with `visualize`, the HOG image (float64, `rows x cols`).
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 fn hog<'py>(
@@ -95,17 +121,22 @@ fn hog<'py>(
     image: Images<'py>,
     params: HogArgs,
     visualize: bool,
-) -> PyResult<(Bound<'py, PyArray1<f32>>, Option<Bound<'py, PyArray2<f64>>>)> {
-    let hog = params.hog()?;
-    let (features, vis) = image.with(|refs| {
-        let im = refs[0];
-        let f = hog.compute(im).map_err(value_error)?;
-        let v = if visualize {
-            Some(visualize::hog_image(&hog, im).map_err(value_error)?)
-        } else {
-            None
-        };
-        Ok((f, v))
+    f64_out: bool,
+) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyArray2<f64>>>)> {
+    let (features, vis) = with_hog(params, |hog, ws| {
+        image.with(|refs| {
+            let im = *refs
+                .first()
+                .ok_or_else(|| PyValueError::new_err("no image"))?;
+            let mut f = vec![0f32; hog.feature_len(im.rows(), im.cols()).map_err(value_error)?];
+            hog.compute_into(im, ws, &mut f).map_err(value_error)?;
+            let v = if visualize {
+                Some(visualize::hog_image(hog, im).map_err(value_error)?)
+            } else {
+                None
+            };
+            Ok((f, v))
+        })
     })?;
     let vis = match vis {
         Some(v) => Some(
@@ -115,7 +146,13 @@ fn hog<'py>(
         ),
         None => None,
     };
-    Ok((features.into_pyarray(py), vis))
+    let features = if f64_out {
+        let wide: Vec<f64> = features.iter().map(|&v| v as f64).collect();
+        wide.into_pyarray(py).into_any()
+    } else {
+        features.into_pyarray(py).into_any()
+    };
+    Ok((features, vis))
 }
 
 /// HOG of every image of a batch, one row each (float32), computed in parallel on `n_jobs`

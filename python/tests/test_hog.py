@@ -163,3 +163,26 @@ def test_batch_into_out_gives_the_same_rows_and_checks_the_buffer(tmp_path):
         hogsvm.hog_batch(imgs, out=frozen, **kw)
     with pytest.raises(ValueError, match="float32"):
         hogsvm.hog_batch(imgs, out=out, dtype=np.float64, **kw)
+
+
+def test_calls_with_changing_parameters_reuse_nothing_stale():
+    # The extension keeps the last call's extractor and the wrapper its checked arguments; a
+    # loop that changes parameters (or passes unhashable lists) must still get each call's own.
+    rng = np.random.default_rng(6)
+    imgs = random_image(rng, (4, 24, 32), np.uint8)
+    kws = [dict(pixels_per_cell=(4, 4), cells_per_block=(2, 2)),
+           dict(pixels_per_cell=[8, 4], cells_per_block=[1, 2], orientations=7),
+           dict(pixels_per_cell=(4, 4), cells_per_block=(2, 2), block_norm="L1", transform_sqrt=True),
+           dict(pixels_per_cell=(4, 4), cells_per_block=(2, 2))]
+    for kw in kws * 2:
+        for im in imgs:
+            got = hogsvm.hog(im, **kw)
+            want = sk_hog(im, **kw)
+            assert got.dtype == want.dtype == np.float64 and got.shape == want.shape
+            assert np.abs(got - want).max() <= 1e-5, kw
+            # The general path (a float copy of the same pixels) gives the same numbers.
+            same = hogsvm.hog(im.astype(np.float64), **kw)
+            assert np.abs(same - got).max() <= 1e-6, kw
+    with pytest.raises(ValueError, match="pixels_per_cell"):
+        hogsvm.hog(imgs[0], pixels_per_cell=(4,))
+    assert hogsvm.hog(imgs[0], pixels_per_cell=(4, 4), cells_per_block=(2, 2)).shape == want.shape

@@ -44,6 +44,29 @@ def _check_finite(a):
                          "scikit-image would return NaN features)")
 
 
+_ARGS = {}
+
+
+def _hog_args(orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt):
+    """The checked parameter tuple the extension takes, remembered for hashable arguments (a
+    loop over images checks them once)."""
+    key = (orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt)
+    try:
+        return _ARGS[key]
+    except (KeyError, TypeError):  # TypeError: a list for a pair, not hashable
+        pass
+    _check_args(orientations, block_norm)
+    args = (int(orientations), _pair("pixels_per_cell", pixels_per_cell),
+            _pair("cells_per_block", cells_per_block), block_norm, bool(transform_sqrt))
+    try:
+        if len(_ARGS) >= 64:
+            _ARGS.clear()
+        _ARGS[key] = args
+    except TypeError:
+        pass
+    return args
+
+
 def _check_args(orientations, block_norm):
     if block_norm not in _NORMS:
         raise ValueError(f"block_norm must be one of {', '.join(_NORMS)}, got {block_norm!r}")
@@ -59,22 +82,25 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
     Same arguments, defaults, output shapes and dtypes (float32 for float32 input, float64
     otherwise); ``visualize=True`` returns ``(features, hog_image)``.
     """
-    _check_args(orientations, block_norm)
-    ppc = _pair("pixels_per_cell", pixels_per_cell)
-    cpb = _pair("cells_per_block", cells_per_block)
-    a, out_dtype = _as_supported(np.atleast_2d(image))
-    if channel_axis is not None:
-        a = np.moveaxis(a, channel_axis, -1)
-    if a.ndim != (3 if channel_axis is not None else 2):
-        raise ValueError("Only images with two spatial dimensions are supported. If using with "
-                         "color/multichannel images, specify `channel_axis`.")
-    if a.ndim == 2:
-        a = a[:, :, None]
-    _check_finite(a)
+    args = _hog_args(orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt)
+    _, ppc, cpb, _, _ = args
+    if (type(image) is np.ndarray and image.dtype == np.uint8 and image.ndim == 2
+            and channel_axis is None):
+        # The common call (a gray uint8 image) without the general checks below, which it
+        # passes: nothing to convert, nothing non-finite.
+        a, out_dtype = image[:, :, None], np.float64
+    else:
+        a, out_dtype = _as_supported(np.atleast_2d(image))
+        if channel_axis is not None:
+            a = np.moveaxis(a, channel_axis, -1)
+        if a.ndim != (3 if channel_axis is not None else 2):
+            raise ValueError("Only images with two spatial dimensions are supported. If using "
+                             "with color/multichannel images, specify `channel_axis`.")
+        if a.ndim == 2:
+            a = a[:, :, None]
+        _check_finite(a)
     a = np.ascontiguousarray(a)
-    feats, vis = _hogsvm.hog(a, (int(orientations), ppc, cpb, block_norm, bool(transform_sqrt)),
-                             bool(visualize))
-    feats = feats.astype(out_dtype, copy=False)
+    feats, vis = _hogsvm.hog(a, args, bool(visualize), out_dtype == np.float64)
     if not feature_vector:
         n_cells = (a.shape[0] // ppc[0], a.shape[1] // ppc[1])
         feats = feats.reshape(n_cells[0] - cpb[0] + 1, n_cells[1] - cpb[1] + 1, cpb[0], cpb[1],
@@ -98,9 +124,7 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     ``out``: a C-contiguous, writeable float32 array of shape (B, D) to write the rows into (and
     return), instead of a new array: to reuse one buffer across calls, or to fill a larger array
     (a slice of ``np.lib.format.open_memmap``) chunk by chunk."""
-    _check_args(orientations, block_norm)
-    ppc = _pair("pixels_per_cell", pixels_per_cell)
-    cpb = _pair("cells_per_block", cells_per_block)
+    args = _hog_args(orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt)
     a, out_dtype = _as_supported(images)
     if a.ndim == 3:
         a = a[..., None]
@@ -110,7 +134,6 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     a = np.ascontiguousarray(a)
     if n_jobs is not None and int(n_jobs) < 1:
         raise ValueError(f"n_jobs must be at least 1, got {n_jobs!r}")
-    args = (int(orientations), ppc, cpb, block_norm, bool(transform_sqrt))
     jobs = None if n_jobs is None else int(n_jobs)
     if out is not None:
         _check_out(out, a.shape[0], dtype)
