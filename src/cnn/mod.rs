@@ -128,7 +128,7 @@ impl CnnModel {
     pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>> {
         check_size(ds, self.rows, self.cols)?;
         let idx: Vec<usize> = (0..ds.len()).collect();
-        train::proba_indices(&self.net, &ds.pixels, &idx, self.mean, self.std, 1000)
+        train::proba_indices(&self.net, &ds.pixels, &idx, (self.mean, self.std), 1000)
     }
 }
 
@@ -159,7 +159,7 @@ impl Classifier for CnnModel {
     fn predict(&self, ds: &Dataset) -> Result<Vec<u32>> {
         check_size(ds, self.rows, self.cols)?;
         let idx: Vec<usize> = (0..ds.len()).collect();
-        train::predict_indices(&self.net, &ds.pixels, &idx, self.mean, self.std, 1000)
+        train::predict_indices(&self.net, &ds.pixels, &idx, (self.mean, self.std), 1000)
     }
 
     fn predict_scored(&self, ds: &Dataset) -> Result<Vec<(u32, f32)>> {

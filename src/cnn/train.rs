@@ -205,12 +205,11 @@ pub(crate) fn predict_indices(
     net: &Net,
     pixels: &[u8],
     indices: &[usize],
-    mean: f32,
-    std: f32,
+    norm: (f32, f32),
     batch: usize,
 ) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(indices.len());
-    for_each_logits(net, pixels, indices, (mean, std), batch, |l| {
+    for_each_logits(net, pixels, indices, norm, batch, |l| {
         out.extend(argmax_rows(l)?);
         Ok(())
     })?;
@@ -222,13 +221,12 @@ pub(crate) fn proba_indices(
     net: &Net,
     pixels: &[u8],
     indices: &[usize],
-    mean: f32,
-    std: f32,
+    norm: (f32, f32),
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
     let e = ce("prediction");
     let mut out = Vec::with_capacity(indices.len());
-    for_each_logits(net, pixels, indices, (mean, std), batch, |l| {
+    for_each_logits(net, pixels, indices, norm, batch, |l| {
         let p = candle_nn::ops::softmax_last_dim(l).map_err(&e)?;
         out.extend(p.to_vec2::<f32>().map_err(&e)?);
         Ok(())
@@ -398,7 +396,7 @@ pub(crate) fn fit_from(
         let val_acc = if val_idx.is_empty() {
             None
         } else {
-            let p = predict_indices(&net, &data.pixels, &val_idx, mean, std, 1000)?;
+            let p = predict_indices(&net, &data.pixels, &val_idx, (mean, std), 1000)?;
             let truth: Vec<u32> = val_idx.iter().map(|&i| data.labels[i]).collect();
             Some(crate::metrics::accuracy(&p, &truth))
         };

@@ -304,6 +304,17 @@ impl FeatureStage for FeatureMap {
 
 impl Learned for FeatureMap {}
 
+/// `z_i . z_j` in f64: a feature map's estimate of the kernel between rows `i` and `j` (for the
+/// maps' tests).
+#[cfg(test)]
+pub(crate) fn row_dot(z: &ndarray::Array2<f32>, i: usize, j: usize) -> f64 {
+    z.row(i)
+        .iter()
+        .zip(z.row(j))
+        .map(|(&a, &b)| a as f64 * b as f64)
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,12 +351,7 @@ mod tests {
         for i in 0..3 {
             for j in 0..3 {
                 let exact = chi2(x.row(i).as_slice().unwrap(), x.row(j).as_slice().unwrap());
-                let approx: f64 = z
-                    .row(i)
-                    .iter()
-                    .zip(z.row(j))
-                    .map(|(&a, &b)| a as f64 * b as f64)
-                    .sum();
+                let approx = row_dot(&z, i, j);
                 // Sampling the spectrum at 3 points approximates within ~10 % here.
                 assert!(
                     (exact - approx).abs() < 0.1 * exact.max(0.1),

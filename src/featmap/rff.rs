@@ -202,12 +202,7 @@ mod tests {
                     .map(|(&a, &b)| ((a - b) as f64).powi(2))
                     .sum();
                 let exact = (-0.5 * d2).exp();
-                let approx: f64 = z
-                    .row(i)
-                    .iter()
-                    .zip(z.row(j))
-                    .map(|(&a, &b)| a as f64 * b as f64)
-                    .sum();
+                let approx = crate::featmap::row_dot(&z, i, j);
                 assert!((exact - approx).abs() < 0.03, "{exact} {approx}");
             }
         }
