@@ -12,7 +12,8 @@
 #          [--rounds 3] [--json OUT.json]
 #   (default --data: /usr/share/datasets/fashion-mnist) The `hogsvm` Python package instead of the
 #   CLI: hog_batch on every training image and hog per call, against a scikit-image and an OpenCV
-#   loop (scripts/peer_hog_python.py). Installs the package into scripts/.venv first.
+#   loop (scripts/peer_hog_python.py). Installs the package into scripts/.venv first, unless
+#   PEER_HOG_NO_INSTALL=1 says it is there already (the test command's smoke run).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
@@ -21,7 +22,9 @@ if [ "${1:-}" = "--python" ]; then
   py="$("$here/venv.sh" "$here/requirements-peer-hog.txt" | tail -n 1)"
   py="$("$here/venv.sh" "$here/requirements-python.txt" | tail -n 1)"
   export PATH="$(dirname "$py"):$PATH"
-  "$py" -m pip install -q --no-deps --no-build-isolation --force-reinstall ./python >&2
+  if [ -z "${PEER_HOG_NO_INSTALL:-}" ]; then
+    "$py" -m pip install -q --no-deps --no-build-isolation --force-reinstall ./python >&2
+  fi
   export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
   exec "$py" "$here/peer_hog_python.py" "$@"
 fi

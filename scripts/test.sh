@@ -30,3 +30,13 @@ import json, sys
 r = json.load(open(sys.argv[1]))[0]
 assert r['labels_agree'] == r['test_images'] == 100 and r['max_score_diff'] < 1e-4, r
 " "$smoke/peer.json"
+# Smoke run of the Python HOG timing script (scripts/peer_hog.sh --python) on the fixture, with
+# the installed package: every row timed, hogsvm checked against scikit-image on the way.
+PEER_HOG_NO_INSTALL=1 scripts/peer_hog.sh --python --data fixtures/fashion-mnist --limit 300 \
+  --n-skimage 20 --n-calls 20 --rounds 1 --json "$smoke/peer_hog_python.json" >/dev/null
+"$(scripts/venv.sh scripts/requirements-onnx.txt | tail -n 1)" -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['images'] == 300 and all(v > 0 for v in r['us_per_image'].values()), r
+assert len(r['us_per_image']) == 9 and all(v > 0 for v in r['speedup'].values()), r
+" "$smoke/peer_hog_python.json"
