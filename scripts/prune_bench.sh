@@ -11,19 +11,9 @@
 # Writes OUT_DIR/<variant>.safetensors, OUT_DIR/prune_bench.json and prints a Markdown table.
 # The binary: scripts/hogsvm_bin.sh (HOGSVM_BIN=PATH to use a built one).
 set -euo pipefail
-if [ $# -lt 3 ] || [ $# -gt 5 ]; then
-  echo "usage: $0 MODEL DATA OUT_DIR [THREADS] [FINETUNE_EPOCHS]" >&2
-  exit 2
-fi
-model="$(realpath "$1")"
-data="$(realpath "$2")"
-out="$3"
-threads="${4:-2}"
-epochs="${5:-3}"
-cd "$(dirname "$0")/.."
-bin="$(scripts/hogsvm_bin.sh | tail -n 1)"
-mkdir -p "$out"
-out="$(realpath "$out")"
+. "$(dirname "$0")/model_bench_args.sh"
+model_bench_args FINETUNE_EPOCHS 3 "$@"
+epochs="$last"
 rows="$out/rows.jsonl"
 : > "$rows"
 

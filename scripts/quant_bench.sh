@@ -15,19 +15,9 @@
 # The binary: scripts/hogsvm_bin.sh (HOGSVM_BIN=PATH to use a built one); PyTorch: scripts/.venv-torch
 # (made by peer_cnn.sh, about 4 GiB).
 set -euo pipefail
-if [ $# -lt 3 ] || [ $# -gt 5 ]; then
-  echo "usage: $0 MODEL DATA OUT_DIR [THREADS] [CALIB]" >&2
-  exit 2
-fi
-model="$(realpath "$1")"
-data="$(realpath "$2")"
-out="$3"
-threads="${4:-2}"
-calib="${5:-1000}"
-cd "$(dirname "$0")/.."
-bin="$(scripts/hogsvm_bin.sh | tail -n 1)"
-mkdir -p "$out"
-out="$(realpath "$out")"
+. "$(dirname "$0")/model_bench_args.sh"
+model_bench_args CALIB 1000 "$@"
+calib="$last"
 "$bin" quantize --model "$model" --calib "$data" --calib-images "$calib" --threads "$threads" \
   --out "$out/int8-static.safetensors" >&2
 "$bin" quantize --model "$model" --mode dynamic --out "$out/int8-dynamic.safetensors" >&2
