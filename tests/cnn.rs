@@ -226,6 +226,15 @@ fn model_command(
 }
 
 /// `train --model cnn` on the fixture: channels 8, 16, hidden 32, one epoch, then `extra`.
+/// A temporary folder holding `cnn.safetensors`, trained by [`train_small_cnn`] (for the tests of
+/// the commands that take a CNN: prune, quantize).
+fn small_cnn_in_temp_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("cnn.safetensors");
+    assert_ok(&train_small_cnn(&model_path, &[]));
+    (dir, model_path)
+}
+
 fn train_small_cnn(model_path: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "--model",
@@ -370,9 +379,7 @@ fn bench_cnn_prints_the_fields_the_peer_script_reads() {
 /// input is a one-line error.
 #[test]
 fn cli_prune_fine_tune_eval_and_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("cnn.safetensors");
-    assert_ok(&train_small_cnn(&model_path, &[]));
+    let (dir, model_path) = small_cnn_in_temp_dir();
     let p = |name: &str| dir.path().join(name);
     let prune =
         |extra: &[&str], out: &std::path::Path| model_command("prune", &model_path, out, extra);
@@ -474,9 +481,7 @@ fn cli_prune_fine_tune_eval_and_errors() {
 /// and labels close to the float model's; bad input is a one-line error.
 #[test]
 fn cli_quantize_eval_predict_export_and_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("cnn.safetensors");
-    assert_ok(&train_small_cnn(&model_path, &[]));
+    let (dir, model_path) = small_cnn_in_temp_dir();
     let p = |name: &str| dir.path().join(name);
     let quantize =
         |extra: &[&str], out: &std::path::Path| model_command("quantize", &model_path, out, extra);
