@@ -226,6 +226,29 @@ fn model_command(
 }
 
 /// `train --model cnn` on the fixture: channels 8, 16, hidden 32, one epoch, then `extra`.
+/// The float CNN in `path` (panics on any other kind).
+fn load_cnn(path: &std::path::Path) -> hogsvm::cnn::CnnModel {
+    match model::load_any(path).unwrap() {
+        AnyModel::Cnn(m) => m,
+        _ => panic!("{} is not a CNN", path.display()),
+    }
+}
+
+/// `bench-model` of `path` (3 latency samples, 1 pass): its JSON line.
+fn bench_model(path: &std::path::Path) -> serde_json::Value {
+    let o = run([
+        "bench-model".as_ref(),
+        "--model".as_ref(),
+        path.as_os_str(),
+        "--latency-samples".as_ref(),
+        "3".as_ref(),
+        "--passes".as_ref(),
+        "1".as_ref(),
+    ]);
+    assert_ok(&o);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// A temporary folder holding `cnn.safetensors`, trained by [`train_small_cnn`] (for the tests of
 /// the commands that take a CNN: prune, quantize).
 fn small_cnn_in_temp_dir() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -291,10 +314,7 @@ fn cli_train_eval_predict_cnn() {
     let o = predict_cli(&model_path, &imgs, &["--format", "json"]);
     assert_ok(&o);
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let m = match model::load_any(&model_path).unwrap() {
-        AnyModel::Cnn(m) => m,
-        _ => panic!("not a CNN"),
-    };
+    let m = load_cnn(&model_path);
     let want = m.predict(&test).unwrap();
     for row in rows.as_array().unwrap() {
         let i = file_number(row["file"].as_str().unwrap());
@@ -398,14 +418,8 @@ fn cli_prune_fine_tune_eval_and_errors() {
         );
     }
     assert_same_bytes(&p("p1.safetensors"), &p("p2.safetensors"));
-    let pruned = match model::load_any(&p("p1.safetensors")).unwrap() {
-        AnyModel::Cnn(m) => m,
-        _ => panic!("not a CNN"),
-    };
-    let original = match model::load_any(&model_path).unwrap() {
-        AnyModel::Cnn(m) => m,
-        _ => panic!("not a CNN"),
-    };
+    let pruned = load_cnn(&p("p1.safetensors"));
+    let original = load_cnn(&model_path);
     assert_eq!(pruned.config.channels, vec![4, 8]);
     assert!(pruned.n_params() < original.n_params());
     let rec = pruned
@@ -419,17 +433,7 @@ fn cli_prune_fine_tune_eval_and_errors() {
         &fashion_mnist(),
         &["--json"],
     ));
-    let o = run([
-        "bench-model".as_ref(),
-        "--model".as_ref(),
-        p("p1.safetensors").as_os_str(),
-        "--latency-samples".as_ref(),
-        "3".as_ref(),
-        "--passes".as_ref(),
-        "1".as_ref(),
-    ]);
-    assert_ok(&o);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = bench_model(&p("p1.safetensors"));
     assert_eq!(v["params"], pruned.n_params());
     assert_eq!(v["test_images"], 500);
     for k in [
@@ -452,10 +456,7 @@ fn cli_prune_fine_tune_eval_and_errors() {
         &p("u.safetensors"),
     );
     assert_ok(&o);
-    let u = match model::load_any(&p("u.safetensors")).unwrap() {
-        AnyModel::Cnn(m) => m,
-        _ => panic!("not a CNN"),
-    };
+    let u = load_cnn(&p("u.safetensors"));
     assert_eq!(u.config.channels, vec![8, 16]);
     assert_eq!(u.n_params(), original.n_params());
     assert!(u.pruning.as_ref().unwrap().zeroed > 0);
@@ -508,10 +509,7 @@ fn cli_quantize_eval_predict_export_and_errors() {
     }
     assert_same_bytes(&p("s1.safetensors"), &p("s2.safetensors"));
     assert_ok(&quantize(&["--mode", "dynamic"], &p("d.safetensors")));
-    let float = match model::load_any(&model_path).unwrap() {
-        AnyModel::Cnn(m) => m,
-        _ => panic!("not a CNN"),
-    };
+    let float = load_cnn(&model_path);
     let test = common::split(Split::Test);
     let want = float.predict(&test).unwrap();
     for name in ["s1.safetensors", "d.safetensors"] {
@@ -538,17 +536,7 @@ fn cli_quantize_eval_predict_export_and_errors() {
         let expect =
             got.iter().zip(&test.labels).filter(|(a, b)| a == b).count() as f64 / test.len() as f64;
         assert!((acc - expect).abs() < 1e-9, "{acc} vs {expect}");
-        let o = run([
-            "bench-model".as_ref(),
-            "--model".as_ref(),
-            p(name).as_os_str(),
-            "--latency-samples".as_ref(),
-            "3".as_ref(),
-            "--passes".as_ref(),
-            "1".as_ref(),
-        ]);
-        assert_ok(&o);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = bench_model(&p(name));
         assert_eq!(v["kind"], "cnn-int8");
         assert_eq!(v["accuracy"].as_f64().unwrap(), expect);
     }
