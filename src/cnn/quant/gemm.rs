@@ -259,36 +259,32 @@ macro_rules! driver {
                 let bp = b.$field.as_ptr().add(j * panel);
                 let ap = a.as_ptr().add(i * lda);
                 let cp = c.as_mut_ptr().add(i * ldc + j * $block);
-                if nb == 2 {
-                    by_rows!(
-                        mr,
-                        2,
-                        kernel,
-                        ap,
-                        lda,
-                        bp,
-                        panel,
-                        b.kp / $step,
-                        cp,
-                        ldc,
-                        cols
-                    );
-                } else {
-                    by_rows!(
-                        mr,
-                        1,
-                        kernel,
-                        ap,
-                        lda,
-                        bp,
-                        panel,
-                        b.kp / $step,
-                        cp,
-                        ldc,
-                        cols
-                    );
-                }
+                by_tile!(
+                    mr,
+                    nb,
+                    kernel,
+                    ap,
+                    lda,
+                    bp,
+                    panel,
+                    b.kp / $step,
+                    cp,
+                    ldc,
+                    cols
+                );
             })
+        }
+    };
+}
+
+/// Calls `kernel!(MR, NB)` with the tile's row count `$mr` (1..=8) and block count `$nb` (1 or 2)
+/// as constants.
+macro_rules! by_tile {
+    ($mr:expr, $nb:expr, $f:ident, $($arg:expr),*) => {
+        if $nb == 2 {
+            by_rows!($mr, 2, $f, $($arg),*)
+        } else {
+            by_rows!($mr, 1, $f, $($arg),*)
         }
     };
 }
