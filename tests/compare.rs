@@ -28,6 +28,11 @@ fn validate(instance: &Value) -> Result<(), String> {
     schemas.validate(instance, idx).map_err(|e| e.to_string())
 }
 
+/// The `report.json` that `compare` wrote into `dir`.
+fn read_report(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
 /// The cells the console and Markdown summary must show for a pipeline, formatted here
 /// independently of the renderer: name, kind, accuracy, macro-F1, train s, images/s,
 /// latency ms, model MB, peak RSS MB, params, features.
@@ -167,8 +172,7 @@ fn compare_writes_three_files_whose_numbers_agree() {
     for f in ["report.json", "report.md", "report.html"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     let console = stdout(&o);
@@ -425,9 +429,7 @@ fn schema_documents_every_top_level_key_and_rejects_bad_reports() {
         "100,1.0",
     ]);
     assert_ok(&o);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
+    let report = read_report(dir.path());
     let keys: Vec<&String> = report.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), props.len());
     for k in keys {
@@ -508,9 +510,7 @@ fn learning_curve_subsets_are_shared_nested_and_stratified_and_renderings_agree(
         ],
     );
     assert_ok(&o);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
+    let report = read_report(dir.path());
     validate(&report).unwrap();
     let c = &report["learning_curve"];
     let sizes: Vec<usize> = c["sizes"]
@@ -706,8 +706,7 @@ fn image_folder_with_test_split_grid_and_pipelines_file() {
         "5",
     ]);
     assert_ok(&o);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out);
     validate(&report).unwrap();
     assert_eq!(report["data"]["test"]["images"], 9);
     assert_eq!(report["data"]["train"]["images"], 27);
@@ -851,9 +850,7 @@ fn deploy_variants_are_measured_and_rendered() {
         ],
     );
     assert_ok(&o);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
+    let report = read_report(dir.path());
     validate(&report).unwrap();
     let ps = report["pipelines"].as_array().unwrap();
     assert!(
@@ -956,8 +953,7 @@ fn saved_models_are_loaded_and_measured_beside_the_trained_ones() {
         ],
     );
     assert_ok(&o);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out);
     validate(&report).unwrap();
     let ps = report["pipelines"].as_array().unwrap();
     let kinds: Vec<&str> = ps.iter().map(|p| p["kind"].as_str().unwrap()).collect();
