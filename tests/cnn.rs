@@ -124,7 +124,7 @@ fn early_stopping_keeps_the_best_epoch() {
         let best = accs.iter().cloned().fold(f64::MIN, f64::max);
         let first_best = accs.iter().position(|&a| a == best).unwrap() + 1;
         assert_eq!(s.best_epoch, first_best, "{accs:?}");
-        assert_eq!(m.best_epoch, first_best);
+        assert_eq!(m.info.best_epoch, first_best);
         if s.stopped_early {
             stopped += 1;
             assert_eq!(s.history.len(), first_best + 1, "{accs:?}");
@@ -179,7 +179,7 @@ fn model_files_are_checked() {
     );
     match model::any_from_bytes(&bytes).unwrap() {
         AnyModel::Cnn(back) => {
-            assert_eq!(back.class_names, m.class_names);
+            assert_eq!(back.info.class_names, m.info.class_names);
             assert_eq!(back.n_params(), m.n_params());
         }
         other => panic!("expected a CNN, got {}", other.classifier().kind()),
@@ -318,7 +318,7 @@ fn cli_train_eval_predict_cnn() {
     let want = m.predict(&test).unwrap();
     for row in rows.as_array().unwrap() {
         let i = file_number(row["file"].as_str().unwrap());
-        assert_eq!(row["label"], m.class_names[want[i] as usize].as_str());
+        assert_eq!(row["label"], m.info.class_names[want[i] as usize].as_str());
         let p = row["score"].as_f64().unwrap();
         assert!(p > 0.0 && p <= 1.0, "a probability: {p}");
     }
@@ -420,9 +420,10 @@ fn cli_prune_fine_tune_eval_and_errors() {
     assert_same_bytes(&p("p1.safetensors"), &p("p2.safetensors"));
     let pruned = load_cnn(&p("p1.safetensors"));
     let original = load_cnn(&model_path);
-    assert_eq!(pruned.config.channels, vec![4, 8]);
+    assert_eq!(pruned.info.config.channels, vec![4, 8]);
     assert!(pruned.n_params() < original.n_params());
     let rec = pruned
+        .info
         .pruning
         .as_ref()
         .expect("the file records the pruning");
@@ -457,9 +458,9 @@ fn cli_prune_fine_tune_eval_and_errors() {
     );
     assert_ok(&o);
     let u = load_cnn(&p("u.safetensors"));
-    assert_eq!(u.config.channels, vec![8, 16]);
+    assert_eq!(u.info.config.channels, vec![8, 16]);
     assert_eq!(u.n_params(), original.n_params());
-    assert!(u.pruning.as_ref().unwrap().zeroed > 0);
+    assert!(u.info.pruning.as_ref().unwrap().zeroed > 0);
 
     // Errors: one line, exit code 2, nothing written.
     let classical = p("classical.safetensors");

@@ -192,7 +192,7 @@ fn cnn_variants_run_in_rten() {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(pruned.config.channels, vec![4, 8]);
+        assert_eq!(pruned.info.config.channels, vec![4, 8]);
         for (m, name) in [(trained, name.clone()), (pruned, format!("{name} pruned"))] {
             let onnx = m.to_onnx(&ExportOptions::default()).unwrap();
             let (_, probs) = run_rten(
@@ -231,7 +231,7 @@ fn cnn_variants_run_in_rten() {
                 None,
                 "logits",
             );
-            assert_eq!(logits.ncols(), m.class_names.len());
+            assert_eq!(logits.ncols(), m.info.class_names.len());
         }
     }
 }

@@ -82,7 +82,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         )?),
         (None, _) => bail!("--data is needed to fine-tune (or pass --finetune-epochs 0)"),
     };
-    let before = (m.config.channels.clone(), m.n_params());
+    let before = (m.info.config.channels.clone(), m.n_params());
     let out = with_threads(a.threads, || -> anyhow::Result<_> {
         let pruned = m.prune(&cfg)?;
         eprintln!(
@@ -90,10 +90,11 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             cfg.method,
             cfg.amount,
             before.0,
-            pruned.config.channels,
+            pruned.info.config.channels,
             before.1,
             pruned.n_params(),
             pruned
+                .info
                 .pruning
                 .as_ref()
                 .filter(|p| p.zeroed > 0)
@@ -129,7 +130,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     println!(
         "wrote {} (cnn, channels {:?}, {} parameters)",
         a.out.display(),
-        out.config.channels,
+        out.info.config.channels,
         out.n_params()
     );
     Ok(())

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{aug, net, CnnConfig, CnnModel};
+use super::{aug, net, CnnConfig, CnnInfo, CnnModel};
 use crate::error::Result;
 use crate::model::container::{self, Envelope, InputSize, ModelError, TensorWriter};
 
@@ -32,30 +32,84 @@ pub struct CnnFields {
 /// The metadata of a CNN model file.
 pub type CnnMeta = Envelope<CnnConfig, CnnFields>;
 
+impl CnnInfo {
+    /// The envelope's own fields that every CNN file has.
+    pub(crate) fn fields(&self) -> CnnFields {
+        CnnFields {
+            mean: self.mean,
+            std: self.std,
+            best_epoch: self.best_epoch,
+            pruning: self.pruning.clone(),
+        }
+    }
+
+    /// The model file of kind `kind`: this info in the envelope with `fields` (which hold
+    /// [`CnnInfo::fields`]), and `tensors`.
+    pub(crate) fn encode<X: Serialize>(
+        &self,
+        kind: &str,
+        fields: &X,
+        tensors: &TensorWriter,
+    ) -> Result<Vec<u8>> {
+        Ok(container::encode(
+            kind,
+            &self.config,
+            &self.class_names,
+            self.input(),
+            fields,
+            tensors,
+        )?)
+    }
+
+    /// The info of a CNN file's envelope, checked: a valid configuration, two classes or more,
+    /// a finite normalisation.
+    pub(crate) fn decode(
+        config: CnnConfig,
+        class_names: Vec<String>,
+        input: InputSize,
+        fields: CnnFields,
+    ) -> std::result::Result<CnnInfo, ModelError> {
+        config
+            .validate()
+            .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
+        let k = class_names.len();
+        if k < 2 {
+            return Err(ModelError::invalid(format!(
+                "model has {k} classes; needs at least 2"
+            )));
+        }
+        let CnnFields {
+            mean,
+            std,
+            best_epoch,
+            pruning,
+        } = fields;
+        if !(std.is_finite() && std > 0.0 && mean.is_finite()) {
+            return Err(ModelError::invalid(
+                "model normalisation (mean, std) is invalid",
+            ));
+        }
+        let InputSize { rows, cols } = input;
+        Ok(CnnInfo {
+            config,
+            class_names,
+            rows,
+            cols,
+            mean,
+            std,
+            best_epoch,
+            pruning,
+        })
+    }
+}
+
 /// Serialise to the bytes of the model file.
 pub fn to_bytes(m: &CnnModel) -> Result<Vec<u8>> {
     let mut t = TensorWriter::new();
     for (name, shape, values) in m.net.export()? {
         t.f32(&name, &shape, values);
     }
-    let fields = CnnFields {
-        mean: m.mean,
-        std: m.std,
-        best_epoch: m.best_epoch,
-        pruning: m.pruning.clone(),
-    };
-    let input = InputSize {
-        rows: m.rows,
-        cols: m.cols,
-    };
-    Ok(container::encode(
-        KIND,
-        &m.config,
-        &m.class_names,
-        input,
-        &fields,
-        &t,
-    )?)
+    m.info.encode(KIND, &m.info.fields(), &t)
 }
 
 /// Parse and verify the bytes of a CNN model file.
@@ -63,28 +117,9 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnModel, ModelError> {
     let opened = container::open(bytes, KIND)?;
     let meta: CnnMeta = opened.envelope()?;
     let t = opened.tensors();
-    meta.config
-        .validate()
-        .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
-    let InputSize { rows, cols } = meta.input;
-    let k = meta.class_names.len();
-    if k < 2 {
-        return Err(ModelError::invalid(format!(
-            "model has {k} classes; needs at least 2"
-        )));
-    }
-    let CnnFields {
-        mean,
-        std,
-        best_epoch,
-        pruning,
-    } = meta.extra;
-    if !(std.is_finite() && std > 0.0 && mean.is_finite()) {
-        return Err(ModelError::invalid(
-            "model normalisation (mean, std) is invalid",
-        ));
-    }
-    let mut net = net::Net::init(&meta.config, rows, cols, k, &mut aug::rng_for(&[0]))
+    let info = CnnInfo::decode(meta.config, meta.class_names, meta.input, meta.extra)?;
+    let (rows, cols, k) = (info.rows, info.cols, info.class_names.len());
+    let mut net = net::Net::init(&info.config, rows, cols, k, &mut aug::rng_for(&[0]))
         .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
     // In name order, as the file stores them.
     let expected: BTreeMap<String, Vec<usize>> = net
@@ -115,17 +150,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnModel, ModelError> {
     }
     net.import(&values)
         .map_err(|e| ModelError::invalid(e.to_string()))?;
-    Ok(CnnModel {
-        config: meta.config,
-        class_names: meta.class_names,
-        rows,
-        cols,
-        mean,
-        std,
-        best_epoch,
-        pruning,
-        net,
-    })
+    Ok(CnnModel { info, net })
 }
 
 impl CnnModel {

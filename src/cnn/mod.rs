@@ -89,10 +89,11 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// A trained CNN: configuration, input normalisation, class names and weights.
-#[derive(Debug, Clone)]
-pub struct CnnModel {
-    /// The configuration it was trained with.
+/// What a CNN model holds beside its weights, float or int8 alike: the model file's envelope,
+/// carried unchanged from a float model to its pruned and int8 versions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CnnInfo {
+    /// The configuration the (float) model was trained with.
     pub config: CnnConfig,
     /// Class names in label order.
     pub class_names: Vec<String>,
@@ -104,10 +105,29 @@ pub struct CnnModel {
     pub mean: f32,
     /// See `mean`.
     pub std: f32,
-    /// Epoch whose weights these are.
+    /// Epoch whose (float) weights these are.
     pub best_epoch: usize,
-    /// What pruning did to it, if it was pruned ([`CnnModel::prune`]).
+    /// What pruning did to the float model, if it was pruned ([`CnnModel::prune`]).
     pub pruning: Option<Pruning>,
+}
+
+impl CnnInfo {
+    /// The input size, `(rows, cols)`.
+    pub fn input(&self) -> InputSize {
+        (self.rows, self.cols).into()
+    }
+
+    /// The input normalisation, `(mean, std)`.
+    pub(crate) fn norm(&self) -> (f32, f32) {
+        (self.mean, self.std)
+    }
+}
+
+/// A trained CNN: its [`CnnInfo`] and its weights.
+#[derive(Debug, Clone)]
+pub struct CnnModel {
+    /// Configuration, class names, input size and normalisation.
+    pub info: CnnInfo,
     pub(crate) net: net::Net,
 }
 
@@ -126,9 +146,9 @@ impl CnnConfig {
 impl CnnModel {
     /// Class probabilities (softmax), `n x classes`, row by row.
     pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>> {
-        check_size(ds, self.rows, self.cols)?;
+        check_size(ds, self.info.rows, self.info.cols)?;
         let idx: Vec<usize> = (0..ds.len()).collect();
-        train::proba_indices(&self.net, &ds.pixels, &idx, (self.mean, self.std), 1000)
+        train::proba_indices(&self.net, &ds.pixels, &idx, self.info.norm(), 1000)
     }
 }
 
@@ -138,28 +158,28 @@ impl Classifier for CnnModel {
     }
 
     fn class_names(&self) -> &[String] {
-        &self.class_names
+        &self.info.class_names
     }
 
     fn input(&self) -> InputSize {
-        (self.rows, self.cols).into()
+        self.info.input()
     }
 
     /// The CNN was trained on images of one size: every image is brought to it.
     fn load_resize(&self) -> Option<(u32, u32)> {
-        Some((self.cols as u32, self.rows as u32))
+        Some((self.info.cols as u32, self.info.rows as u32))
     }
 
     fn scores(&self, ds: &Dataset) -> Result<Array2<f32>> {
         let p = self.predict_proba(ds)?;
-        let k = self.class_names.len();
+        let k = self.info.class_names.len();
         Ok(Array2::from_shape_vec((p.len(), k), p.concat()).expect("one row of k per image"))
     }
 
     fn predict(&self, ds: &Dataset) -> Result<Vec<u32>> {
-        check_size(ds, self.rows, self.cols)?;
+        check_size(ds, self.info.rows, self.info.cols)?;
         let idx: Vec<usize> = (0..ds.len()).collect();
-        train::predict_indices(&self.net, &ds.pixels, &idx, (self.mean, self.std), 1000)
+        train::predict_indices(&self.net, &ds.pixels, &idx, self.info.norm(), 1000)
     }
 
     fn predict_scored(&self, ds: &Dataset) -> Result<Vec<(u32, f32)>> {
@@ -184,17 +204,17 @@ impl Classifier for CnnModel {
     /// The image, each conv block's output (channels x rows x cols after its 2x2 pooling), each
     /// hidden layer and the logits.
     fn dims(&self) -> Result<Vec<(String, usize)>> {
-        let mut dims = vec![("image".to_string(), self.rows * self.cols)];
-        let (mut r, mut c) = (self.rows, self.cols);
-        for (i, ch) in self.config.channels.iter().enumerate() {
+        let mut dims = vec![("image".to_string(), self.info.rows * self.info.cols)];
+        let (mut r, mut c) = (self.info.rows, self.info.cols);
+        for (i, ch) in self.info.config.channels.iter().enumerate() {
             r /= 2;
             c /= 2;
             dims.push((format!("conv{}", i + 1), ch * r * c));
         }
-        for (i, h) in self.config.hidden.iter().enumerate() {
+        for (i, h) in self.info.config.hidden.iter().enumerate() {
             dims.push((format!("fc{}", i + 1), *h));
         }
-        dims.push(("logits".into(), self.class_names.len()));
+        dims.push(("logits".into(), self.info.class_names.len()));
         Ok(dims)
     }
 
@@ -207,7 +227,7 @@ impl Classifier for CnnModel {
     }
 
     fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
-        pixels_input(ds, self.rows, self.cols)
+        pixels_input(ds, self.info.rows, self.info.cols)
     }
 }
 

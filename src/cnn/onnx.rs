@@ -27,8 +27,8 @@ impl CnnModel {
                 .get(name)
                 .ok_or_else(|| unsupported(name, "the network has no such tensor"))
         };
-        let (rows, cols) = (self.rows, self.cols);
-        let mut h = pixels_input(&mut g, rows, cols, self.mean, self.std);
+        let (rows, cols) = (self.info.rows, self.info.cols);
+        let mut h = pixels_input(&mut g, rows, cols, self.info.mean, self.info.std);
         let pool = || {
             vec![
                 attr_ints("kernel_shape", &[2, 2]),
@@ -106,12 +106,12 @@ impl CnnModel {
                 h = g.node("Relu", &[&h], Vec::new());
             }
         }
-        outputs(&mut g, &h, self.class_names.len());
+        outputs(&mut g, &h, self.info.class_names.len());
         let meta = input_metadata(
             super::codec::KIND,
-            &self.class_names,
+            &self.info.class_names,
             (rows, cols),
-            (self.mean, self.std),
+            self.info.norm(),
             None,
         );
         Ok(g.finish(

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::net::{NamedTensors, Net};
-use super::{CnnModel, EpochLog, TrainSummary};
+use super::{CnnInfo, CnnModel, EpochLog, TrainSummary};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
@@ -161,20 +161,22 @@ fn rebuild(
     channels: Vec<usize>,
     values: BTreeMap<String, Vec<f32>>,
 ) -> Result<CnnModel> {
-    let mut cfg = m.config.clone();
+    let mut cfg = m.info.config.clone();
     cfg.channels = channels;
     let mut net = Net::init(
         &cfg,
-        m.rows,
-        m.cols,
-        m.class_names.len(),
+        m.info.rows,
+        m.info.cols,
+        m.info.class_names.len(),
         &mut super::aug::rng_for(&[0]),
     )?;
     net.import(&values)?;
     Ok(CnnModel {
-        config: cfg,
+        info: CnnInfo {
+            config: cfg,
+            ..m.info.clone()
+        },
         net,
-        ..m.clone()
     })
 }
 
@@ -186,23 +188,28 @@ impl CnnModel {
         cfg.validate()?;
         let t = tensors(&self.net)?;
         let original_params = self
+            .info
             .pruning
             .as_ref()
             .map_or(self.net.n_params(), |p| p.original_params);
         let original_channels = self
+            .info
             .pruning
             .as_ref()
-            .map_or(self.config.channels.clone(), |p| {
+            .map_or(self.info.config.channels.clone(), |p| {
                 p.original_channels.clone()
             });
         let (mut out, zeroed) = match cfg.method {
             PruneMethod::Structured => (self.prune_structured(&t, cfg.amount)?, 0),
             PruneMethod::Unstructured => {
                 let (values, zeroed) = prune_unstructured(&t, cfg.amount);
-                (rebuild(self, self.config.channels.clone(), values)?, zeroed)
+                (
+                    rebuild(self, self.info.config.channels.clone(), values)?,
+                    zeroed,
+                )
             }
         };
-        out.pruning = Some(Pruning {
+        out.info.pruning = Some(Pruning {
             method: cfg.method,
             amount: cfg.amount,
             original_channels,
@@ -214,12 +221,15 @@ impl CnnModel {
     }
 
     fn prune_structured(&self, t: &Tensors, amount: f64) -> Result<CnnModel> {
-        let (fr, fc) = self.config.feature_map_size(self.rows, self.cols)?;
+        let (fr, fc) = self
+            .info
+            .config
+            .feature_map_size(self.info.rows, self.info.cols)?;
         let mut values: BTreeMap<String, Vec<f32>> = BTreeMap::new();
         let mut channels = Vec::new();
         let mut prev: Vec<usize> = vec![0]; // the image's one channel
         let mut prev_c = 1;
-        for (i, &c) in self.config.channels.iter().enumerate() {
+        for (i, &c) in self.info.config.channels.iter().enumerate() {
             let (shape, w) = get(t, &format!("conv{i}.weight"))?;
             let per = shape[1..].iter().product::<usize>();
             let kept = keep_by_l1(w, c, per, kept_filters(c, amount));
@@ -235,7 +245,7 @@ impl CnnModel {
                 let (_, v) = get(t, &name)?;
                 values.insert(name, kept.iter().map(|&j| v[j]).collect());
             }
-            if let Some(r) = self.config.se_reduction {
+            if let Some(r) = self.info.config.se_reduction {
                 let m = (c / r).max(1);
                 let m_new = (kept.len() / r).max(1);
                 let (_, w1) = get(t, &format!("se{i}.fc1.weight"))?; // [m, c]
@@ -269,7 +279,7 @@ impl CnnModel {
         }
         // The first dense layer (or the output layer) reads the flattened last feature map,
         // channel by channel.
-        let first = if self.config.hidden.is_empty() {
+        let first = if self.info.config.hidden.is_empty() {
             "out".to_string()
         } else {
             "fc0".to_string()
@@ -301,31 +311,31 @@ impl CnnModel {
         lr: Option<f64>,
         on_epoch: &mut dyn FnMut(&EpochLog),
     ) -> Result<(CnnModel, TrainSummary)> {
-        crate::classifier::check_size(data, self.rows, self.cols)?;
-        crate::classifier::check_classes(&self.class_names, &data.class_names)?;
-        let mut cfg = self.config.clone();
+        crate::classifier::check_size(data, self.info.rows, self.info.cols)?;
+        crate::classifier::check_classes(&self.info.class_names, &data.class_names)?;
+        let mut cfg = self.info.config.clone();
         cfg.epochs = epochs;
         if let Some(lr) = lr {
             cfg.lr = lr;
         }
         cfg.validate()?;
-        let masks = match &self.pruning {
+        let masks = match &self.info.pruning {
             Some(p) if p.method == PruneMethod::Unstructured => zero_masks(&self.net.export()?),
             _ => BTreeMap::new(),
         };
         let start = super::train::Start {
             net: self.net.clone(),
-            mean: self.mean,
-            std: self.std,
+            mean: self.info.mean,
+            std: self.info.std,
             masks,
         };
         let (mut m, summary) = super::train::fit_from(&cfg, data, Some(start), on_epoch)?;
         // The recipe the model was trained with stays in its configuration.
-        m.config = CnnConfig {
-            channels: m.config.channels.clone(),
-            ..self.config.clone()
+        m.info.config = CnnConfig {
+            channels: m.info.config.channels.clone(),
+            ..self.info.config.clone()
         };
-        m.pruning = self.pruning.clone().map(|mut p| {
+        m.info.pruning = self.info.pruning.clone().map(|mut p| {
             p.finetune_epochs += summary.history.len();
             p
         });
@@ -402,8 +412,8 @@ mod tests {
                     v[f] = 0.0;
                 }
             }
-            if m.config.se_reduction.is_some() {
-                let c = m.config.channels[i];
+            if m.info.config.se_reduction.is_some() {
+                let c = m.info.config.channels[i];
                 let (_, w1) = t.get_mut(&format!("se{i}.fc1.weight")).unwrap();
                 for &h in &dead_se[i] {
                     w1[h * c..(h + 1) * c].fill(0.0);
@@ -415,7 +425,7 @@ mod tests {
             }
         }
         let values = t.into_iter().map(|(n, (_, v))| (n, v)).collect();
-        rebuild(m, m.config.channels.clone(), values).unwrap()
+        rebuild(m, m.info.config.channels.clone(), values).unwrap()
     }
 
     #[test]
@@ -433,9 +443,9 @@ mod tests {
                     ..Default::default()
                 })
                 .unwrap();
-            assert_eq!(pruned.config.channels, vec![3, 2]);
+            assert_eq!(pruned.info.config.channels, vec![3, 2]);
             assert!(pruned.n_params() < inert.n_params());
-            let p = pruned.pruning.as_ref().unwrap();
+            let p = pruned.info.pruning.as_ref().unwrap();
             assert_eq!(p.original_channels, vec![6, 4]);
             assert_eq!(p.original_params, inert.n_params());
             let ds = images(12);
@@ -446,8 +456,8 @@ mod tests {
             assert_eq!(inert.predict(&ds).unwrap(), pruned.predict(&ds).unwrap());
             // And the pruned model survives its model file.
             let back = CnnModel::from_bytes(&pruned.to_bytes().unwrap()).unwrap();
-            assert_eq!(back.config.channels, vec![3, 2]);
-            assert_eq!(back.pruning, pruned.pruning);
+            assert_eq!(back.info.config.channels, vec![3, 2]);
+            assert_eq!(back.info.pruning, pruned.info.pruning);
             assert_eq!(back.scores(&ds).unwrap(), b);
         }
     }
@@ -476,7 +486,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(p.config.channels, m.config.channels);
+        assert_eq!(p.info.config.channels, m.info.config.channels);
         assert_eq!(p.n_params(), m.n_params());
         let before = tensors(&m.net).unwrap();
         let after = tensors(&p.net).unwrap();
@@ -502,16 +512,14 @@ mod tests {
                 assert_eq!(v, orig, "{name} untouched");
             }
         }
-        assert_eq!(p.pruning.as_ref().unwrap().zeroed, total);
+        assert_eq!(p.info.pruning.as_ref().unwrap().zeroed, total);
     }
 
     #[test]
     fn fine_tuning_keeps_unstructured_zeros_and_the_smaller_shape() {
         let ds = images(60);
-        let m = model(vec![4, 4], None, vec![8]);
-        let mut cfg = m.config.clone();
-        cfg.batch_size = 16;
-        let m = CnnModel { config: cfg, ..m };
+        let mut m = model(vec![4, 4], None, vec![8]);
+        m.info.config.batch_size = 16;
         let u = m
             .prune(&PruneConfig {
                 amount: 0.5,
@@ -532,14 +540,14 @@ mod tests {
                 }
             }
         }
-        assert_eq!(f.pruning.as_ref().unwrap().finetune_epochs, 2);
+        assert_eq!(f.info.pruning.as_ref().unwrap().finetune_epochs, 2);
         assert_eq!(
-            f.config.epochs, m.config.epochs,
+            f.info.config.epochs, m.info.config.epochs,
             "the recipe stays the model's"
         );
         let s = m.prune(&PruneConfig::default()).unwrap();
         let (g, _) = s.finetune(&ds, 1, None, &mut |_| {}).unwrap();
-        assert_eq!(g.config.channels, vec![2, 2]);
+        assert_eq!(g.info.config.channels, vec![2, 2]);
         assert_ne!(
             g.scores(&ds).unwrap(),
             s.scores(&ds).unwrap(),

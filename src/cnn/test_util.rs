@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::aug;
 use super::net::Net;
-use super::{CnnConfig, CnnModel};
+use super::{CnnConfig, CnnInfo, CnnModel};
 use crate::data::Dataset;
 
 /// A 16x16, 3-class model of the given shape, with batch-norm parameters and statistics away
@@ -43,14 +43,16 @@ pub(crate) fn model(channels: Vec<usize>, se: Option<usize>, hidden: Vec<usize>)
         .collect();
     net.import(&vals).unwrap();
     CnnModel {
-        config: cfg,
-        class_names: vec!["a".into(), "b".into(), "c".into()],
-        rows: 16,
-        cols: 16,
-        mean: 0.3,
-        std: 0.2,
-        best_epoch: 1,
-        pruning: None,
+        info: CnnInfo {
+            config: cfg,
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+            rows: 16,
+            cols: 16,
+            mean: 0.3,
+            std: 0.2,
+            best_epoch: 1,
+            pruning: None,
+        },
         net,
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::aug::{pixel_stats, prepare_batch, rng_for};
 use super::config::{CnnConfig, Loss, Optimizer, Schedule};
 use super::net::{argmax_rows, ce, Net};
-use super::{CnnModel, EpochLog, TrainSummary};
+use super::{CnnInfo, CnnModel, EpochLog, TrainSummary};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::median;
@@ -440,14 +440,16 @@ pub(crate) fn fit_from(
     };
     Ok((
         CnnModel {
-            config: cfg.clone(),
-            class_names: data.class_names.clone(),
-            rows,
-            cols,
-            mean,
-            std,
-            best_epoch,
-            pruning: None,
+            info: CnnInfo {
+                config: cfg.clone(),
+                class_names: data.class_names.clone(),
+                rows,
+                cols,
+                mean,
+                std,
+                best_epoch,
+                pruning: None,
+            },
             net,
         },
         summary,

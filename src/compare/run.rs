@@ -435,7 +435,7 @@ fn deploy_variants(
         })
     };
     let mut out = Vec::new();
-    if cnn.config.se_reduction.is_none() {
+    if cnn.info.config.se_reduction.is_none() {
         for mode in [QuantMode::Static, QuantMode::Dynamic] {
             let cfg = QuantizeConfig {
                 mode,
@@ -450,7 +450,7 @@ fn deploy_variants(
                 None => format!("int8 {mode}"),
             };
             let method = format!("int8-{mode}");
-            let ch = cnn.config.channels.clone();
+            let ch = cnn.info.config.channels.clone();
             out.push(measure(&q, what, &method, 0.0, 0, ch, secs)?);
         }
     } else {
@@ -470,7 +470,7 @@ fn deploy_variants(
         log(&format!(
             "{name}: pruned {}% of the filters: channels {:?}",
             (amount * 100.0).round(),
-            m.config.channels
+            m.info.config.channels
         ));
         if d.finetune_epochs > 0 {
             let epochs = d.finetune_epochs;
@@ -490,7 +490,7 @@ fn deploy_variants(
             (amount * 100.0).round(),
             d.finetune_epochs
         );
-        let (ch, secs) = (m.config.channels.clone(), t.elapsed().as_secs_f64());
+        let (ch, secs) = (m.info.config.channels.clone(), t.elapsed().as_secs_f64());
         out.push(measure(
             &m,
             what,

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::layer::{Geom, Layer, QParams};
 use super::{Calibration, CnnInt8Model, Isa, QLayer, QuantMode};
-use crate::cnn::{net, CnnConfig, Pruning};
+use crate::cnn::codec::CnnFields;
+use crate::cnn::{net, CnnConfig, CnnInfo};
 use crate::error::Result;
-use crate::model::container::{self, Envelope, InputSize, ModelError, TensorWriter};
+use crate::model::container::{self, Envelope, ModelError, TensorWriter};
 
 /// The kind name in the file.
 pub const KIND: &str = "cnn-int8";
@@ -18,15 +19,9 @@ pub const KIND: &str = "cnn-int8";
 /// The int8 envelope's own fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Int8Fields {
-    /// Input normalisation mean (pixels scaled to [0, 1]).
-    pub mean: f32,
-    /// Input normalisation standard deviation.
-    pub std: f32,
-    /// The float model's best epoch.
-    pub best_epoch: usize,
-    /// What pruning had done to the float model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pruning: Option<Pruning>,
+    /// What every CNN file has: normalisation, best epoch, pruning.
+    #[serde(flatten)]
+    pub base: CnnFields,
     /// Static or dynamic.
     pub mode: QuantMode,
     /// Static: the calibration.
@@ -56,23 +51,12 @@ pub fn to_bytes(m: &CnnInt8Model) -> Result<Vec<u8>> {
         );
     }
     let fields = Int8Fields {
-        mean: m.mean,
-        std: m.std,
-        best_epoch: m.best_epoch,
-        pruning: m.pruning.clone(),
+        base: m.info.fields(),
         mode: m.mode,
         calibration: m.calibration.clone(),
         inputs: m.inputs.clone(),
     };
-    let input = (m.rows, m.cols).into();
-    Ok(container::encode(
-        KIND,
-        &m.config,
-        &m.class_names,
-        input,
-        &fields,
-        &t,
-    )?)
+    m.info.encode(KIND, &fields, &t)
 }
 
 fn finite_positive(name: &str, v: &[f32]) -> std::result::Result<(), ModelError> {
@@ -90,27 +74,15 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnInt8Model, ModelError>
     let opened = container::open(bytes, KIND)?;
     let meta: Envelope<CnnConfig, Int8Fields> = opened.envelope()?;
     let t = opened.tensors();
-    let cfg = &meta.config;
-    cfg.validate()
-        .map_err(|e| ModelError::invalid(format!("model config: {e}")))?;
+    let f = meta.extra;
+    let info = CnnInfo::decode(meta.config, meta.class_names, meta.input, f.base)?;
+    let cfg = &info.config;
     if cfg.se_reduction.is_some() {
         return Err(ModelError::invalid(
             "int8 models have no squeeze-and-excitation blocks",
         ));
     }
-    let InputSize { rows, cols } = meta.input;
-    let k = meta.class_names.len();
-    if k < 2 {
-        return Err(ModelError::invalid(format!(
-            "model has {k} classes; needs at least 2"
-        )));
-    }
-    let f = meta.extra;
-    if !(f.std.is_finite() && f.std > 0.0 && f.mean.is_finite()) {
-        return Err(ModelError::invalid(
-            "model normalisation (mean, std) is invalid",
-        ));
-    }
+    let (rows, cols, k) = (info.rows, info.cols, info.class_names.len());
     let shapes: std::collections::BTreeMap<String, Vec<usize>> =
         net::param_shapes(cfg, rows, cols, k)
             .map_err(|e| ModelError::invalid(format!("model config: {e}")))?
@@ -190,14 +162,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<CnnInt8Model, ModelError>
     let scales: Vec<f32> = f.inputs.iter().map(|p| p.scale).collect();
     finite_positive("inputs", &scales)?;
     Ok(CnnInt8Model {
-        config: meta.config,
-        class_names: meta.class_names,
-        rows,
-        cols,
-        mean: f.mean,
-        std: f.std,
-        best_epoch: f.best_epoch,
-        pruning: f.pruning,
+        info,
         mode: f.mode,
         calibration: f.calibration,
         inputs: f.inputs,

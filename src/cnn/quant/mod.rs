@@ -38,7 +38,7 @@ pub use gemm::Isa;
 pub use layer::QParams;
 use layer::{quantize_images, FloatLayer, Geom, Layer, QLayer};
 
-use super::{net::BN_EPS, pixels_input, CnnConfig, CnnModel, Pruning};
+use super::{net::BN_EPS, pixels_input, CnnInfo, CnnModel};
 use crate::classifier::{check_size, Classifier};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -113,22 +113,8 @@ pub struct Calibration {
 /// weights.
 #[derive(Debug, Clone)]
 pub struct CnnInt8Model {
-    /// The float model's configuration.
-    pub config: CnnConfig,
-    /// Class names in label order.
-    pub class_names: Vec<String>,
-    /// Image rows the network expects.
-    pub rows: usize,
-    /// Image columns the network expects.
-    pub cols: usize,
-    /// Input normalisation: `(pixel / 255 - mean) / std`.
-    pub mean: f32,
-    /// See `mean`.
-    pub std: f32,
-    /// The float model's best epoch.
-    pub best_epoch: usize,
-    /// What pruning had done to the float model, if anything.
-    pub pruning: Option<Pruning>,
+    /// The float model's configuration, class names, input size and normalisation.
+    pub info: CnnInfo,
     /// Static or dynamic.
     pub mode: QuantMode,
     /// Static: how the input codes were calibrated.
@@ -140,7 +126,7 @@ pub struct CnnInt8Model {
 
 /// The float network with batch norm folded, as layers (what is quantised).
 fn float_layers(m: &CnnModel) -> Result<Vec<FloatLayer>> {
-    if m.config.se_reduction.is_some() {
+    if m.info.config.se_reduction.is_some() {
         return Err(Error::param(
             "model",
             "squeeze-and-excitation blocks are not quantised; quantise a model trained without them",
@@ -155,9 +141,9 @@ fn float_layers(m: &CnnModel) -> Result<Vec<FloatLayer>> {
         })
     };
     let mut layers = Vec::new();
-    let (mut h, mut w) = (m.rows, m.cols);
+    let (mut h, mut w) = (m.info.rows, m.info.cols);
     let mut c_in = 1;
-    for i in 0..m.config.channels.len() {
+    for i in 0..m.info.config.channels.len() {
         let (shape, wt) = get(&format!("conv{i}.weight"))?;
         let (co, kh, kw) = (shape[0], shape[2], shape[3]);
         let g = &get(&format!("bn{i}.weight"))?.1;
@@ -189,7 +175,7 @@ fn float_layers(m: &CnnModel) -> Result<Vec<FloatLayer>> {
         layers.push(l);
     }
     let mut from = (!layers.is_empty()).then_some((h, w, c_in));
-    let names: Vec<String> = (0..m.config.hidden.len())
+    let names: Vec<String> = (0..m.info.config.hidden.len())
         .map(|j| format!("fc{j}"))
         .chain(["out".to_string()])
         .collect();
@@ -219,13 +205,13 @@ fn normalise(px: &[u8], mean: f32, std: f32) -> Vec<f32> {
 
 /// Min/max of every layer's input over the images `px` (chunks in parallel, merged in order).
 fn calibrate(layers: &[FloatLayer], px: &[u8], m: &CnnModel) -> Vec<QParams> {
-    let per = m.rows * m.cols;
+    let per = m.info.rows * m.info.cols;
     let ranges: Vec<Vec<(f32, f32)>> = px
         .par_chunks(CHUNK * per)
         .map(|c| {
             let nimg = c.len() / per;
-            let mut x = normalise(c, m.mean, m.std);
-            let (mut h, mut w) = (m.rows, m.cols);
+            let mut x = normalise(c, m.info.mean, m.info.std);
+            let (mut h, mut w) = (m.info.rows, m.info.cols);
             let mut r = Vec::with_capacity(layers.len());
             for l in layers {
                 r.push(layer::min_max(&x));
@@ -262,12 +248,12 @@ impl CnnModel {
                         "none",
                     ));
                 };
-                check_size(ds, self.rows, self.cols)?;
+                check_size(ds, self.info.rows, self.info.cols)?;
                 let n = cfg.calib_images.min(ds.len());
                 if n == 0 {
                     return Err(Error::param("calib", "has no images", 0));
                 }
-                let px = &ds.pixels[..n * self.rows * self.cols];
+                let px = &ds.pixels[..n * self.info.rows * self.info.cols];
                 let c = Calibration {
                     method: "minmax".into(),
                     images: n,
@@ -277,14 +263,7 @@ impl CnnModel {
         };
         let isa = Isa::detect();
         Ok(CnnInt8Model {
-            config: self.config.clone(),
-            class_names: self.class_names.clone(),
-            rows: self.rows,
-            cols: self.cols,
-            mean: self.mean,
-            std: self.std,
-            best_epoch: self.best_epoch,
-            pruning: self.pruning.clone(),
+            info: self.info.clone(),
             mode: cfg.mode,
             calibration,
             inputs,
@@ -297,13 +276,16 @@ impl CnnInt8Model {
     /// Logits of `nimg` images (`px`, image after image): the convolutions image by image,
     /// the dense layers on all `nimg` at once (so that their weights are read once a chunk).
     fn logits_chunk(&self, px: &[u8], nimg: usize) -> Vec<f32> {
-        let per = self.rows * self.cols;
+        let per = self.info.rows * self.info.cols;
         let n_conv = self
             .layers
             .iter()
             .take_while(|l| matches!(l.layer.geom, Geom::Conv { .. }))
             .count();
-        let (inv, off) = (1.0 / (255.0 * self.std), self.mean / self.std);
+        let (inv, off) = (
+            1.0 / (255.0 * self.info.std),
+            self.info.mean / self.info.std,
+        );
         let code = |i: usize, x: &[f32]| match self.mode {
             QuantMode::Static => self.inputs[i],
             QuantMode::Dynamic => {
@@ -313,7 +295,7 @@ impl CnnInt8Model {
         };
         let mut x = Vec::new();
         if n_conv == 0 {
-            x = normalise(px, self.mean, self.std);
+            x = normalise(px, self.info.mean, self.info.std);
         }
         let mut y = Vec::new();
         for img in px
@@ -334,7 +316,7 @@ impl CnnInt8Model {
                 .map(|v| p.quantize(v as f32 * inv - off))
                 .collect();
             let mut q: Vec<u8> = img.iter().map(|&v| lut[usize::from(v)]).collect();
-            let (mut h, mut w) = (self.rows, self.cols);
+            let (mut h, mut w) = (self.info.rows, self.info.cols);
             let mut p = p;
             for (i, l) in self.layers[..n_conv].iter().enumerate() {
                 y.clear();
@@ -359,9 +341,9 @@ impl CnnInt8Model {
 
     /// Logits, `n x classes`.
     pub fn logits(&self, ds: &Dataset) -> Result<Array2<f32>> {
-        check_size(ds, self.rows, self.cols)?;
-        let per = self.rows * self.cols;
-        let k = self.class_names.len();
+        check_size(ds, self.info.rows, self.info.cols)?;
+        let per = self.info.rows * self.info.cols;
+        let k = self.info.class_names.len();
         if ds.is_empty() {
             return Ok(Array2::zeros((0, k)));
         }
@@ -412,15 +394,15 @@ impl Classifier for CnnInt8Model {
     }
 
     fn class_names(&self) -> &[String] {
-        &self.class_names
+        &self.info.class_names
     }
 
     fn input(&self) -> InputSize {
-        (self.rows, self.cols).into()
+        self.info.input()
     }
 
     fn load_resize(&self) -> Option<(u32, u32)> {
-        Some((self.cols as u32, self.rows as u32))
+        Some((self.info.cols as u32, self.info.rows as u32))
     }
 
     fn scores(&self, ds: &Dataset) -> Result<Array2<f32>> {
@@ -455,8 +437,8 @@ impl Classifier for CnnInt8Model {
 
     /// The image, each conv block's output (after pooling), each hidden layer and the logits.
     fn dims(&self) -> Result<Vec<(String, usize)>> {
-        let mut dims = vec![("image".to_string(), self.rows * self.cols)];
-        let (mut h, mut w) = (self.rows, self.cols);
+        let mut dims = vec![("image".to_string(), self.info.rows * self.info.cols)];
+        let (mut h, mut w) = (self.info.rows, self.info.cols);
         let (mut conv, mut fc) = (0, 0);
         for l in &self.layers {
             (h, w) = l.layer.out_size(h, w);
@@ -485,7 +467,7 @@ impl Classifier for CnnInt8Model {
     }
 
     fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
-        pixels_input(ds, self.rows, self.cols)
+        pixels_input(ds, self.info.rows, self.info.cols)
     }
 }
 

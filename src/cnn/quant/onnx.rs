@@ -24,7 +24,7 @@ pub fn to_onnx(m: &CnnInt8Model, opts: &ExportOptions) -> Result<Vec<u8>> {
         ));
     }
     let mut g = Graph::new("hogsvm_cnn_int8", opts)?;
-    let mut h = pixels_input(&mut g, m.rows, m.cols, m.mean, m.std);
+    let mut h = pixels_input(&mut g, m.info.rows, m.info.cols, m.info.mean, m.info.std);
     let mut flattened = false;
     for (l, qp) in m.layers.iter().zip(&m.inputs) {
         let name = &l.layer.name;
@@ -73,12 +73,12 @@ pub fn to_onnx(m: &CnnInt8Model, opts: &ExportOptions) -> Result<Vec<u8>> {
             );
         }
     }
-    outputs(&mut g, &h, m.class_names.len());
+    outputs(&mut g, &h, m.info.class_names.len());
     let meta = input_metadata(
         super::KIND,
-        &m.class_names,
-        (m.rows, m.cols),
-        (m.mean, m.std),
+        &m.info.class_names,
+        (m.info.rows, m.info.cols),
+        m.info.norm(),
         Some(("quantisation", m.mode.to_string())),
     );
     Ok(g.finish(

@@ -11,8 +11,8 @@ fn static_cfg(n: usize) -> QuantizeConfig {
 /// The folded float layers' logits, image by image.
 fn float_logits(m: &CnnModel, ds: &Dataset) -> Vec<f32> {
     let layers = float_layers(m).unwrap();
-    let mut x = normalise(&ds.pixels, m.mean, m.std);
-    let (mut h, mut w) = (m.rows, m.cols);
+    let mut x = normalise(&ds.pixels, m.info.mean, m.info.std);
+    let (mut h, mut w) = (m.info.rows, m.info.cols);
     for l in &layers {
         x = l.forward(&x, ds.len(), (h, w));
         (h, w) = l.out_size(h, w);
