@@ -26,6 +26,9 @@
 //! ```
 #![deny(missing_docs)]
 
+#[macro_use]
+mod macros;
+
 pub mod classifier;
 #[cfg(feature = "cnn")]
 pub mod cnn;

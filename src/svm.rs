@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{check_cols, Error, Result};
 
 /// Loss of the linear SVM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -97,35 +97,19 @@ impl Default for SvmParams {
 }
 
 impl SvmParams {
-    /// Set C.
-    pub fn c(mut self, c: f64) -> Self {
-        self.c = c;
-        self
-    }
-    /// Set the loss.
-    pub fn loss(mut self, loss: Loss) -> Self {
-        self.loss = loss;
-        self
-    }
-    /// Set the seed.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-    /// Set the tolerance.
-    pub fn tol(mut self, tol: f64) -> Self {
-        self.tol = tol;
-        self
-    }
-    /// Set the maximum number of passes.
-    pub fn max_iter(mut self, n: usize) -> Self {
-        self.max_iter = n;
-        self
-    }
-    /// Set the class weights.
-    pub fn class_weight(mut self, w: ClassWeight) -> Self {
-        self.class_weight = w;
-        self
+    setter! {
+        /// Set C.
+        c: f64,
+        /// Set the loss.
+        loss: Loss,
+        /// Set the seed.
+        seed: u64,
+        /// Set the tolerance.
+        tol: f64,
+        /// Set the maximum number of passes.
+        max_iter: usize,
+        /// Set the class weights.
+        class_weight: ClassWeight,
     }
 
     /// Check the parameters (and explicit weights against the class count).
@@ -292,13 +276,7 @@ pub struct LinearSvm {
 impl LinearSvm {
     /// Decision scores, `n x models` (one column for two classes).
     pub fn decision_function(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        if x.ncols() != self.weights.ncols() {
-            return Err(Error::ShapeMismatch {
-                what: "features for the SVM".into(),
-                expected: format!("{} columns", self.weights.ncols()),
-                got: format!("{} columns", x.ncols()),
-            });
-        }
+        check_cols("SVM", self.weights.ncols(), x.ncols())?;
         let mut s = x.dot(&self.weights.t());
         s += &self.intercepts;
         Ok(s)

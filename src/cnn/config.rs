@@ -170,12 +170,6 @@ impl Default for CnnConfig {
     }
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta] $name:ident: $t:ty),* $(,)?) => {
-        $(#[$doc] pub fn $name(mut self, v: $t) -> Self { self.$name = v; self })*
-    };
-}
-
 impl CnnConfig {
     setter! {
         /// Set [`CnnConfig::channels`].

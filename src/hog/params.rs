@@ -136,10 +136,13 @@ impl HogParams {
         Ok(p)
     }
 
-    /// Set the number of orientation bins.
-    pub fn orientations(mut self, n: usize) -> Self {
-        self.orientations = n;
-        self
+    setter! {
+        /// Set the number of orientation bins.
+        orientations: usize,
+        /// Set the block normalisation.
+        block_norm: BlockNorm,
+        /// Enable or disable the square-root (power law) transform.
+        transform_sqrt: bool,
     }
     /// Set pixels per cell (rows, cols).
     pub fn cell(mut self, rows: usize, cols: usize) -> Self {
@@ -151,16 +154,6 @@ impl HogParams {
     pub fn block(mut self, rows: usize, cols: usize) -> Self {
         self.block_rows = rows;
         self.block_cols = cols;
-        self
-    }
-    /// Set the block normalisation.
-    pub fn block_norm(mut self, norm: BlockNorm) -> Self {
-        self.block_norm = norm;
-        self
-    }
-    /// Enable or disable the square-root (power law) transform.
-    pub fn transform_sqrt(mut self, on: bool) -> Self {
-        self.transform_sqrt = on;
         self
     }
 

@@ -82,16 +82,11 @@ impl Default for ExportOptions {
 }
 
 impl ExportOptions {
-    /// Set the operator set.
-    pub fn opset(mut self, opset: i64) -> Self {
-        self.opset = opset;
-        self
-    }
-
-    /// Set the batch dimension.
-    pub fn batch(mut self, batch: Batch) -> Self {
-        self.batch = batch;
-        self
+    setter! {
+        /// Set the operator set.
+        opset: i64,
+        /// Set the batch dimension.
+        batch: Batch,
     }
 
     /// Check the options.
