@@ -135,6 +135,19 @@ impl From<crate::model::container::ModelError> for Error {
     }
 }
 
+/// A [`Error::ShapeMismatch`] unless a stage's input has `want` columns: `features for the
+/// {what}: expected {want} columns, got {got} columns`.
+pub(crate) fn check_cols(what: &str, want: usize, got: usize) -> Result<()> {
+    if want != got {
+        return Err(Error::ShapeMismatch {
+            what: format!("features for the {what}"),
+            expected: format!("{want} columns"),
+            got: format!("{got} columns"),
+        });
+    }
+    Ok(())
+}
+
 impl Error {
     /// Wrap an `std::io::Error` with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

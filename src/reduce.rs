@@ -16,7 +16,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{check_cols, Error, Result};
 
 /// Standardise features: `(x - mean) / std` (population std; a constant feature keeps scale 1,
 /// as scikit-learn's `StandardScaler`).
@@ -69,17 +69,6 @@ impl StandardScaler {
             });
         Ok(())
     }
-}
-
-fn check_cols(what: &str, want: usize, got: usize) -> Result<()> {
-    if want != got {
-        return Err(Error::ShapeMismatch {
-            what: format!("features for the {what}"),
-            expected: format!("{want} columns"),
-            got: format!("{got} columns"),
-        });
-    }
-    Ok(())
 }
 
 /// Column means in f64, summed in fixed row blocks (thread-count independent).

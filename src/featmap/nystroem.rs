@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
@@ -258,13 +258,7 @@ impl Nystroem {
 
     /// Map every row of `x`.
     pub fn transform(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        if x.ncols() != self.landmarks.ncols() {
-            return Err(Error::ShapeMismatch {
-                what: "features for the Nystroem map".into(),
-                expected: format!("{} columns", self.landmarks.ncols()),
-                got: format!("{} columns", x.ncols()),
-            });
-        }
+        check_cols("Nystroem map", self.landmarks.ncols(), x.ncols())?;
         let m = self.dim();
         let lsq = &self.norms;
         let g = self.gamma as f32;

@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
@@ -91,13 +91,7 @@ impl RffParams {
 impl Rff {
     /// Map every row of `x`.
     pub fn transform(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        if x.ncols() != self.weights.nrows() {
-            return Err(Error::ShapeMismatch {
-                what: "features for the random Fourier map".into(),
-                expected: format!("{} columns", self.weights.nrows()),
-                got: format!("{} columns", x.ncols()),
-            });
-        }
+        check_cols("random Fourier map", self.weights.nrows(), x.ncols())?;
         let dim = self.weights.ncols();
         let scale = (2.0 / dim as f64).sqrt() as f32;
         let mut out = Array2::<f32>::zeros((x.nrows(), dim));
