@@ -120,11 +120,7 @@ impl ClassicalArgs {
             ("nystroem", &self.nystroem),
             ("gamma", &self.gamma),
         ];
-        s.extend(
-            values
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone()))),
-        );
+        s.extend(given(&values));
         s
     }
 
@@ -135,4 +131,13 @@ impl ClassicalArgs {
         }
         Ok(())
     }
+}
+
+/// The `(key, value)` settings of the options among `values` that were given.
+pub fn given<'a>(
+    values: &'a [(&'static str, &'a Option<String>)],
+) -> impl Iterator<Item = (&'static str, String)> + 'a {
+    values
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
 }

@@ -141,7 +141,13 @@ fn ort_runner(a: &CompareArgs) -> OrtRunner {
 
 /// Train and test sets, and how the test set was made.
 fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
-    let resize = a.sets.resize.as_deref().map(parse_size).transpose()?;
+    let resize = a
+        .sets
+        .images
+        .resize
+        .as_deref()
+        .map(parse_size)
+        .transpose()?;
     let (train, test, source) = a.sets.load(&a.data, a.seed, resize)?;
     let how = match source {
         TestSource::File(t) => format!("--test {}", t.display()),

@@ -89,6 +89,13 @@ pub struct DataArgs {
     /// Which split of an IDX folder to read: train or test [default: train; eval: test].
     #[arg(long)]
     pub split: Option<String>,
+    #[command(flatten)]
+    pub images: ImageArgs,
+}
+
+/// How images are read, for every command that reads them.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
     /// Resize every image to WxH (width x height) before anything else.
     #[arg(long, value_name = "WxH")]
     pub resize: Option<String>,
@@ -117,8 +124,8 @@ impl DataArgs {
             Some(other) => bail!("invalid --split `{other}`: expected train or test"),
         };
         Ok(LoadOptions {
-            resize: self.resize.as_deref().map(parse_size).transpose()?,
-            skip_invalid: self.skip_invalid,
+            resize: self.images.resize.as_deref().map(parse_size).transpose()?,
+            skip_invalid: self.images.skip_invalid,
             split,
         })
     }
@@ -179,12 +186,8 @@ pub struct TrainTestArgs {
     /// Hold out this fraction of --data, stratified by class, as the test set.
     #[arg(long)]
     pub test_split: Option<f64>,
-    /// Resize every image to WxH first.
-    #[arg(long, value_name = "WxH")]
-    pub resize: Option<String>,
-    /// Skip images that fail to decode.
-    #[arg(long)]
-    pub skip_invalid: bool,
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 impl TrainTestArgs {
@@ -197,7 +200,7 @@ impl TrainTestArgs {
     ) -> anyhow::Result<(Dataset, Dataset, TestSource)> {
         let opts = LoadOptions {
             resize,
-            skip_invalid: self.skip_invalid,
+            skip_invalid: self.images.skip_invalid,
             split: Split::Train,
         };
         train_test_sets(data, self.test.as_deref(), self.test_split, seed, opts)

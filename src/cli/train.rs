@@ -14,7 +14,7 @@ use hogsvm::pipeline::{ClassicalConfig, StageTime};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::classical_args::ClassicalArgs;
+use super::classical_args::{self, ClassicalArgs};
 use super::cnn_args::CnnArgs;
 use super::options::{parse_size, with_threads, TrainTestArgs};
 
@@ -73,23 +73,56 @@ fn spinner(msg: &str) -> ProgressBar {
 fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
     let mut s = a.classical.settings();
     let shared = [
-        ("resize", &a.sets.resize),
+        ("resize", &a.sets.images.resize),
         ("loss", &a.loss),
         ("class-weight", &a.class_weight),
     ];
-    s.extend(
-        shared
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone()))),
-    );
+    s.extend(classical_args::given(&shared));
     s.push(("seed", a.seed.to_string()));
     Ok(ClassicalConfig::default().with(&s)?)
 }
 
-/// Train and test sets from the arguments.
-fn datasets(a: &TrainArgs, resize: Option<(u32, u32)>) -> anyhow::Result<(Dataset, Dataset)> {
+/// Train and test sets from the arguments, with the same classes, and the seconds loading took.
+fn datasets(a: &TrainArgs, resize: Option<(u32, u32)>) -> anyhow::Result<(Dataset, Dataset, f64)> {
+    let t0 = Instant::now();
     let (train, test, _) = a.sets.load(&a.data, a.seed, resize)?;
-    Ok((train, test))
+    check_classes(&train.class_names, &test.class_names).context("train and test sets differ")?;
+    Ok((train, test, t0.elapsed().as_secs_f64()))
+}
+
+/// What both kinds do after the fit: evaluate on `test` (timed), save to --out, print the
+/// classification report, and write --json with the summary `fill` completes. The report and
+/// the evaluation seconds.
+fn finish<'a>(
+    a: &'a TrainArgs,
+    model: &dyn Classifier,
+    (train, test, load_s): (&Dataset, &Dataset, f64),
+    fill: impl FnOnce(TrainSummary<'a>) -> TrainSummary<'a>,
+) -> anyhow::Result<(Report, f64)> {
+    let t0 = Instant::now();
+    let report = with_threads(a.threads, || model.evaluate(test))??;
+    let eval_s = t0.elapsed().as_secs_f64();
+    model.save(&a.out)?;
+    print!("{}", report.classification_report());
+    if let Some(p) = &a.json {
+        let summary = fill(TrainSummary {
+            model: model.kind(),
+            train_images: train.len(),
+            test_images: test.len(),
+            load_s,
+            eval_s,
+            stages: Vec::new(),
+            hog_features: None,
+            dims: None,
+            params: model.n_params(),
+            epochs_run: None,
+            best_epoch: None,
+            stopped_early: None,
+            model_file: &a.out,
+        });
+        write_json(p, &report, &summary)?;
+    }
+    Ok((report, eval_s))
 }
 
 /// What `train --json` adds to the test report, under `train`.
@@ -133,37 +166,17 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     a.cnn.refuse_for_classical()?;
     let cfg = config(&a)?;
-    let t0 = Instant::now();
-    let (train, test) = datasets(&a, cfg.resize)?;
-    let t_load = t0.elapsed().as_secs_f64();
-    check_classes(&train.class_names, &test.class_names).context("train and test sets differ")?;
+    let (train, test, t_load) = datasets(&a, cfg.resize)?;
     let bar = spinner("training (HOG, feature map, PCA, SVM)");
     let (model, times) = with_threads(a.threads, || cfg.fit(&train))??;
     bar.finish_and_clear();
-    let t_eval = Instant::now();
-    let report = with_threads(a.threads, || model.evaluate(&test))??;
-    let t_eval = t_eval.elapsed().as_secs_f64();
-    model.save(&a.out)?;
-    print!("{}", report.classification_report());
     let hog_features = cfg.hog_len(model.rows, model.cols)?;
-    if let Some(p) = &a.json {
-        let summary = TrainSummary {
-            model: "classical",
-            train_images: train.len(),
-            test_images: test.len(),
-            load_s: t_load,
-            eval_s: t_eval,
-            stages: times.clone(),
-            hog_features: Some(hog_features),
-            dims: Some(model.feature_dim()),
-            params: model.n_params(),
-            epochs_run: None,
-            best_epoch: None,
-            stopped_early: None,
-            model_file: &a.out,
-        };
-        write_json(p, &report, &summary)?;
-    }
+    let (report, t_eval) = finish(&a, &model, (&train, &test, t_load), |s| TrainSummary {
+        stages: times.clone(),
+        hog_features: Some(hog_features),
+        dims: Some(model.feature_dim()),
+        ..s
+    })?;
     let stages: Vec<String> = times
         .iter()
         .map(|t| format!("{} {:.2} s", t.name, t.seconds))
@@ -201,41 +214,28 @@ fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
     }
     a.classical.refuse_for_cnn()?;
     cfg.validate()?;
-    let resize = a.sets.resize.as_deref().map(parse_size).transpose()?;
-    let t0 = Instant::now();
-    let (train, test) = datasets(&a, resize)?;
-    let t_load = t0.elapsed().as_secs_f64();
-    check_classes(&train.class_names, &test.class_names).context("train and test sets differ")?;
+    let resize = a
+        .sets
+        .images
+        .resize
+        .as_deref()
+        .map(parse_size)
+        .transpose()?;
+    let (train, test, t_load) = datasets(&a, resize)?;
     let epochs = cfg.epochs;
     let (model, summary) = with_threads(a.threads, || {
         cfg.fit(&train, &mut |log| eprintln!("{}", epoch_line(log, epochs)))
     })??;
-    let t_eval = Instant::now();
-    let report = with_threads(a.threads, || model.evaluate(&test))??;
-    let t_eval = t_eval.elapsed().as_secs_f64();
-    model.save(&a.out)?;
-    print!("{}", report.classification_report());
-    if let Some(p) = &a.json {
-        let summary = TrainSummary {
-            model: "cnn",
-            train_images: train.len(),
-            test_images: test.len(),
-            load_s: t_load,
-            eval_s: t_eval,
-            stages: vec![StageTime {
-                name: "train".into(),
-                seconds: summary.seconds,
-            }],
-            hog_features: None,
-            dims: None,
-            params: model.n_params(),
-            epochs_run: Some(summary.history.len()),
-            best_epoch: Some(summary.best_epoch),
-            stopped_early: Some(summary.stopped_early),
-            model_file: &a.out,
-        };
-        write_json(p, &report, &summary)?;
-    }
+    let (report, t_eval) = finish(&a, &model, (&train, &test, t_load), |s| TrainSummary {
+        stages: vec![StageTime {
+            name: "train".into(),
+            seconds: summary.seconds,
+        }],
+        epochs_run: Some(summary.history.len()),
+        best_epoch: Some(summary.best_epoch),
+        stopped_early: Some(summary.stopped_early),
+        ..s
+    })?;
     println!(
         "accuracy {:.4} on {} test images | train {} images, {} parameters | load {:.2} s, \
          train {:.2} s ({} epochs, best {}{}), eval {:.2} s | model {}",
