@@ -189,22 +189,21 @@ pub fn with_saved(
     seed: u64,
 ) -> Result<Vec<PipelineSpec>> {
     let mut out = Vec::new();
-    let side = |list: &[String]| -> Vec<String> {
+    // One side's specs: `default` when none are given, nothing for `none` (alone).
+    let side = |name: &'static str, list: &[String]| -> Result<Vec<String>> {
         if list.is_empty() {
-            vec!["default".to_string()]
-        } else {
-            list.to_vec()
+            return Ok(vec!["default".to_string()]);
         }
+        if list.len() > 1 && list.iter().any(|s| is_none(s)) {
+            return Err(Error::param(
+                name,
+                "`none` cannot be combined with other specs",
+                "none",
+            ));
+        }
+        Ok(list.iter().filter(|s| !is_none(s)).cloned().collect())
     };
-    let classical = side(classical);
-    if classical.len() > 1 && classical.iter().any(|s| is_none(s)) {
-        return Err(Error::param(
-            "classical",
-            "`none` cannot be combined with other specs",
-            "none",
-        ));
-    }
-    for s in classical.iter().filter(|s| !is_none(s)) {
+    for s in &side("classical", classical)? {
         let (name, config) = if s == "default" {
             // The default configuration, seeded like a spec (its only seeded stage is the SVM).
             let (_, c) = classical_from_spec("", seed)?;
@@ -218,15 +217,7 @@ pub fn with_saved(
             config: PipelineConfig::Classical(config),
         });
     }
-    let cnn = side(cnn);
-    if cnn.len() > 1 && cnn.iter().any(|s| is_none(s)) {
-        return Err(Error::param(
-            "cnn",
-            "`none` cannot be combined with other specs",
-            "none",
-        ));
-    }
-    for s in cnn.iter().filter(|s| !is_none(s)) {
+    for s in &side("cnn", cnn)? {
         #[cfg(feature = "cnn")]
         {
             let (name, config) = if s == "default" {
