@@ -323,11 +323,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
                     .collect();
                 eprintln!(
                     "compare: learning curve at {} training images, {} repeat(s)",
-                    sizes
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    render::list(&sizes),
                     a.repeats
                 );
                 Some(
@@ -392,7 +388,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     if let Some(c) = &curve {
         notes.push(format!(
             "Learning curve: every pipeline trained again for each size and repeat (repeats per size: {}; repeat r uses seed + r), except at the whole training split on repeat 0, which is the main run's model. Bands are 95% Wilson intervals of the pooled test accuracy (the test set's noise); the spread over seeds is the standard deviation column.",
-            c.repeats.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+            render::list(&c.repeats)
         ));
     }
     notes.push("Times are wall-clock on this machine, one run each; other load on the machine shows up in them.".into());

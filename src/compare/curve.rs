@@ -381,11 +381,7 @@ pub fn crossovers(
                         } else {
                             format!(
                                 "; {cnn} is ahead only at {}",
-                                ahead
-                                    .iter()
-                                    .map(|s| s.to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                crate::report::render::list(&ahead)
                             )
                         }
                     ),

@@ -186,6 +186,11 @@ fn gallery(p: &PipelineResult, idx: usize, test: &Dataset) -> Result<String> {
     Ok(o)
 }
 
+/// A muted paragraph of `text` (escaped).
+fn muted(o: &mut String, text: &str) {
+    let _ = writeln!(o, "<p class=\"muted\">{}</p>", esc(text));
+}
+
 fn table(header: &[&str], rows: &[Vec<String>], class: &str) -> String {
     let mut o = format!("<table class=\"{class}\"><thead><tr>");
     for h in header {
@@ -256,7 +261,7 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
         let _ = writeln!(o, "<h3 id=\"significance\">Is the difference real?</h3>");
         o.push_str(&table(&render::PAIR_HEADER, &render::pair_rows(r), "pairs"));
         let note = render::PAIR_NOTE.replace('*', "");
-        let _ = writeln!(o, "<p class=\"muted\">{}</p>", esc(&note));
+        muted(&mut o, &note);
     }
     let _ = writeln!(o, "<div class=\"charts\">");
     let _ = writeln!(
@@ -277,11 +282,7 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
             &render::deploy_rows(r),
             "deploy",
         ));
-        let _ = writeln!(
-            o,
-            "<p class=\"muted\">{}</p>",
-            esc(&render::DEPLOY_NOTE.replace('*', ""))
-        );
+        muted(&mut o, &render::DEPLOY_NOTE.replace('*', ""));
         let _ = writeln!(
             o,
             "<div class=\"charts\"><figure class=\"chart\" id=\"chart-accuracy-size\">{}</figure></div>",
@@ -315,11 +316,7 @@ pub fn html(r: &CompareReport, test: &Dataset) -> Result<String> {
             &render::curve_rows(c),
             "curve",
         ));
-        let _ = writeln!(
-            o,
-            "<p class=\"muted\">{}</p>",
-            esc(&render::CURVE_NOTE.replace(['*', '`'], ""))
-        );
+        muted(&mut o, &render::CURVE_NOTE.replace(['*', '`'], ""));
         let _ = writeln!(o, "<h3>McNemar's exact test at each size (repeat 0)</h3>");
         o.push_str(&table(
             &render::CURVE_PAIR_HEADER,

@@ -7,6 +7,15 @@ use std::fmt::Write;
 use super::{CompareReport, DataInfo, LearningCurve, PipelineResult};
 use crate::metrics::Report;
 
+/// Items joined by `, ` (`100, 1000, 10000`).
+pub fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Accuracy, F1, precision, recall: 4 decimals.
 pub fn score(x: f64) -> String {
     format!("{x:.4}")
@@ -203,11 +212,7 @@ fn curve_lines(c: &LearningCurve) -> Vec<String> {
     let several = c.repeats.iter().any(|&k| k > 1);
     let mut out = vec![format!(
         "learning curve (repeats per size: {}; mean test accuracy{}):",
-        c.repeats
-            .iter()
-            .map(|k| k.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        list(&c.repeats),
         if several { ", ± std over repeats" } else { "" }
     )];
     for &size in &c.sizes {
