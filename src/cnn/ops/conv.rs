@@ -462,8 +462,8 @@ pub(crate) fn conv2d(
 
 /// Gradient of [`conv2d`] with respect to the kernel, computed directly (no graph): `x` is the
 /// convolution input, `dy` the output gradient; returns `(C_out, C_in, kh, kw)`. CPU f32 only.
-/// Exposed for profiling; training code gets it through `backward()`.
-#[allow(dead_code)] // only the tests call it
+/// Training gets it through `backward()`; the tests check that op through this.
+#[cfg(test)]
 pub(crate) fn conv2d_weight_grad(
     x: &Tensor,
     dy: &Tensor,
@@ -471,44 +471,40 @@ pub(crate) fn conv2d_weight_grad(
     kw: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    check_f32(x, "input", "conv2d weight grad")?;
-    check_f32(dy, "output gradient", "conv2d weight grad")?;
-    if !x.device().is_cpu() || !dy.device().is_cpu() {
-        bail!("conv2d weight grad: CPU only");
-    }
-    x.contiguous()?.apply_op2_no_bwd(
-        &dy.contiguous()?,
-        &ConvWeightGradOp {
-            pad: padding,
-            kh,
-            kw,
-        },
+    let op = ConvWeightGradOp {
+        pad: padding,
+        kh,
+        kw,
+    };
+    super::cpu::direct_op2(
+        (x, dy),
+        ["input", "output gradient"],
+        "conv2d weight grad",
+        &op,
     )
 }
 
 /// Gradient of [`conv2d`] with respect to its input, computed directly (no graph): `dy` is the
 /// output gradient, `w` the kernel, `(h, w)` the input's spatial size; returns
-/// `(N, C_in, h, w)`. CPU f32 only. Exposed for profiling; training code gets it through
-/// `backward()`.
-#[allow(dead_code)] // only the tests call it
+/// `(N, C_in, h, w)`. CPU f32 only. Training gets it through `backward()`; the tests check that
+/// op through this.
+#[cfg(test)]
 pub(crate) fn conv2d_input_grad(
     dy: &Tensor,
     w: &Tensor,
     padding: usize,
     (h, wd): (usize, usize),
 ) -> Result<Tensor> {
-    check_f32(dy, "output gradient", "conv2d input grad")?;
-    check_f32(w, "kernel", "conv2d input grad")?;
-    if !dy.device().is_cpu() || !w.device().is_cpu() {
-        bail!("conv2d input grad: CPU only");
-    }
-    dy.contiguous()?.apply_op2_no_bwd(
-        &w.contiguous()?,
-        &ConvInputGradOp {
-            pad: padding,
-            h,
-            w: wd,
-        },
+    let op = ConvInputGradOp {
+        pad: padding,
+        h,
+        w: wd,
+    };
+    super::cpu::direct_op2(
+        (dy, w),
+        ["output gradient", "kernel"],
+        "conv2d input grad",
+        &op,
     )
 }
 

@@ -98,6 +98,22 @@ pub(super) fn check_f32(t: &Tensor, what: &str, op: &str) -> Result<()> {
     Ok(())
 }
 
+/// The direct (no graph) entry point the tests use for a backward op: `op` on two CPU f32 tensors `(a, b)` named `names`, outside the graph.
+#[cfg(test)]
+pub(super) fn direct_op2(
+    (a, b): (&Tensor, &Tensor),
+    names: [&str; 2],
+    what: &str,
+    op: &impl candle_core::CustomOp2,
+) -> Result<Tensor> {
+    check_f32(a, names[0], what)?;
+    check_f32(b, names[1], what)?;
+    if !a.device().is_cpu() || !b.device().is_cpu() {
+        bail!("{what}: CPU only");
+    }
+    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, op)
+}
+
 /// Single-threaded f32 GEMM: `dst (m×n) = lhs (m×k) · rhs (k×n)`, or `dst += ...` when
 /// `accumulate`. Every matrix is given as a slice plus (row stride, column stride).
 #[allow(clippy::too_many_arguments)]

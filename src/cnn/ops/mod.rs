@@ -87,13 +87,16 @@ pub(crate) use conv::conv2d;
 pub(crate) use fused::{batch_norm_eval_pool_relu, conv_bn_train_pool_relu};
 pub(crate) use pool::max_pool2d;
 pub(crate) use relu::relu;
-// Not used outside this module (the gradients exposed for profiling, the fused ops the network
-// does not call, the chunk size), but re-exported with the others so that every item named above
-// stays at `ops::NAME`.
+// Not used outside this module (the fused ops the network does not call, the chunk size), but
+// re-exported with the others so that every item named above stays at `ops::NAME`.
 #[allow(unused_imports)]
 pub(crate) use {
-    conv::{conv2d_input_grad, conv2d_weight_grad},
     cpu::DW_CHUNK,
     fused::{batch_norm_train_pool_relu, max_pool2d_relu},
+};
+// The direct backward entry points the tests check the backward ops through.
+#[cfg(test)]
+pub(crate) use {
+    conv::{conv2d_input_grad, conv2d_weight_grad},
     pool::max_pool2d_backward,
 };

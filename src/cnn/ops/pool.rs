@@ -189,16 +189,16 @@ pub(crate) fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
 }
 
 /// Gradient of [`max_pool2d`] with respect to its input, computed directly (no graph).
-/// Exposed for profiling; training code gets it through `backward()`. CPU f32 only.
-#[allow(dead_code)] // only the tests call it
+/// Training gets it through `backward()`; the tests check that op through this. CPU f32 only.
+#[cfg(test)]
 pub(crate) fn max_pool2d_backward(x: &Tensor, dy: &Tensor, k: usize) -> Result<Tensor> {
-    check_f32(x, "input", "max_pool2d backward")?;
-    check_f32(dy, "output gradient", "max_pool2d backward")?;
-    if !x.device().is_cpu() || !dy.device().is_cpu() {
-        bail!("max_pool2d backward: CPU only");
-    }
-    x.contiguous()?
-        .apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolBwdOp { k })
+    let op = MaxPoolBwdOp { k };
+    super::cpu::direct_op2(
+        (x, dy),
+        ["input", "output gradient"],
+        "max_pool2d backward",
+        &op,
+    )
 }
 
 #[cfg(test)]
