@@ -16,7 +16,6 @@ Run through scripts/stats_golden.sh (which makes the venv). Never edit the outpu
   scipy.stats.binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson"), and
   z = scipy.special.ndtri(0.975), the quantile it uses.
 """
-import json
 import os
 import sys
 
@@ -25,6 +24,8 @@ import numpy as np
 import scipy
 from scipy.special import ndtri
 from scipy.stats import binomtest
+
+from golden_json import write_golden
 
 FIXTURES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "fixtures")
 OUT = os.path.join(FIXTURES, "stats-golden")
@@ -79,12 +80,8 @@ def main():
         "wilson_z": float(ndtri(0.5 + 0.5 * CONFIDENCE)),
         "wilson": wilson,
     }
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "stats.json")
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
-        f.write("\n")
-    print(f"wrote {os.path.normpath(path)} (scipy {scipy.__version__}): "
+    path = write_golden(OUT, "stats.json", out)
+    print(f"wrote {path} (scipy {scipy.__version__}): "
           f"{len(mcnemar)} McNemar cases, {len(wilson)} Wilson intervals")
 
 

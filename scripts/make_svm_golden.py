@@ -14,7 +14,6 @@ one-vs-rest problems k the primal objective, in float64 on the training HOG feat
     loss_i = max(0, 1 - y_ik * (coef_k . x_i + intercept_k))   (squared for squared_hinge),
     y_ik = +1 if label_i == k else -1.
 """
-import json
 import os
 import sys
 import warnings
@@ -27,6 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_json import write_golden  # noqa: E402
 from idxio import read_idx  # noqa: E402
 
 FIXTURES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "fixtures")
@@ -93,12 +93,8 @@ def main():
     out["pca"] = {"n_components": 32,
                   "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio_],
                   "explained_variance": [float(v) for v in pca.explained_variance_]}
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "linearsvc.json")
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
-        f.write("\n")
-    print(f"wrote {os.path.normpath(path)} (scikit-learn {sklearn.__version__}, "
+    path = write_golden(OUT, "linearsvc.json", out)
+    print(f"wrote {path} (scikit-learn {sklearn.__version__}, "
           f"scikit-image {skimage.__version__}): " + ", ".join(
               f"{l} test {v['test_accuracy']:.4f}" for l, v in out["losses"].items()))
 
