@@ -16,7 +16,7 @@ use hogsvm::report::{
     SCHEMA_VERSION,
 };
 
-use super::options::{parse_size, with_threads, TestSource, TrainTestArgs};
+use super::options::{with_threads, TestSource, TrainTestArgs};
 
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
@@ -141,13 +141,7 @@ fn ort_runner(a: &CompareArgs) -> OrtRunner {
 
 /// Train and test sets, and how the test set was made.
 fn datasets(a: &CompareArgs) -> anyhow::Result<(Dataset, Dataset, String)> {
-    let resize = a
-        .sets
-        .images
-        .resize
-        .as_deref()
-        .map(parse_size)
-        .transpose()?;
+    let resize = a.sets.images.resize()?;
     let (train, test, source) = a.sets.load(&a.data, a.seed, resize)?;
     let how = match source {
         TestSource::File(t) => format!("--test {}", t.display()),

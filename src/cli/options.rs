@@ -104,6 +104,13 @@ pub struct ImageArgs {
     pub skip_invalid: bool,
 }
 
+impl ImageArgs {
+    /// The parsed --resize, `(width, height)`.
+    pub fn resize(&self) -> anyhow::Result<Option<(u32, u32)>> {
+        self.resize.as_deref().map(parse_size).transpose()
+    }
+}
+
 impl DataArgs {
     /// Load options from the arguments (train split unless --split says otherwise).
     pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
@@ -124,7 +131,7 @@ impl DataArgs {
             Some(other) => bail!("invalid --split `{other}`: expected train or test"),
         };
         Ok(LoadOptions {
-            resize: self.images.resize.as_deref().map(parse_size).transpose()?,
+            resize: self.images.resize()?,
             skip_invalid: self.images.skip_invalid,
             split,
         })

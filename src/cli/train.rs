@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::classical_args::{self, ClassicalArgs};
 use super::cnn_args::CnnArgs;
-use super::options::{parse_size, with_threads, TrainTestArgs};
+use super::options::{with_threads, TrainTestArgs};
 
 /// Arguments of `train`.
 #[derive(Debug, Args)]
@@ -214,13 +214,7 @@ fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
     }
     a.classical.refuse_for_cnn()?;
     cfg.validate()?;
-    let resize = a
-        .sets
-        .images
-        .resize
-        .as_deref()
-        .map(parse_size)
-        .transpose()?;
+    let resize = a.sets.images.resize()?;
     let (train, test, t_load) = datasets(&a, resize)?;
     let epochs = cfg.epochs;
     let (model, summary) = with_threads(a.threads, || {

@@ -12,6 +12,24 @@
 //! generators, derived from [`CnnConfig::seed`] per epoch and per image, never from a shared
 //! stream whose order would depend on the thread count.
 
+/// The [`Classifier`] methods both CNN kinds answer from their [`CnnInfo`] (`self.info`).
+macro_rules! classifier_info_methods {
+    () => {
+        fn class_names(&self) -> &[String] {
+            &self.info.class_names
+        }
+
+        fn input(&self) -> $crate::model::container::InputSize {
+            self.info.input()
+        }
+
+        /// The CNN was trained on images of one size: every image is brought to it.
+        fn load_resize(&self) -> Option<(u32, u32)> {
+            Some((self.info.cols as u32, self.info.rows as u32))
+        }
+    };
+}
+
 mod aug;
 mod codec;
 mod config;
@@ -157,18 +175,7 @@ impl Classifier for CnnModel {
         codec::KIND
     }
 
-    fn class_names(&self) -> &[String] {
-        &self.info.class_names
-    }
-
-    fn input(&self) -> InputSize {
-        self.info.input()
-    }
-
-    /// The CNN was trained on images of one size: every image is brought to it.
-    fn load_resize(&self) -> Option<(u32, u32)> {
-        Some((self.info.cols as u32, self.info.rows as u32))
-    }
+    classifier_info_methods!();
 
     fn scores(&self, ds: &Dataset) -> Result<Array2<f32>> {
         let p = self.predict_proba(ds)?;

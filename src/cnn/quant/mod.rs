@@ -42,7 +42,6 @@ use super::{net::BN_EPS, pixels_input, CnnInfo, CnnModel};
 use crate::classifier::{check_size, Classifier};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::container::InputSize;
 
 /// Images per work item.
 pub const CHUNK: usize = 16;
@@ -393,17 +392,7 @@ impl Classifier for CnnInt8Model {
         KIND
     }
 
-    fn class_names(&self) -> &[String] {
-        &self.info.class_names
-    }
-
-    fn input(&self) -> InputSize {
-        self.info.input()
-    }
-
-    fn load_resize(&self) -> Option<(u32, u32)> {
-        Some((self.info.cols as u32, self.info.rows as u32))
-    }
+    classifier_info_methods!();
 
     fn scores(&self, ds: &Dataset) -> Result<Array2<f32>> {
         Ok(softmax_rows(self.logits(ds)?))
