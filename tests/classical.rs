@@ -5,7 +5,7 @@ mod common;
 
 use common::{
     assert_ok, eval_cli, fashion_mnist, file_number, fixtures, in_pool, patch_header, predict_cli,
-    save_image, split, stderr, stdout, train_cli, with_format_version,
+    save_image, split, stderr, stdout, train_cli, train_fixture, with_format_version,
 };
 use hogsvm::classifier::Classifier;
 use hogsvm::data::{Dataset, Split};
@@ -342,13 +342,7 @@ fn predict_on_pngs_agrees_with_eval() {
     }
     // Train with class names matching the folder names.
     let model = dir.path().join("m.safetensors");
-    let o = train_cli(
-        &fashion_mnist(),
-        &model,
-        &["--tol", "1e-2", "--threads", "2"],
-    );
-    assert_ok(&o);
-    let stdout = stdout(&o);
+    let stdout = stdout(&train_fixture(&model, &["--tol", "1e-2", "--threads", "2"]));
     assert!(
         stdout.contains("accuracy") && stdout.contains("svm"),
         "{stdout}"
@@ -391,12 +385,7 @@ fn predict_on_pngs_agrees_with_eval() {
 fn eval_with_a_mismatched_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
-    let o = train_cli(
-        &fashion_mnist(),
-        &model,
-        &["--tol", "1e-1", "--max-iter", "5"],
-    );
-    assert_ok(&o);
+    train_fixture(&model, &["--tol", "1e-1", "--max-iter", "5"]);
     // Images of another size.
     let root = dir.path().join("imgs/a");
     std::fs::create_dir_all(&root).unwrap();
@@ -418,8 +407,7 @@ fn eval_with_a_mismatched_model_is_a_clear_error() {
 fn cli_trains_a_nystroem_model() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("n.safetensors");
-    let o = train_cli(
-        &fashion_mnist(),
+    let o = train_fixture(
         &model,
         &[
             "--cell",
@@ -441,7 +429,6 @@ fn cli_trains_a_nystroem_model() {
             "1",
         ],
     );
-    assert_ok(&o);
     let stdout = stdout(&o);
     assert!(
         stdout.contains("-> 300 dims") && stdout.contains("nystroem"),

@@ -4,7 +4,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_error, assert_ok, extract_cli, fashion_mnist, run, stderr, stdout};
+use common::{
+    assert_error, assert_ok, extract_cli, fashion_mnist, names, npy_rows, run, stderr, stdout,
+    temp_data,
+};
 use ndarray::{Array1, Array2};
 use ndarray_npy::read_npy;
 
@@ -71,8 +74,7 @@ fn extract_is_identical_for_one_and_two_threads() {
 
 #[test]
 fn image_folder_classes_nested_and_ignored_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
+    let (dir, root) = temp_data();
     png(&root.join("cat/a.png"), 32, 32, 3);
     png(&root.join("cat/deep/b.PNG"), 32, 32, 5);
     png(&root.join("dog/c.png"), 32, 32, 7);
@@ -80,16 +82,14 @@ fn image_folder_classes_nested_and_ignored_files() {
     std::fs::write(root.join("README"), "top-level files are not classes").unwrap();
     let out = dir.path().join("f.npy");
     assert_ok(&extract_cli(&root, &out, &[]));
-    let x: Array2<f32> = read_npy(&out).unwrap();
-    assert_eq!(x.nrows(), 3);
+    assert_eq!(npy_rows(&out), 3);
     let y: Array1<i64> = read_npy(dir.path().join("f_labels.npy")).unwrap();
     assert_eq!(y.to_vec(), vec![0, 0, 1]);
 }
 
 #[test]
 fn corrupt_image_is_an_error_naming_it_or_skipped_with_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
+    let (dir, root) = temp_data();
     png(&root.join("a/ok.png"), 24, 24, 3);
     std::fs::write(root.join("a/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
     png(&root.join("b/ok.png"), 24, 24, 9);
@@ -104,14 +104,12 @@ fn corrupt_image_is_an_error_naming_it_or_skipped_with_warning() {
         "{e}"
     );
     assert!(e.contains("skipped 1 file(s)"), "{e}");
-    let x: Array2<f32> = read_npy(&out).unwrap();
-    assert_eq!(x.nrows(), 2);
+    assert_eq!(npy_rows(&out), 2);
 }
 
 #[test]
 fn mixed_sizes_need_resize() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
+    let (dir, root) = temp_data();
     png(&root.join("a/1.png"), 30, 30, 3);
     png(&root.join("a/2.png"), 40, 32, 3);
     let out = dir.path().join("f.npy");
@@ -217,13 +215,7 @@ fn train_normalize_l2_is_a_stage() {
     );
     assert_ok(&o);
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let names: Vec<&str> = r["train"]["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["hog", "normalize", "svm"]);
+    assert_eq!(names(&r["train"]["stages"]), ["hog", "normalize", "svm"]);
     assert_eq!(r["train"]["dims"], r["train"]["hog_features"]);
     let m = ClassicalModel::load(&model).unwrap();
     assert_eq!(m.normalize(), Some(&Norm::L2));

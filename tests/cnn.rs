@@ -225,7 +225,6 @@ fn model_command(
     run(args)
 }
 
-/// `train --model cnn` on the fixture: channels 8, 16, hidden 32, one epoch, then `extra`.
 /// The float CNN in `path` (panics on any other kind).
 fn load_cnn(path: &std::path::Path) -> hogsvm::cnn::CnnModel {
     match model::load_any(path).unwrap() {
@@ -251,13 +250,32 @@ fn bench_model(path: &std::path::Path) -> serde_json::Value {
 
 /// A temporary folder holding `cnn.safetensors`, trained by [`train_small_cnn`] (for the tests of
 /// the commands that take a CNN: prune, quantize).
-fn small_cnn_in_temp_dir() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("cnn.safetensors");
-    assert_ok(&train_small_cnn(&model_path, &[]));
-    (dir, model_path)
+struct SmallCnn {
+    dir: tempfile::TempDir,
+    /// The CNN's file.
+    model: std::path::PathBuf,
 }
 
+impl SmallCnn {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("cnn.safetensors");
+        assert_ok(&train_small_cnn(&model, &[]));
+        SmallCnn { dir, model }
+    }
+
+    /// `name` in the folder.
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `hogsvm SUBCOMMAND --model CNN --out OUT` with more arguments.
+    fn run(&self, subcommand: &str, extra: &[&str], out: &std::path::Path) -> std::process::Output {
+        model_command(subcommand, &self.model, out, extra)
+    }
+}
+
+/// `train --model cnn` on the fixture: channels 8, 16, hidden 32, one epoch, then `extra`.
 fn train_small_cnn(model_path: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "--model",
@@ -399,27 +417,23 @@ fn bench_cnn_prints_the_fields_the_peer_script_reads() {
 /// input is a one-line error.
 #[test]
 fn cli_prune_fine_tune_eval_and_errors() {
-    let (dir, model_path) = small_cnn_in_temp_dir();
-    let p = |name: &str| dir.path().join(name);
-    let prune =
-        |extra: &[&str], out: &std::path::Path| model_command("prune", &model_path, out, extra);
+    let cnn = SmallCnn::new();
     let data = fashion_mnist();
     let data = data.to_str().unwrap();
     let common = ["--data", data, "--amount", "0.5", "--finetune-epochs", "1"];
-    for (threads, out) in [("1", p("p1.safetensors")), ("2", p("p2.safetensors"))] {
+    for (threads, out) in [
+        ("1", cnn.path("p1.safetensors")),
+        ("2", cnn.path("p2.safetensors")),
+    ] {
         let mut args = common.to_vec();
         args.extend(["--threads", threads]);
-        let o = prune(&args, &out);
+        let o = cnn.run("prune", &args, &out);
         assert_ok(&o);
-        assert!(
-            stderr(&o).contains("channels [8, 16] -> [4, 8]"),
-            "{}",
-            stderr(&o)
-        );
+        common::assert_contains(&stderr(&o), "channels [8, 16] -> [4, 8]");
     }
-    assert_same_bytes(&p("p1.safetensors"), &p("p2.safetensors"));
-    let pruned = load_cnn(&p("p1.safetensors"));
-    let original = load_cnn(&model_path);
+    assert_same_bytes(&cnn.path("p1.safetensors"), &cnn.path("p2.safetensors"));
+    let pruned = load_cnn(&cnn.path("p1.safetensors"));
+    let original = load_cnn(&cnn.model);
     assert_eq!(pruned.info.config.channels, vec![4, 8]);
     assert!(pruned.n_params() < original.n_params());
     let rec = pruned
@@ -430,11 +444,11 @@ fn cli_prune_fine_tune_eval_and_errors() {
     assert_eq!(rec.original_channels, vec![8, 16]);
     assert_eq!(rec.finetune_epochs, 1);
     assert_ok(&eval_cli(
-        &p("p1.safetensors"),
+        &cnn.path("p1.safetensors"),
         &fashion_mnist(),
         &["--json"],
     ));
-    let v = bench_model(&p("p1.safetensors"));
+    let v = bench_model(&cnn.path("p1.safetensors"));
     assert_eq!(v["params"], pruned.n_params());
     assert_eq!(v["test_images"], 500);
     for k in [
@@ -446,7 +460,8 @@ fn cli_prune_fine_tune_eval_and_errors() {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}");
     }
     // Unstructured, no fine-tuning (so no --data): the same shapes.
-    let o = prune(
+    let o = cnn.run(
+        "prune",
         &[
             "--unstructured",
             "--amount",
@@ -454,23 +469,23 @@ fn cli_prune_fine_tune_eval_and_errors() {
             "--finetune-epochs",
             "0",
         ],
-        &p("u.safetensors"),
+        &cnn.path("u.safetensors"),
     );
     assert_ok(&o);
-    let u = load_cnn(&p("u.safetensors"));
+    let u = load_cnn(&cnn.path("u.safetensors"));
     assert_eq!(u.info.config.channels, vec![8, 16]);
     assert_eq!(u.n_params(), original.n_params());
     assert!(u.info.pruning.as_ref().unwrap().zeroed > 0);
 
     // Errors: one line, exit code 2, nothing written.
-    let classical = p("classical.safetensors");
+    let classical = cnn.path("classical.safetensors");
     assert_ok(&train_cli(&fashion_mnist(), &classical, &[]));
-    let never = p("never.safetensors");
+    let never = cnn.path("never.safetensors");
     // (model, arguments after --model M --out never, what the error names)
     let cases: [(&std::path::Path, &[&str], &str); 3] = [
         (&classical, &["--finetune-epochs", "0"], "classical model"),
-        (&model_path, &["--amount", "1.2"], "amount"),
-        (&model_path, &[], "--data"),
+        (&cnn.model, &["--amount", "1.2"], "amount"),
+        (&cnn.model, &[], "--data"),
     ];
     for (model, extra, needle) in cases {
         common::assert_error(&model_command("prune", model, &never, extra), &[needle]);
@@ -483,14 +498,12 @@ fn cli_prune_fine_tune_eval_and_errors() {
 /// and labels close to the float model's; bad input is a one-line error.
 #[test]
 fn cli_quantize_eval_predict_export_and_errors() {
-    let (dir, model_path) = small_cnn_in_temp_dir();
-    let p = |name: &str| dir.path().join(name);
-    let quantize =
-        |extra: &[&str], out: &std::path::Path| model_command("quantize", &model_path, out, extra);
+    let cnn = SmallCnn::new();
     let data = fashion_mnist();
     let data_s = data.to_str().unwrap();
     for threads in ["1", "2"] {
-        let o = quantize(
+        let o = cnn.run(
+            "quantize",
             &[
                 "--calib",
                 data_s,
@@ -499,28 +512,28 @@ fn cli_quantize_eval_predict_export_and_errors() {
                 "--threads",
                 threads,
             ],
-            &p(&format!("s{threads}.safetensors")),
+            &cnn.path(&format!("s{threads}.safetensors")),
         );
         assert_ok(&o);
-        assert!(
-            stdout(&o).contains("minmax calibration on 300 images"),
-            "{}",
-            stdout(&o)
-        );
+        common::assert_contains(&stdout(&o), "minmax calibration on 300 images");
     }
-    assert_same_bytes(&p("s1.safetensors"), &p("s2.safetensors"));
-    assert_ok(&quantize(&["--mode", "dynamic"], &p("d.safetensors")));
-    let float = load_cnn(&model_path);
+    assert_same_bytes(&cnn.path("s1.safetensors"), &cnn.path("s2.safetensors"));
+    assert_ok(&cnn.run(
+        "quantize",
+        &["--mode", "dynamic"],
+        &cnn.path("d.safetensors"),
+    ));
+    let float = load_cnn(&cnn.model);
     let test = common::split(Split::Test);
     let want = float.predict(&test).unwrap();
     for name in ["s1.safetensors", "d.safetensors"] {
-        let any = model::load_any(&p(name)).unwrap();
+        let any = model::load_any(&cnn.path(name)).unwrap();
         let AnyModel::CnnInt8(q) = &any else {
             panic!("{name} is not an int8 CNN")
         };
         assert_eq!(q.kind(), "cnn-int8");
-        let ratio = std::fs::metadata(&model_path).unwrap().len() as f64
-            / std::fs::metadata(p(name)).unwrap().len() as f64;
+        let ratio = std::fs::metadata(&cnn.model).unwrap().len() as f64
+            / std::fs::metadata(cnn.path(name)).unwrap().len() as f64;
         assert!(ratio > 3.0, "{name}: only {ratio:.2}x smaller");
         let got = common::in_pool(1, || q.predict(&test).unwrap());
         assert_eq!(got, common::in_pool(2, || q.predict(&test).unwrap()));
@@ -530,23 +543,23 @@ fn cli_quantize_eval_predict_export_and_errors() {
             "{name}: {same} of {} labels as the float model",
             want.len()
         );
-        let o = eval_cli(&p(name), &data, &["--json"]);
+        let o = eval_cli(&cnn.path(name), &data, &["--json"]);
         assert_ok(&o);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let acc = v["accuracy"].as_f64().unwrap();
         let expect =
             got.iter().zip(&test.labels).filter(|(a, b)| a == b).count() as f64 / test.len() as f64;
         assert!((acc - expect).abs() < 1e-9, "{acc} vs {expect}");
-        let v = bench_model(&p(name));
+        let v = bench_model(&cnn.path(name));
         assert_eq!(v["kind"], "cnn-int8");
         assert_eq!(v["accuracy"].as_f64().unwrap(), expect);
     }
     // predict on one image file gives the int8 model's label.
-    let img = p("one.png");
+    let img = cnn.path("one.png");
     common::save_image(&test, 3, &img);
-    let o = predict_cli(&p("s1.safetensors"), &img, &["--format", "json"]);
+    let o = predict_cli(&cnn.path("s1.safetensors"), &img, &["--format", "json"]);
     assert_ok(&o);
-    let AnyModel::CnnInt8(q) = model::load_any(&p("s1.safetensors")).unwrap() else {
+    let AnyModel::CnnInt8(q) = model::load_any(&cnn.path("s1.safetensors")).unwrap() else {
         panic!("not an int8 CNN")
     };
     let label = q.predict(&test.subset(&[3])).unwrap()[0] as usize;
@@ -557,11 +570,11 @@ fn cli_quantize_eval_predict_export_and_errors() {
         "{v}"
     );
     // export: static writes a QDQ graph; dynamic is refused in one line.
-    let onnx = p("s.onnx");
+    let onnx = cnn.path("s.onnx");
     assert_ok(&run([
         "export".as_ref(),
         "--model".as_ref(),
-        p("s1.safetensors").as_os_str(),
+        cnn.path("s1.safetensors").as_os_str(),
         "--out".as_ref(),
         onnx.as_os_str(),
     ]));
@@ -569,16 +582,16 @@ fn cli_quantize_eval_predict_export_and_errors() {
     let o = run([
         "export".as_ref(),
         "--model".as_ref(),
-        p("d.safetensors").as_os_str(),
+        cnn.path("d.safetensors").as_os_str(),
         "--out".as_ref(),
-        p("d.onnx").as_os_str(),
+        cnn.path("d.onnx").as_os_str(),
     ]);
     common::assert_error(&o, &["int8 dynamic", "per image"]);
 
     // Errors: one line, exit code 2, nothing written.
-    let classical = p("classical.safetensors");
+    let classical = cnn.path("classical.safetensors");
     assert_ok(&train_cli(&data, &classical, &[]));
-    let other_size = p("small");
+    let other_size = cnn.path("small");
     for (class, i) in [("a", 0), ("b", 1)] {
         common::gray_png(
             &other_size.join(class).join(format!("{i}.png")),
@@ -587,9 +600,9 @@ fn cli_quantize_eval_predict_export_and_errors() {
             |x, y| ((x * 7 + y * 3) % 256) as u8,
         );
     }
-    let never = p("never.safetensors");
+    let never = cnn.path("never.safetensors");
     let small = other_size.to_str().unwrap();
-    let m = model_path.to_str().unwrap();
+    let m = cnn.model.to_str().unwrap();
     let c = classical.to_str().unwrap();
     // (model, arguments after --model M --out never, what the error names)
     let cases: [(&str, &[&str], &[&str]); 4] = [

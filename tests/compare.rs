@@ -267,13 +267,10 @@ fn compare_writes_three_files_whose_numbers_agree() {
         assert!(p["misclassified"].as_array().unwrap().len() <= 5);
     }
     // Classical stages and dims; the CNN's epochs.
-    let stages: Vec<&str> = pipelines[1]["training"]["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(stages, ["hog", "pca", "svm"]);
+    assert_eq!(
+        common::names(&pipelines[1]["training"]["stages"]),
+        ["hog", "pca", "svm"]
+    );
     let dims: Vec<u64> = pipelines[1]["dims"]
         .as_array()
         .unwrap()
@@ -482,23 +479,37 @@ fn compare_fixture(dir: &Path, args: &[&str]) -> std::process::Output {
     run(all)
 }
 
+/// `compare` of the default classical pipeline and the CNN `cnn` on the first `limits` (train,
+/// test) fixture images, 3 latency samples, no onnxruntime, then `more`; it must succeed. Its
+/// output.
+fn compare_small(dir: &Path, limits: [&str; 2], cnn: &str, more: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "--train-limit",
+        limits[0],
+        "--test-limit",
+        limits[1],
+        "--classical",
+        "default",
+        "--cnn",
+        cnn,
+        "--latency-samples",
+        "3",
+        "--no-ort",
+    ];
+    args.extend_from_slice(more);
+    let o = compare_fixture(dir, &args);
+    assert_ok(&o);
+    o
+}
+
 #[test]
 fn learning_curve_subsets_are_shared_nested_and_stratified_and_renderings_agree() {
     let dir = tempfile::tempdir().unwrap();
-    let o = compare_fixture(
+    let o = compare_small(
         dir.path(),
+        ["600", "200"],
+        "name=tiny,channels=4,hidden=none,epochs=1,val-split=0.1",
         &[
-            "--train-limit",
-            "600",
-            "--test-limit",
-            "200",
-            "--classical",
-            "default",
-            "--cnn",
-            "name=tiny,channels=4,hidden=none,epochs=1,val-split=0.1",
-            "--latency-samples",
-            "3",
-            "--no-ort",
             "--threads",
             "2",
             "--train-sizes",
@@ -509,7 +520,6 @@ fn learning_curve_subsets_are_shared_nested_and_stratified_and_renderings_agree(
             "5",
         ],
     );
-    assert_ok(&o);
     let report = read_report(dir.path());
     validate(&report).unwrap();
     let c = &report["learning_curve"];
@@ -826,20 +836,11 @@ fn compare_errors_are_one_line_with_exit_code_2() {
 #[test]
 fn deploy_variants_are_measured_and_rendered() {
     let dir = tempfile::tempdir().unwrap();
-    let o = compare_fixture(
+    let o = compare_small(
         dir.path(),
+        ["400", "100"],
+        "name=tiny,channels=8,16,hidden=none,epochs=1,val-split=0.1",
         &[
-            "--train-limit",
-            "400",
-            "--test-limit",
-            "100",
-            "--classical",
-            "default",
-            "--cnn",
-            "name=tiny,channels=8,16,hidden=none,epochs=1,val-split=0.1",
-            "--latency-samples",
-            "3",
-            "--no-ort",
             "--deploy",
             "--deploy-prune",
             "0.5,0.75",
@@ -849,7 +850,6 @@ fn deploy_variants_are_measured_and_rendered() {
             "200",
         ],
     );
-    assert_ok(&o);
     let report = read_report(dir.path());
     validate(&report).unwrap();
     let ps = report["pipelines"].as_array().unwrap();

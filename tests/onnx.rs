@@ -54,6 +54,13 @@ fn run_rten(
     (labels, s)
 }
 
+/// [`run_rten`] of a CNN graph on the pixels of `test` (float, 0-255): its `output`.
+fn run_rten_pixels(onnx: Vec<u8>, test: &Dataset, output: &str) -> Array2<f32> {
+    let pixels = test.pixels.iter().map(|&p| f32::from(p)).collect();
+    let dims = [test.len(), 1, test.rows, test.cols];
+    run_rten(onnx, "pixels", &dims, pixels, None, output).1
+}
+
 /// The values in row-major order, whatever the array's memory layout (HOG of several cell
 /// sizes is concatenated column-wise, which can leave it column-major).
 fn row_major(a: &Array2<f32>) -> Vec<f32> {
@@ -169,7 +176,6 @@ fn unfolded_nystroem_and_two_classes_run_in_rten() {
 fn cnn_variants_run_in_rten() {
     let (train, test) = train_test();
     let n = test.len();
-    let pixels: Vec<f32> = test.pixels.iter().map(|&p| p as f32).collect();
     for (se, hidden) in [
         (false, vec![]),
         (false, vec![32]),
@@ -195,14 +201,7 @@ fn cnn_variants_run_in_rten() {
         assert_eq!(pruned.info.config.channels, vec![4, 8]);
         for (m, name) in [(trained, name.clone()), (pruned, format!("{name} pruned"))] {
             let onnx = m.to_onnx(&ExportOptions::default()).unwrap();
-            let (_, probs) = run_rten(
-                onnx.clone(),
-                "pixels",
-                &[n, 1, test.rows, test.cols],
-                pixels.clone(),
-                None,
-                "probabilities",
-            );
+            let probs = run_rten_pixels(onnx.clone(), &test, "probabilities");
             let diff = max_abs_diff(&probs, &m.scores(&test).unwrap());
             assert!(diff <= TOL, "{name}: probabilities differ by {diff}");
             let labels: Vec<u32> = probs
@@ -223,14 +222,7 @@ fn cnn_variants_run_in_rten() {
             let fixed = m
                 .to_onnx(&ExportOptions::default().batch(Batch::Fixed(n)))
                 .unwrap();
-            let (_, logits) = run_rten(
-                fixed,
-                "pixels",
-                &[n, 1, test.rows, test.cols],
-                pixels.clone(),
-                None,
-                "logits",
-            );
+            let logits = run_rten_pixels(fixed, &test, "logits");
             assert_eq!(logits.ncols(), m.info.class_names.len());
         }
     }
@@ -244,7 +236,6 @@ fn cnn_variants_run_in_rten() {
 fn int8_cnn_runs_in_rten() {
     let (train, test) = train_test();
     let n = test.len();
-    let pixels: Vec<f32> = test.pixels.iter().map(|&p| p as f32).collect();
     for hidden in [vec![], vec![32]] {
         let cfg = CnnConfig::default()
             .channels(vec![8, 16])
@@ -256,14 +247,7 @@ fn int8_cnn_runs_in_rten() {
             .quantize(&hogsvm::cnn::QuantizeConfig::default(), Some(&train))
             .unwrap();
         let onnx = q.to_onnx(&ExportOptions::default()).unwrap();
-        let (_, probs) = run_rten(
-            onnx,
-            "pixels",
-            &[n, 1, test.rows, test.cols],
-            pixels.clone(),
-            None,
-            "probabilities",
-        );
+        let probs = run_rten_pixels(onnx, &test, "probabilities");
         let want = q.scores(&test).unwrap();
         let diff = max_abs_diff(&probs, &want);
         assert!(

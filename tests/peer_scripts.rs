@@ -32,6 +32,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The bundled Fashion-MNIST fixture folder, as an argument.
+fn fixture() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fashion-mnist")
+}
+
 /// Run `scripts/NAME ARGS` from the repository root with HOGSVM_BIN set; its stdout, or a panic
 /// with the tail of its output.
 fn script(name: &str, args: &[&str]) -> String {
@@ -58,6 +63,15 @@ fn script(name: &str, args: &[&str]) -> String {
     );
     eprintln!("scripts/{name}: {:.1} s", t.elapsed().as_secs_f64());
     stdout
+}
+
+/// [`script`] with `--json TMP/NAME.json` after `args`: the JSON it wrote.
+fn script_json(tmp: &Path, name: &str, args: &[&str]) -> Value {
+    let out = tmp.join(name.replace(".sh", ".json"));
+    let mut all = args.to_vec();
+    all.extend(["--json", out.to_str().unwrap()]);
+    script(name, &all);
+    read_json(&out)
 }
 
 fn read_json(p: &Path) -> Value {
@@ -116,13 +130,12 @@ fn assert_close(a: &Value, b: &Value, rel: f64, path: &str) {
 
 /// peer_classical.sh: both sides' accuracy, sizes and per-stage seconds, from the JSON file.
 fn peer_classical(tmp: &Path) {
-    let out = tmp.join("peer_classical.json");
-    let fixture = root().join("fixtures/fashion-mnist");
-    script(
+    let v = script_json(
+        tmp,
         "peer_classical.sh",
         &[
             "--data",
-            fixture.to_str().unwrap(),
+            fixture(),
             "--limit",
             "400",
             "--pca",
@@ -131,11 +144,8 @@ fn peer_classical(tmp: &Path) {
             "hellinger",
             "--threads",
             "2",
-            "--json",
-            out.to_str().unwrap(),
         ],
     );
-    let v = read_json(&out);
     let (sk, hs) = (&v["sklearn"], &v["hogsvm"]);
     for (side, r) in [("sklearn", sk), ("hogsvm", hs)] {
         assert_eq!(r["train_images"], 400, "{side}: {r}");
@@ -195,13 +205,12 @@ fn peer_classical(tmp: &Path) {
 
 /// peer_hog.sh: two configs on the first N images and the thread scaling on the whole fixture.
 fn peer_hog(tmp: &Path) {
-    let out = tmp.join("peer_hog.json");
-    let fixture = root().join("fixtures/fashion-mnist");
-    script(
+    let v = script_json(
+        tmp,
         "peer_hog.sh",
         &[
             "--data",
-            fixture.to_str().unwrap(),
+            fixture(),
             "--n",
             "200",
             "--n-skimage",
@@ -209,11 +218,8 @@ fn peer_hog(tmp: &Path) {
             "--repeat",
             "1",
             "--scaling",
-            "--json",
-            out.to_str().unwrap(),
         ],
     );
-    let v = read_json(&out);
     assert_eq!(v["skimage"], "0.26.0");
     let cv = v["opencv"].as_str().unwrap();
     assert!(cv.starts_with("4."), "OpenCV {cv}: pinned below 5");
@@ -254,11 +260,7 @@ fn peer_hog(tmp: &Path) {
 
 /// kernel_reference.sh: two HOG scales stacked, PCA 16, exact RBF SVM; one JSON line.
 fn kernel_reference() {
-    let fixture = root().join("fixtures/fashion-mnist");
-    let stdout = script(
-        "kernel_reference.sh",
-        &[fixture.to_str().unwrap(), "10", "16", "7/2 14/2"],
-    );
+    let stdout = script("kernel_reference.sh", &[fixture(), "10", "16", "7/2 14/2"]);
     let line = stdout
         .lines()
         .rev()

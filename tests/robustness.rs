@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{
-    assert_error, assert_ok, eval_cli, fashion_mnist, fixtures, predict_cli, run, stderr,
-    train_cli, with_format_version,
+    assert_error, assert_ok, eval_cli, fashion_mnist, fixtures, npy_rows, predict_cli, run, stderr,
+    temp_data, train_cli, train_fixture, with_format_version,
 };
 use ndarray::{Array1, Array2};
 use ndarray_npy::{read_npy, write_npy};
@@ -25,8 +25,7 @@ fn extract(data: &Path, out: &Path, extra: &[&str]) -> Output {
 /// A quick classical model of the fixture at `model`: 4x4 cells, 2x2 blocks, no square root,
 /// at most `max_iter` solver iterations.
 fn train_quick(model: &Path, max_iter: &str) {
-    let o = train_cli(
-        &fashion_mnist(),
+    train_fixture(
         model,
         &[
             "--cell",
@@ -38,7 +37,6 @@ fn train_quick(model: &Path, max_iter: &str) {
             max_iter,
         ],
     );
-    assert_ok(&o);
 }
 
 /// A `w x h` grayscale test PNG.
@@ -68,8 +66,7 @@ fn png_bomb(path: &Path, w: u32, h: u32) {
 
 #[test]
 fn broken_image_files_are_named_errors_or_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
+    let (dir, root) = temp_data();
     gray_png(&root.join("a/good.png"), 28, 28);
     gray_png(&root.join("b/good.png"), 28, 28);
     let mut full = Vec::new();
@@ -112,14 +109,12 @@ fn broken_image_files_are_named_errors_or_skipped() {
         e.contains(&format!("skipped {} file(s)", cases.len())),
         "{e}"
     );
-    let x: Array2<f32> = read_npy(&out).unwrap();
-    assert_eq!(x.nrows(), 2);
+    assert_eq!(npy_rows(&out), 2);
 }
 
 #[test]
 fn decompression_bomb_is_refused_without_allocating() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
+    let (dir, root) = temp_data();
     gray_png(&root.join("a/ok.png"), 28, 28);
     png_bomb(&root.join("a/bomb.png"), 100_000, 100_000);
     let o = extract(&root, &dir.path().join("f.npy"), &[]);
@@ -144,8 +139,7 @@ fn decompression_bomb_is_refused_without_allocating() {
 
 #[test]
 fn unusual_image_kinds_become_gray() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
+    let (dir, root) = temp_data();
     std::fs::create_dir_all(root.join("x")).unwrap();
     for f in ["cmyk.jpg", "palette.png"] {
         std::fs::copy(fixtures().join("hostile").join(f), root.join("x").join(f)).unwrap();
@@ -162,8 +156,7 @@ fn unusual_image_kinds_become_gray() {
     let out = dir.path().join("f.npy");
     let o = extract(&root, &out, &[]);
     assert_ok(&o);
-    let x: Array2<f32> = read_npy(&out).unwrap();
-    assert_eq!(x.nrows(), 5);
+    assert_eq!(npy_rows(&out), 5);
 }
 
 #[test]
@@ -181,8 +174,7 @@ fn unicode_and_non_utf8_file_names_work() {
     let out = dir.path().join("f.npy");
     let o = extract(&root, &out, &[]);
     assert_ok(&o);
-    let x: Array2<f32> = read_npy(&out).unwrap();
-    assert_eq!(x.nrows(), if cfg!(unix) { 3 } else { 2 });
+    assert_eq!(npy_rows(&out), if cfg!(unix) { 3 } else { 2 });
 }
 
 #[test]
@@ -333,8 +325,7 @@ fn unwritable_outputs_are_errors_and_leave_nothing() {
 
 #[test]
 fn images_too_small_for_one_block() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
+    let (dir, root) = temp_data();
     gray_png(&root.join("a/tiny.png"), 7, 5);
     let o = extract(&root, &dir.path().join("f.npy"), &[]);
     assert_error(&o, &["too small", "8x8"]);

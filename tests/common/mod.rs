@@ -67,6 +67,11 @@ pub fn assert_ok(o: &Output) {
     assert!(o.status.success(), "{}", stderr(o));
 }
 
+/// `needle` is in `text` (which is the message when it is not).
+pub fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "`{needle}` not in: {text}");
+}
+
 /// Exit code 2, exactly one line on stderr starting `hogsvm: error: `, no panic, and every
 /// needle in it.
 pub fn assert_error(o: &Output, needles: &[&str]) {
@@ -95,6 +100,36 @@ pub fn data_out_cli(subcommand: &str, data: &Path, out: &Path, more: &[&str]) ->
 /// `hogsvm train --data DATA --out OUT` with more arguments.
 pub fn train_cli(data: &Path, out: &Path, more: &[&str]) -> Output {
     data_out_cli("train", data, out, more)
+}
+
+/// `hogsvm train` on the fixture's training split, writing `out` with more arguments; it must
+/// succeed. Its output.
+pub fn train_fixture(out: &Path, more: &[&str]) -> Output {
+    let o = train_cli(&fashion_mnist(), out, more);
+    assert_ok(&o);
+    o
+}
+
+/// A temporary folder, and the path of a `data` folder in it (not created) for an image tree.
+pub fn temp_data() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    (dir, root)
+}
+
+/// Rows of the f32 `.npy` matrix at `path`.
+pub fn npy_rows(path: &Path) -> usize {
+    let x: ndarray::Array2<f32> = ndarray_npy::read_npy(path).unwrap();
+    x.nrows()
+}
+
+/// The `name` of each object in the JSON array `list` (a report's stages).
+pub fn names(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect()
 }
 
 /// `hogsvm extract --data DATA --out OUT` with more arguments.
