@@ -10,14 +10,20 @@ use super::{
     conv_bn_train_pool_relu, max_pool2d, max_pool2d_backward, max_pool2d_relu, relu,
 };
 
+/// The variables of the two test stacks: input `(21, 3, rows, cols)`, a 3x3 conv to 6
+/// channels, batch norm's gamma and beta, a `k2` x `k2` conv to 5 channels.
+fn stack_vars(rng: &mut Rng, (rows, cols): (usize, usize), k2: usize) -> [Var; 5] {
+    let mut var = |shape: &[usize]| Var::from_tensor(&rng.tensor(shape)).unwrap();
+    let x = var(&[21, 3, rows, cols]);
+    let w1 = var(&[6, 3, 3, 3]);
+    let w2 = var(&[5, 6, k2, k2]);
+    [x, w1, w2, var(&[6]), var(&[6])]
+}
+
 /// Forward outputs and all gradients of a small conv → bn → relu → pool stack.
 fn run_stack(seed: u64) -> Vec<Vec<u32>> {
     let mut rng = Rng(seed);
-    let x = Var::from_tensor(&rng.tensor(&[21, 3, 13, 11])).unwrap();
-    let w1 = Var::from_tensor(&rng.tensor(&[6, 3, 3, 3])).unwrap();
-    let w2 = Var::from_tensor(&rng.tensor(&[5, 6, 5, 5])).unwrap();
-    let gamma = Var::from_tensor(&rng.tensor(&[6])).unwrap();
-    let beta = Var::from_tensor(&rng.tensor(&[6])).unwrap();
+    let [x, w1, w2, gamma, beta] = stack_vars(&mut rng, (13, 11), 5);
     let h = conv2d(&x, &w1, 1, true).unwrap();
     let (h, m, v) = batch_norm_train(&h, &gamma, &beta, 1e-5).unwrap();
     let h = relu(&max_pool2d(&h, 2).unwrap()).unwrap();
@@ -33,11 +39,7 @@ fn deterministic_across_thread_counts() {
 /// As run_stack, with the fused ops and chunked convolutions.
 fn run_fused_stack(seed: u64) -> Vec<Vec<u32>> {
     let mut rng = Rng(seed);
-    let x = Var::from_tensor(&rng.tensor(&[21, 3, 12, 10])).unwrap();
-    let w1 = Var::from_tensor(&rng.tensor(&[6, 3, 3, 3])).unwrap();
-    let w2 = Var::from_tensor(&rng.tensor(&[5, 6, 3, 3])).unwrap();
-    let gamma = Var::from_tensor(&rng.tensor(&[6])).unwrap();
-    let beta = Var::from_tensor(&rng.tensor(&[6])).unwrap();
+    let [x, w1, w2, gamma, beta] = stack_vars(&mut rng, (12, 10), 3);
     let h = conv2d(&x, &w1, 1, true).unwrap();
     let (h, m, v) = batch_norm_train_pool_relu(&h, &gamma, &beta, 1e-5, 2).unwrap();
     let y = max_pool2d_relu(&conv2d(&h, &w2, 1, true).unwrap(), 2).unwrap();

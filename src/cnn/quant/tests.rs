@@ -1,6 +1,20 @@
 use super::*;
 use crate::cnn::test_util::{images, model};
 
+/// `m` quantised in each mode, static calibrated on all of `ds`.
+fn both_modes(m: &CnnModel, ds: &Dataset) -> Vec<(QuantMode, CnnInt8Model)> {
+    [QuantMode::Static, QuantMode::Dynamic]
+        .into_iter()
+        .map(|mode| {
+            let cfg = QuantizeConfig {
+                mode,
+                calib_images: ds.len(),
+            };
+            (mode, m.quantize(&cfg, Some(ds)).unwrap())
+        })
+        .collect()
+}
+
 fn static_cfg(n: usize) -> QuantizeConfig {
     QuantizeConfig {
         mode: QuantMode::Static,
@@ -45,12 +59,7 @@ fn int8_models_stay_close_to_the_float_model_and_every_path_agrees() {
     let ds = images(40);
     let want = float_logits(&m, &ds);
     let range = want.iter().fold(0.0f32, |r, v| r.max(v.abs()));
-    for mode in [QuantMode::Static, QuantMode::Dynamic] {
-        let cfg = QuantizeConfig {
-            mode,
-            calib_images: 40,
-        };
-        let q = m.quantize(&cfg, Some(&ds)).unwrap();
+    for (mode, q) in both_modes(&m, &ds) {
         let got = q.logits(&ds).unwrap();
         let d = max_abs_diff(got.as_slice().unwrap(), &want);
         assert!(d <= 0.02 * range, "{mode}: {d} vs range {range}");
@@ -65,12 +74,7 @@ fn int8_models_stay_close_to_the_float_model_and_every_path_agrees() {
 fn labels_do_not_depend_on_the_thread_count_or_the_batch() {
     let m = model(vec![4, 6], None, vec![8]);
     let ds = images(50);
-    for mode in [QuantMode::Static, QuantMode::Dynamic] {
-        let cfg = QuantizeConfig {
-            mode,
-            calib_images: 50,
-        };
-        let q = m.quantize(&cfg, Some(&ds)).unwrap();
+    for (mode, q) in both_modes(&m, &ds) {
         let run = |t: usize| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(t)
@@ -91,12 +95,7 @@ fn labels_do_not_depend_on_the_thread_count_or_the_batch() {
 fn model_files_round_trip_and_are_about_four_times_smaller() {
     let m = model(vec![8, 16], None, vec![32]);
     let ds = images(20);
-    for mode in [QuantMode::Static, QuantMode::Dynamic] {
-        let cfg = QuantizeConfig {
-            mode,
-            calib_images: 20,
-        };
-        let q = m.quantize(&cfg, Some(&ds)).unwrap();
+    for (mode, q) in both_modes(&m, &ds) {
         let bytes = q.to_bytes().unwrap();
         let back = CnnInt8Model::from_bytes(&bytes).unwrap();
         assert_eq!(back.to_bytes().unwrap(), bytes);
