@@ -12,9 +12,21 @@
 //! generators, derived from [`CnnConfig::seed`] per epoch and per image, never from a shared
 //! stream whose order would depend on the thread count.
 
-/// The [`Classifier`] methods both CNN kinds answer from their [`CnnInfo`] (`self.info`).
+/// The [`Classifier`] methods both CNN kinds answer alike: from their [`CnnInfo`] (`self.info`),
+/// and through their own module's `codec`.
 macro_rules! classifier_info_methods {
     () => {
+        fn to_bytes(&self) -> $crate::error::Result<Vec<u8>> {
+            codec::to_bytes(self)
+        }
+
+        fn onnx_input(
+            &self,
+            ds: &$crate::data::Dataset,
+        ) -> $crate::error::Result<(&'static str, ndarray::Array2<f32>)> {
+            $crate::cnn::pixels_input(ds, self.info.rows, self.info.cols)
+        }
+
         fn class_names(&self) -> &[String] {
             &self.info.class_names
         }
@@ -225,16 +237,8 @@ impl Classifier for CnnModel {
         Ok(dims)
     }
 
-    fn to_bytes(&self) -> Result<Vec<u8>> {
-        codec::to_bytes(self)
-    }
-
     fn to_onnx(&self, opts: &crate::onnx::ExportOptions) -> Result<Vec<u8>> {
         CnnModel::to_onnx(self, opts)
-    }
-
-    fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
-        pixels_input(ds, self.info.rows, self.info.cols)
     }
 }
 

@@ -111,6 +111,17 @@ pub struct PipelineSpec {
     pub config: PipelineConfig,
 }
 
+impl PipelineSpec {
+    /// The pipeline of spec `s`, named `name` when the spec gave one, else `DEFAULT[s]`.
+    fn named(s: &str, name: Option<String>, default: &str, config: PipelineConfig) -> Self {
+        PipelineSpec {
+            name: name.unwrap_or_else(|| format!("{default}[{s}]")),
+            spec: s.to_string(),
+            config,
+        }
+    }
+}
+
 /// Split `a=1,b=2,3,c=x` into `[(a, 1), (b, "2,3"), (c, x)]`.
 pub fn pairs(spec: &str, what: &'static str) -> Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
@@ -211,11 +222,12 @@ pub fn with_saved(
         } else {
             classical_from_spec(s, seed)?
         };
-        out.push(PipelineSpec {
-            name: name.unwrap_or_else(|| format!("{DEFAULT_CLASSICAL_NAME}[{s}]")),
-            spec: s.clone(),
-            config: PipelineConfig::Classical(config),
-        });
+        out.push(PipelineSpec::named(
+            s,
+            name,
+            DEFAULT_CLASSICAL_NAME,
+            PipelineConfig::Classical(config),
+        ));
     }
     for s in &side("cnn", cnn)? {
         #[cfg(feature = "cnn")]
@@ -228,11 +240,12 @@ pub fn with_saved(
             } else {
                 cnn_from_spec(s, seed)?
             };
-            out.push(PipelineSpec {
-                name: name.unwrap_or_else(|| format!("{DEFAULT_CNN_NAME}[{s}]")),
-                spec: s.clone(),
-                config: PipelineConfig::Cnn(config),
-            });
+            out.push(PipelineSpec::named(
+                s,
+                name,
+                DEFAULT_CNN_NAME,
+                PipelineConfig::Cnn(config),
+            ));
         }
         #[cfg(not(feature = "cnn"))]
         return Err(Error::param(

@@ -38,7 +38,7 @@ pub use gemm::Isa;
 pub use layer::QParams;
 use layer::{quantize_images, FloatLayer, Geom, Layer, QLayer};
 
-use super::{net::BN_EPS, pixels_input, CnnInfo, CnnModel};
+use super::{net::BN_EPS, CnnInfo, CnnModel};
 use crate::classifier::{check_size, Classifier};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -447,16 +447,8 @@ impl Classifier for CnnInt8Model {
         Ok(dims)
     }
 
-    fn to_bytes(&self) -> Result<Vec<u8>> {
-        codec::to_bytes(self)
-    }
-
     fn to_onnx(&self, opts: &crate::onnx::ExportOptions) -> Result<Vec<u8>> {
         onnx::to_onnx(self, opts)
-    }
-
-    fn onnx_input(&self, ds: &Dataset) -> Result<(&'static str, Array2<f32>)> {
-        pixels_input(ds, self.info.rows, self.info.cols)
     }
 }
 
