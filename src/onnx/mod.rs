@@ -149,33 +149,36 @@ impl Elem {
     }
 }
 
+/// An attribute named `name` of type `r#type`, its value still unset.
+fn attr(name: &str, r#type: i32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type,
+        ..Default::default()
+    }
+}
+
 /// One attribute of a node, its type set.
 pub fn attr_int(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
-        name: name.into(),
-        r#type: attribute_type::INT,
         i: v,
-        ..Default::default()
+        ..attr(name, attribute_type::INT)
     }
 }
 
 /// An integer-list attribute.
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
-        name: name.into(),
-        r#type: attribute_type::INTS,
         ints: v.to_vec(),
-        ..Default::default()
+        ..attr(name, attribute_type::INTS)
     }
 }
 
 /// A float attribute.
 pub fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
-        name: name.into(),
-        r#type: attribute_type::FLOAT,
         f: v,
-        ..Default::default()
+        ..attr(name, attribute_type::FLOAT)
     }
 }
 
