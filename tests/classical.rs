@@ -33,6 +33,17 @@ fn hog4(ds: &Dataset) -> Array2<f32> {
         .unwrap()
 }
 
+/// `m` saved to a file and loaded back: equal to `m`, with bit-identical scores on `test`.
+fn round_trip(m: &ClassicalModel, test: &Dataset) -> ClassicalModel {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.safetensors");
+    m.save(&p).unwrap();
+    let back = ClassicalModel::load(&p).unwrap();
+    assert_eq!(&back, m);
+    assert_same_scores(m, &back, test);
+    back
+}
+
 /// `a` and `b` give bit-identical decision scores on `test`.
 fn assert_same_scores(a: &ClassicalModel, b: &ClassicalModel, test: &Dataset) {
     let (s1, s2) = (
@@ -197,12 +208,7 @@ fn nystroem_pipeline_is_reproducible_and_round_trips() {
         "model bytes differ between 1 and 2 threads"
     );
     assert_eq!(m1.feature_dim(), 600);
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("n.safetensors");
-    m1.save(&p).unwrap();
-    let back = ClassicalModel::load(&p).unwrap();
-    assert_eq!(back, m1);
-    assert_same_scores(&m1, &back, &test);
+    let back = round_trip(&m1, &test);
     let acc = back.evaluate(&test).unwrap().accuracy;
     let lin = linear
         .fit(&train)
@@ -292,12 +298,7 @@ fn nystroem_projection_is_folded_into_the_svm() {
 fn model_file_round_trips_with_identical_scores() {
     let (train, test) = (split(Split::Train), split(Split::Test));
     let (m, _) = small_config().fit(&train).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("m.safetensors");
-    m.save(&p).unwrap();
-    let back = ClassicalModel::load(&p).unwrap();
-    assert_eq!(back, m);
-    assert_same_scores(&m, &back, &test);
+    let back = round_trip(&m, &test);
     let r = back.evaluate(&test).unwrap();
     assert!(r.accuracy > 0.7, "{}", r.accuracy);
 }

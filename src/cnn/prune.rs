@@ -395,6 +395,16 @@ mod tests {
 
     use crate::cnn::test_util::{images, model};
 
+    /// `m` with the `amount` smallest weights zeroed.
+    fn unstructured(m: &CnnModel, amount: f64) -> CnnModel {
+        let cfg = PruneConfig {
+            amount,
+            method: PruneMethod::Unstructured,
+            ..Default::default()
+        };
+        m.prune(&cfg).unwrap()
+    }
+
     /// Make the filters `dead[i]` of block `i` exactly inert: zero weights, zero batch-norm
     /// shift and mean (so the block outputs exactly 0 for them), and, with SE, the hidden units
     /// `dead_se[i]` zero in and out.
@@ -479,13 +489,7 @@ mod tests {
     #[test]
     fn unstructured_zeroes_the_smallest_and_keeps_shapes() {
         let m = model(vec![4, 4], None, vec![8]);
-        let p = m
-            .prune(&PruneConfig {
-                amount: 0.8,
-                method: PruneMethod::Unstructured,
-                ..Default::default()
-            })
-            .unwrap();
+        let p = unstructured(&m, 0.8);
         assert_eq!(p.info.config.channels, m.info.config.channels);
         assert_eq!(p.n_params(), m.n_params());
         let before = tensors(&m.net).unwrap();
@@ -520,13 +524,7 @@ mod tests {
         let ds = images(60);
         let mut m = model(vec![4, 4], None, vec![8]);
         m.info.config.batch_size = 16;
-        let u = m
-            .prune(&PruneConfig {
-                amount: 0.5,
-                method: PruneMethod::Unstructured,
-                ..Default::default()
-            })
-            .unwrap();
+        let u = unstructured(&m, 0.5);
         let (f, summary) = u.finetune(&ds, 2, Some(1e-3), &mut |_| {}).unwrap();
         assert_eq!(summary.history.len(), 2);
         let before = tensors(&u.net).unwrap();

@@ -424,6 +424,16 @@ mod tests {
             .collect()
     }
 
+    /// The summaries of `hog` and `cnn` at `sizes`, interleaved by size.
+    fn hog_vs_cnn(sizes: &[usize], hog: &[f64], cnn: &[f64]) -> Vec<CurveSummary> {
+        let rows: Vec<(&str, usize, f64)> = sizes
+            .iter()
+            .zip(hog.iter().zip(cnn))
+            .flat_map(|(&n, (&h, &c))| [("hog", n, h), ("cnn", n, c)])
+            .collect();
+        summary(&rows)
+    }
+
     fn names() -> Vec<(String, String)> {
         vec![
             ("hog".to_string(), "classical".to_string()),
@@ -434,14 +444,7 @@ mod tests {
     #[test]
     fn crossing_is_bracketed_and_interpolated_in_log_size() {
         let sizes = [100, 1000, 10000];
-        let s = summary(&[
-            ("hog", 100, 0.80),
-            ("cnn", 100, 0.70),
-            ("hog", 1000, 0.85),
-            ("cnn", 1000, 0.84),
-            ("hog", 10000, 0.88),
-            ("cnn", 10000, 0.91),
-        ]);
+        let s = hog_vs_cnn(&sizes, &[0.80, 0.85, 0.88], &[0.70, 0.84, 0.91]);
         let c = crossovers(&names(), &sizes, &s, &[]);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].overtakes_between, Some([1000, 10000]));
@@ -457,26 +460,12 @@ mod tests {
     #[test]
     fn ahead_everywhere_nowhere_and_in_the_middle() {
         let sizes = [100, 1000, 10000];
-        let everywhere = summary(&[
-            ("hog", 100, 0.5),
-            ("cnn", 100, 0.6),
-            ("hog", 1000, 0.5),
-            ("cnn", 1000, 0.6),
-            ("hog", 10000, 0.5),
-            ("cnn", 10000, 0.6),
-        ]);
+        let everywhere = hog_vs_cnn(&sizes, &[0.5, 0.5, 0.5], &[0.6, 0.6, 0.6]);
         let c = &crossovers(&names(), &sizes, &everywhere, &[])[0];
         assert_eq!((c.overtakes_between, c.estimate), (None, None));
         assert!(c.statement.contains("ahead of hog at every size run"));
         // Level counts as not ahead; ahead only in the middle is not an overtaking.
-        let middle = summary(&[
-            ("hog", 100, 0.5),
-            ("cnn", 100, 0.5),
-            ("hog", 1000, 0.5),
-            ("cnn", 1000, 0.6),
-            ("hog", 10000, 0.7),
-            ("cnn", 10000, 0.6),
-        ]);
+        let middle = hog_vs_cnn(&sizes, &[0.5, 0.5, 0.7], &[0.5, 0.6, 0.6]);
         let c = &crossovers(&names(), &sizes, &middle, &[])[0];
         assert_eq!(c.cnn_ahead_at, vec![1000]);
         assert_eq!(c.overtakes_between, None);
@@ -487,14 +476,7 @@ mod tests {
             c.statement
         );
         // Ahead, behind, ahead: the last crossing, and a word about the earlier one.
-        let twice = summary(&[
-            ("hog", 100, 0.5),
-            ("cnn", 100, 0.6),
-            ("hog", 1000, 0.6),
-            ("cnn", 1000, 0.6),
-            ("hog", 10000, 0.7),
-            ("cnn", 10000, 0.8),
-        ]);
+        let twice = hog_vs_cnn(&sizes, &[0.5, 0.6, 0.7], &[0.6, 0.6, 0.8]);
         let c = &crossovers(&names(), &sizes, &twice, &[])[0];
         assert_eq!(c.overtakes_between, Some([1000, 10000]));
         assert_eq!(c.estimate, Some(1000), "level at a: the crossing is a");
@@ -508,12 +490,7 @@ mod tests {
     #[test]
     fn p_values_come_from_the_size_pairs_in_either_order() {
         let sizes = [100, 1000];
-        let s = summary(&[
-            ("hog", 100, 0.8),
-            ("cnn", 100, 0.7),
-            ("hog", 1000, 0.8),
-            ("cnn", 1000, 0.9),
-        ]);
+        let s = hog_vs_cnn(&sizes, &[0.8, 0.8], &[0.7, 0.9]);
         let pairs: Vec<SizePairs> = sizes
             .iter()
             .map(|&size| SizePairs {

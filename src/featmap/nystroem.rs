@@ -410,6 +410,17 @@ impl Learned for Nystroem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Landmarks drawn at random (no k-means), as scikit-learn.
+    fn random_landmarks(dim: usize, gamma: Option<f64>, seed: u64) -> NystroemParams {
+        NystroemParams {
+            dim,
+            gamma,
+            seed,
+            kmeans_iters: 0,
+            ..Default::default()
+        }
+    }
     use crate::featmap::*;
     use ndarray::{array, Array1};
 
@@ -468,13 +479,7 @@ mod tests {
     #[test]
     fn exact_on_landmarks_and_close_elsewhere() {
         let x = data(300, 5, 1);
-        let p = NystroemParams {
-            dim: 120,
-            gamma: Some(0.3),
-            seed: 7,
-            kmeans_iters: 0,
-            ..Default::default()
-        };
+        let p = random_landmarks(120, Some(0.3), 7);
         let m = p.fit(x.view()).unwrap();
         assert_eq!(m.dim(), 120);
         // On the landmarks the map reproduces the kernel (up to the tiny ridge and f32).
@@ -565,13 +570,7 @@ mod tests {
         }
         // A mix of blobs, 12 landmarks: k-means ones approximate the kernel better than random
         // rows of the same number.
-        let p = NystroemParams {
-            dim: 12,
-            gamma: Some(0.5),
-            seed: 4,
-            kmeans_iters: 0,
-            ..Default::default()
-        };
+        let p = random_landmarks(12, Some(0.5), 4);
         let y = Array2::from_shape_fn((60, 3), |(i, j)| centres[(i % 3, j)] + noise[(i + 7, j)]);
         let mean_err = |m: &Nystroem| {
             let z = m.transform(y.view()).unwrap();
@@ -603,13 +602,7 @@ mod tests {
         // Every row twice: the landmarks' kernel matrix is singular, the ridge handles it.
         let base = data(50, 3, 3);
         let x = ndarray::concatenate(Axis(0), &[base.view(), base.view()]).unwrap();
-        let p = NystroemParams {
-            dim: 100,
-            gamma: None,
-            seed: 1,
-            kmeans_iters: 0,
-            ..Default::default()
-        };
+        let p = random_landmarks(100, None, 1);
         let m = p.fit(x.view()).unwrap();
         let z = m.transform(x.view()).unwrap();
         assert!(z.iter().all(|v| v.is_finite()));
@@ -617,13 +610,7 @@ mod tests {
         // Same seed, same map; other seed, other landmarks.
         assert_eq!(p.fit(x.view()).unwrap(), m);
         let small = data(30, 3, 4);
-        let q = NystroemParams {
-            dim: 10,
-            gamma: Some(1.0),
-            seed: 2,
-            kmeans_iters: 0,
-            ..Default::default()
-        };
+        let q = random_landmarks(10, Some(1.0), 2);
         assert_ne!(
             q.fit(small.view()).unwrap().landmarks,
             NystroemParams { seed: 3, ..q }
