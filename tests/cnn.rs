@@ -197,6 +197,13 @@ fn model_files_are_checked() {
     assert!(e.contains("not a classical model"), "{e}");
 }
 
+/// Each of `keys` (space-separated) in `v` is a positive number.
+fn assert_positive(v: &serde_json::Value, keys: &str) {
+    for k in keys.split_whitespace() {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
+    }
+}
+
 /// Two model files written with different thread counts are the same bytes.
 fn assert_same_bytes(a: &std::path::Path, b: &std::path::Path) {
     assert!(
@@ -397,14 +404,10 @@ fn bench_cnn_prints_the_fields_the_peer_script_reads() {
         .unwrap();
     assert_ok(&o);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for k in [
-        "train_images_per_s",
-        "train_step_ms_median",
-        "infer_images_per_s",
-        "latency_ms",
-    ] {
-        assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {v}");
-    }
+    assert_positive(
+        &v,
+        "train_images_per_s train_step_ms_median infer_images_per_s latency_ms",
+    );
     assert_eq!(v["train_step_ms"].as_array().unwrap().len(), 2);
     assert_eq!(v["batch"], 16);
     // conv 8x1x3x3 + bn 2x8 + conv 16x8x3x3 + bn 2x16 + fc 32x(16*7*7)+32 + out 10x32+10
@@ -451,14 +454,7 @@ fn cli_prune_fine_tune_eval_and_errors() {
     let v = bench_model(&cnn.path("p1.safetensors"));
     assert_eq!(v["params"], pruned.n_params());
     assert_eq!(v["test_images"], 500);
-    for k in [
-        "accuracy",
-        "images_per_s",
-        "latency_ms_median",
-        "model_bytes",
-    ] {
-        assert!(v[k].as_f64().unwrap() > 0.0, "{k}");
-    }
+    assert_positive(&v, "accuracy images_per_s latency_ms_median model_bytes");
     // Unstructured, no fine-tuning (so no --data): the same shapes.
     let o = cnn.run(
         "prune",

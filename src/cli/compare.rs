@@ -317,7 +317,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
                     .collect();
                 eprintln!(
                     "compare: learning curve at {} training images, {} repeat(s)",
-                    render::list(&sizes),
+                    render::list(sizes),
                     a.repeats
                 );
                 Some(

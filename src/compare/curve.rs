@@ -424,6 +424,11 @@ mod tests {
             .collect()
     }
 
+    /// `statement` contains `part`.
+    fn says(statement: &str, part: &str) {
+        assert!(statement.contains(part), "{statement}");
+    }
+
     /// The summaries of `hog` and `cnn` at `sizes`, interleaved by size.
     fn hog_vs_cnn(sizes: &[usize], hog: &[f64], cnn: &[f64]) -> Vec<CurveSummary> {
         let rows: Vec<(&str, usize, f64)> = sizes
@@ -470,21 +475,13 @@ mod tests {
         assert_eq!(c.cnn_ahead_at, vec![1000]);
         assert_eq!(c.overtakes_between, None);
         assert!(c.statement.contains("does not overtake"), "{}", c.statement);
-        assert!(
-            c.statement.contains("ahead only at 1000"),
-            "{}",
-            c.statement
-        );
+        says(&c.statement, "ahead only at 1000");
         // Ahead, behind, ahead: the last crossing, and a word about the earlier one.
         let twice = hog_vs_cnn(&sizes, &[0.5, 0.6, 0.7], &[0.6, 0.6, 0.8]);
         let c = &crossovers(&names(), &sizes, &twice, &[])[0];
         assert_eq!(c.overtakes_between, Some([1000, 10000]));
         assert_eq!(c.estimate, Some(1000), "level at a: the crossing is a");
-        assert!(
-            c.statement.contains("also cross below 1000"),
-            "{}",
-            c.statement
-        );
+        says(&c.statement, "also cross below 1000");
     }
 
     #[test]
@@ -505,16 +502,8 @@ mod tests {
             })
             .collect();
         let c = &crossovers(&names(), &sizes, &s, &pairs)[0];
-        assert!(
-            c.statement.contains("p = 0.5000 on repeat 0"),
-            "{}",
-            c.statement
-        );
-        assert!(
-            c.statement.contains("p = 0.0123 on repeat 0"),
-            "{}",
-            c.statement
-        );
+        says(&c.statement, "p = 0.5000 on repeat 0");
+        says(&c.statement, "p = 0.0123 on repeat 0");
     }
 
     #[test]

@@ -222,12 +222,8 @@ pub fn with_saved(
         } else {
             classical_from_spec(s, seed)?
         };
-        out.push(PipelineSpec::named(
-            s,
-            name,
-            DEFAULT_CLASSICAL_NAME,
-            PipelineConfig::Classical(config),
-        ));
+        let config = PipelineConfig::Classical(config);
+        out.push(PipelineSpec::named(s, name, DEFAULT_CLASSICAL_NAME, config));
     }
     for s in &side("cnn", cnn)? {
         #[cfg(feature = "cnn")]
@@ -240,12 +236,8 @@ pub fn with_saved(
             } else {
                 cnn_from_spec(s, seed)?
             };
-            out.push(PipelineSpec::named(
-                s,
-                name,
-                DEFAULT_CNN_NAME,
-                PipelineConfig::Cnn(config),
-            ));
+            let config = PipelineConfig::Cnn(config);
+            out.push(PipelineSpec::named(s, name, DEFAULT_CNN_NAME, config));
         }
         #[cfg(not(feature = "cnn"))]
         return Err(Error::param(

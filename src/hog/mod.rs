@@ -66,6 +66,19 @@ pub struct ImageRef<'a> {
     channels: usize,
 }
 
+/// `ImageRef` constructors: `name: element type => Pixels variant, channels;`, each checking the
+/// length through [`ImageRef::new`].
+macro_rules! image_ctors {
+    ($($(#[$doc:meta])* $name:ident: $t:ty => $variant:ident, $channels:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(p: &'a [$t], rows: usize, cols: usize) -> Result<Self> {
+                Self::new(Pixels::$variant(p), rows, cols, $channels)
+            }
+        )*
+    };
+}
+
 impl<'a> ImageRef<'a> {
     /// A view over `pixels` of shape `rows x cols x channels`; checks the length.
     pub fn new(pixels: Pixels<'a>, rows: usize, cols: usize, channels: usize) -> Result<Self> {
@@ -92,29 +105,19 @@ impl<'a> ImageRef<'a> {
             channels,
         })
     }
-    /// Grayscale `u8`, row-major.
-    pub fn gray_u8(p: &'a [u8], rows: usize, cols: usize) -> Result<Self> {
-        Self::new(Pixels::U8(p), rows, cols, 1)
-    }
-    /// Grayscale `f32`, row-major.
-    pub fn gray_f32(p: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
-        Self::new(Pixels::F32(p), rows, cols, 1)
-    }
-    /// Grayscale `f64`, row-major.
-    pub fn gray_f64(p: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
-        Self::new(Pixels::F64(p), rows, cols, 1)
-    }
-    /// RGB `u8`, interleaved (like scikit-image's `channel_axis=-1`).
-    pub fn rgb_u8(p: &'a [u8], rows: usize, cols: usize) -> Result<Self> {
-        Self::new(Pixels::U8(p), rows, cols, 3)
-    }
-    /// RGB `f32`, interleaved.
-    pub fn rgb_f32(p: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
-        Self::new(Pixels::F32(p), rows, cols, 3)
-    }
-    /// RGB `f64`, interleaved.
-    pub fn rgb_f64(p: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
-        Self::new(Pixels::F64(p), rows, cols, 3)
+    image_ctors! {
+        /// Grayscale `u8`, row-major.
+        gray_u8: u8 => U8, 1;
+        /// Grayscale `f32`, row-major.
+        gray_f32: f32 => F32, 1;
+        /// Grayscale `f64`, row-major.
+        gray_f64: f64 => F64, 1;
+        /// RGB `u8`, interleaved (like scikit-image's `channel_axis=-1`).
+        rgb_u8: u8 => U8, 3;
+        /// RGB `f32`, interleaved.
+        rgb_f32: f32 => F32, 3;
+        /// RGB `f64`, interleaved.
+        rgb_f64: f64 => F64, 3;
     }
     /// Rows (height).
     pub fn rows(&self) -> usize {

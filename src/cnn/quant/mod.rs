@@ -231,7 +231,7 @@ fn calibrate(layers: &[FloatLayer], px: &[u8], m: &CnnModel) -> Vec<QParams> {
 }
 
 impl CnnModel {
-    /// The int8 model (see the [module docs](self::quant)); static mode calibrates on the first
+    /// The int8 model (see the [module docs](crate::cnn::quant)); static mode calibrates on the first
     /// [`QuantizeConfig::calib_images`] images of `calib`, which must be given and have the
     /// model's image size.
     pub fn quantize(&self, cfg: &QuantizeConfig, calib: Option<&Dataset>) -> Result<CnnInt8Model> {
