@@ -170,10 +170,8 @@ fn same_seed_same_model_bytes_for_one_and_two_threads() {
 /// the linear base of the Nystroem tests.
 fn pca48_config() -> ClassicalConfig {
     ClassicalConfig {
-        hog: HogParams::default()
-            .cell(4, 4)
-            .block(2, 2)
-            .transform_sqrt(true),
+        // The default's HOG (sqrt, L2-Hys, 9 bins) with 4x4 cells and 2x2 blocks.
+        hog: ClassicalConfig::default().hog.cell(4, 4).block(2, 2),
         pca: Some(PcaParams {
             components: Components::Count(48),
             seed: 2,

@@ -55,6 +55,27 @@ fn boxed<E: std::fmt::Display + 'static>(e: E) -> Box<dyn std::fmt::Display> {
     Box::new(e.to_string())
 }
 
+/// The series legend, lower right: labels of `font` pixels on a white panel of opacity `alpha`.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    font: u32,
+    alpha: f64,
+) -> Result<(), Box<dyn std::fmt::Display>>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", font))
+        .background_style(WHITE.mix(alpha))
+        .border_style(BLACK)
+        .draw()
+        .map_err(boxed)
+}
+
 fn text_style(size: u32, h: HPos, v: VPos) -> TextStyle<'static> {
     TextStyle::from(("sans-serif", size).into_font())
         .color(&BLACK)
@@ -474,14 +495,7 @@ pub fn training_curves(p: &PipelineResult) -> Result<Option<String>> {
                 )?,
             }
             if k == 1 {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .label_font(("sans-serif", 12))
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(boxed)?;
+                legend(&mut chart, 12, 0.8)?;
             }
         }
         Ok(())
@@ -618,14 +632,7 @@ fn size_chart(
                         .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, c.filled())))
                         .map_err(boxed)?;
                 }
-                $chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .label_font(("sans-serif", 14))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(boxed)?;
+                legend(&mut $chart, 14, 0.85)?;
             }};
         }
         let builder = |root| {
