@@ -44,6 +44,7 @@ pub mod onnx;
 pub mod pipeline;
 pub mod reduce;
 pub mod report;
+pub mod settings;
 pub mod stage;
 pub mod stats;
 pub mod svm;

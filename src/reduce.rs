@@ -509,11 +509,30 @@ mod tests {
 
 use crate::model::container::ModelError;
 use crate::model::container::{TensorReader, TensorWriter};
+use crate::settings::{flag, is_none, seed_of, Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
 /// The configured standard scaler (it has no parameters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ScalerParams;
+
+/// `standardize` (`true`/`false`).
+impl Configure for ScalerParams {
+    type Slot = bool;
+    const KEYS: &'static [&'static str] = &["standardize"];
+
+    fn set(slot: &mut bool, key: &str, v: &str) -> Result<Setting> {
+        if key != "standardize" {
+            return Ok(Setting::Unknown);
+        }
+        *slot = flag("standardize", v)?;
+        Ok(Setting::Set)
+    }
+
+    fn plan(slot: &bool) -> Option<Self> {
+        slot.then_some(ScalerParams)
+    }
+}
 
 impl FeaturePlan for ScalerParams {
     type Fitted = StandardScaler;
@@ -560,6 +579,43 @@ impl Learned for StandardScaler {
     fn write(&self, t: &mut TensorWriter) {
         t.vector("scaler.mean", &self.mean);
         t.vector("scaler.scale", &self.scale);
+    }
+}
+
+/// `pca` (a count, a variance fraction or `none`); `whiten` and `seed` refine it.
+impl Configure for PcaParams {
+    type Slot = Option<PcaParams>;
+    const KEYS: &'static [&'static str] = &["pca", "whiten"];
+    const REFINES: &'static [&'static str] = &["whiten"];
+
+    fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
+        match key {
+            "pca" => {
+                *slot = if is_none(v) {
+                    None
+                } else {
+                    Some(PcaParams {
+                        components: v.parse::<Components>()?,
+                        ..Default::default()
+                    })
+                };
+                Ok(Setting::Set)
+            }
+            "whiten" => Ok(match slot.as_mut() {
+                Some(p) => {
+                    p.whiten = flag("whiten", v)?;
+                    Setting::Set
+                }
+                None if flag("whiten", v)? => Setting::Needs("whiten"),
+                None => Setting::Set,
+            }),
+            "seed" => seed_of(slot.as_mut().map(|p| &mut p.seed), v),
+            _ => Ok(Setting::Unknown),
+        }
+    }
+
+    fn plan(slot: &Self::Slot) -> Option<Self> {
+        slot.clone()
     }
 }
 

@@ -285,7 +285,43 @@ pub(super) fn one() -> f64 {
 
 // ---------------------------------------------------------------- pipeline stage
 
+use crate::settings::{Configure, Setting};
 use crate::stage::{FeatureStage, Learned, Stateless};
+
+/// `feature-map` (alias `map`): `none`, `hellinger` or `chi2[:STEPS[:L]]`.
+impl Configure for FeatureMap {
+    type Slot = FeatureMap;
+    const KEYS: &'static [&'static str] = &["feature-map"];
+
+    fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
+        if !matches!(key, "feature-map" | "map") {
+            return Ok(Setting::Unknown);
+        }
+        *slot = v.parse()?;
+        Ok(Setting::Set)
+    }
+
+    fn plan(slot: &Self::Slot) -> Option<Self> {
+        (*slot != FeatureMap::None).then_some(*slot)
+    }
+
+    fn validate(slot: &Self::Slot) -> Result<()> {
+        slot.validate()
+    }
+}
+
+/// `gamma` of a kernel approximation (a number, `scale` or `scale*K`), if the stage is
+/// configured.
+pub(super) fn set_gamma(slot: Option<(&mut Option<f64>, &mut f64)>, v: &str) -> Result<Setting> {
+    let (g, k) = parse_gamma(v)?;
+    Ok(match slot {
+        Some((gamma, scale)) => {
+            (*gamma, *scale) = (g, k);
+            Setting::Set
+        }
+        None => Setting::Needs("gamma"),
+    })
+}
 
 /// Nothing is learned (the configuration, validated when a model file is read, says it all).
 impl Stateless for FeatureMap {}

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
+use crate::settings::{count_or_none, num, seed_of, Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
-use super::{check_features, one, resolve_gamma, validate_gamma};
+use super::{check_features, one, resolve_gamma, set_gamma, validate_gamma};
 
 /// The Nystroem approximation of the RBF kernel `exp(-gamma |x - y|^2)` (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -327,6 +328,47 @@ impl Nystroem {
 }
 
 // ---------------------------------------------------------------- pipeline stage
+
+/// `nystroem` (landmarks or `none`); `kmeans` (alias `kmeans-iters`), `gamma` and `seed` refine
+/// it.
+impl Configure for NystroemParams {
+    type Slot = Option<NystroemParams>;
+    const KEYS: &'static [&'static str] = &["nystroem", "kmeans", "gamma"];
+    const REFINES: &'static [&'static str] = &["kmeans", "kmeans-iters", "gamma"];
+
+    fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
+        match key {
+            "nystroem" => {
+                *slot = count_or_none("nystroem", v)?.map(|dim| NystroemParams {
+                    dim,
+                    ..Default::default()
+                });
+                Ok(Setting::Set)
+            }
+            "kmeans" | "kmeans-iters" => {
+                let k = num::<usize>("kmeans", v)?;
+                Ok(match slot.as_mut() {
+                    Some(n) => {
+                        n.kmeans_iters = k;
+                        Setting::Set
+                    }
+                    None => Setting::Needs("kmeans"),
+                })
+            }
+            "gamma" => set_gamma(slot.as_mut().map(|n| (&mut n.gamma, &mut n.gamma_scale)), v),
+            "seed" => seed_of(slot.as_mut().map(|n| &mut n.seed), v),
+            _ => Ok(Setting::Unknown),
+        }
+    }
+
+    fn plan(slot: &Self::Slot) -> Option<Self> {
+        *slot
+    }
+
+    fn validate(slot: &Self::Slot) -> Result<()> {
+        slot.as_ref().map_or(Ok(()), NystroemParams::validate)
+    }
+}
 
 impl FeaturePlan for NystroemParams {
     type Fitted = Nystroem;

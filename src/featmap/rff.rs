@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
+use crate::settings::{count_or_none, seed_of, Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
-use super::{one, resolve_gamma, validate_gamma};
+use super::{one, resolve_gamma, set_gamma, validate_gamma};
 
 /// Random Fourier features (Rahimi & Recht, 2007) approximating the RBF kernel
 /// `exp(-gamma |x - y|^2)`: `z(x) = sqrt(2 / D) cos(x W + b)` with `W ~ N(0, 2 gamma)` and
@@ -111,6 +112,36 @@ impl Rff {
 }
 
 // ---------------------------------------------------------------- pipeline stage
+
+/// `rff` (dimension or `none`); `gamma` and `seed` refine it.
+impl Configure for RffParams {
+    type Slot = Option<RffParams>;
+    const KEYS: &'static [&'static str] = &["rff", "gamma"];
+    const REFINES: &'static [&'static str] = &["gamma"];
+
+    fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
+        match key {
+            "rff" => {
+                *slot = count_or_none("rff", v)?.map(|dim| RffParams {
+                    dim,
+                    ..Default::default()
+                });
+                Ok(Setting::Set)
+            }
+            "gamma" => set_gamma(slot.as_mut().map(|r| (&mut r.gamma, &mut r.gamma_scale)), v),
+            "seed" => seed_of(slot.as_mut().map(|r| &mut r.seed), v),
+            _ => Ok(Setting::Unknown),
+        }
+    }
+
+    fn plan(slot: &Self::Slot) -> Option<Self> {
+        *slot
+    }
+
+    fn validate(slot: &Self::Slot) -> Result<()> {
+        slot.as_ref().map_or(Ok(()), RffParams::validate)
+    }
+}
 
 impl FeaturePlan for RffParams {
     type Fitted = Rff;

@@ -1,53 +1,16 @@
-//! [`ClassicalConfig`]: everything that defines a classical model before training, and its one
-//! string entry point, [`ClassicalConfig::set`] / [`ClassicalConfig::with`], which `train`'s
-//! flags and `compare`'s `--classical` specs both go through.
+//! [`ClassicalConfig`]'s defaults, HOG's and the SVM's keys, and its one string entry point,
+//! [`ClassicalConfig::set`] / [`ClassicalConfig::with`], which `train`'s flags and `compare`'s
+//! `--classical` specs both go through. The struct and the stages' keys come from
+//! [`super::stages`].
 
 use ndarray::Array2;
-use serde::{Deserialize, Serialize};
 
-use super::hog::HogPlan;
-use super::normalize::Norm;
+use super::stages::{self, hog::HogPlan, ClassicalConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::featmap::{FeatureMap, NystroemParams, RffParams};
 use crate::hog::{BlockNorm, HogParams};
-use crate::reduce::{Components, PcaParams};
+use crate::settings::{flag, is_none, num};
 use crate::svm::{ClassWeight, Loss, SvmParams};
-
-/// Everything that defines a classical model before training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClassicalConfig {
-    /// HOG parameters.
-    pub hog: HogParams,
-    /// More HOG descriptors of the same image (e.g. coarser cells), concatenated after the
-    /// first: a multi-scale descriptor.
-    #[serde(default)]
-    pub hog_extra: Vec<HogParams>,
-    /// Resize images to `(width, height)` before HOG.
-    pub resize: Option<(u32, u32)>,
-    /// Feature map applied to the HOG features.
-    pub feature_map: FeatureMap,
-    /// Per-sample normalisation after the feature map (scikit-learn's `Normalizer`), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub normalize: Option<Norm>,
-    /// Standardise features before PCA / SVM.
-    pub standardize: bool,
-    /// PCA, if any.
-    pub pca: Option<PcaParams>,
-    /// Random Fourier features (RBF kernel approximation) after PCA, if any.
-    #[serde(default)]
-    pub rff: Option<RffParams>,
-    /// Nystroem map (RBF kernel approximation) after PCA, if any; exclusive with `rff`.
-    #[serde(default)]
-    pub nystroem: Option<NystroemParams>,
-    /// Also train on the horizontal mirror of every training image (twice the training set):
-    /// the "virtual examples" way of teaching a linear model an invariance (Decoste &
-    /// Schölkopf 2002). The test set is not touched.
-    #[serde(default)]
-    pub augment_flip: bool,
-    /// The SVM.
-    pub svm: SvmParams,
-}
 
 impl Default for ClassicalConfig {
     /// The best linear configuration measured on Fashion-MNIST (docs/BENCHMARKS.md): HOG with
@@ -55,100 +18,72 @@ impl Default for ClassicalConfig {
     /// features), no PCA, squared-hinge SVM with C = 0.1 and tolerance 0.01 — test accuracy
     /// 0.9020 on the standard split.
     fn default() -> Self {
-        ClassicalConfig {
-            hog: HogParams::default()
+        ClassicalConfig::from_core(
+            HogParams::default()
                 .cell(3, 3)
                 .block(3, 3)
                 .transform_sqrt(true),
-            hog_extra: Vec::new(),
-            resize: None,
-            feature_map: FeatureMap::None,
-            normalize: None,
-            standardize: false,
-            pca: None,
-            rff: None,
-            nystroem: None,
-            augment_flip: false,
-            svm: SvmParams::default().c(0.1).tol(1e-2),
-        }
+            SvmParams::default().c(0.1).tol(1e-2),
+        )
     }
 }
 
-/// The keys of [`ClassicalConfig::set`], for error messages.
-pub const KEYS: &str = "cell, cell-rows, cell-cols, block, block-rows, block-cols, orientations, \
-    block-norm, sqrt, extra-cell, resize, feature-map, normalize, standardize, pca, whiten, rff, \
-    nystroem, kmeans, gamma, flip, c, loss, tol, max-iter, class-weight or seed";
+/// The keys of [`ClassicalConfig::set`], for error messages: HOG's, the stages' (in pipeline
+/// order) and the SVM's.
+pub fn keys() -> String {
+    let mut keys = vec![
+        "cell",
+        "cell-rows",
+        "cell-cols",
+        "block",
+        "block-rows",
+        "block-cols",
+        "orientations",
+        "block-norm",
+        "sqrt",
+        "extra-cell",
+    ];
+    keys.extend(stages::keys());
+    keys.extend(["flip", "c", "loss", "tol", "max-iter", "class-weight"]);
+    format!("{} or seed", keys.join(", "))
+}
 
 /// When a key is applied by [`ClassicalConfig::with`]: keys that refine another key's stage come
 /// after it, whatever order they were given in.
 fn priority(key: &str) -> u8 {
     match key {
         "cell" | "block" => 0,
-        "extra-cell" | "extra-cells" | "whiten" | "kmeans" | "kmeans-iters" | "gamma" => 2,
+        "extra-cell" | "extra-cells" => 2,
         "seed" => 3,
+        k if stages::refines(k) => 2,
         _ => 1,
     }
 }
 
-fn num<T: std::str::FromStr>(key: &'static str, v: &str) -> Result<T> {
-    v.trim()
-        .parse()
-        .map_err(|_| Error::param(key, "expected a number", v))
-}
-
-fn flag(key: &'static str, v: &str) -> Result<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "" | "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(Error::param(key, "expected true or false", v)),
-    }
-}
-
-/// A count, or `None` for `none` / `off`.
-fn count_or_none(key: &'static str, v: &str) -> Result<Option<usize>> {
-    if is_none(v) {
-        Ok(None)
-    } else {
-        num(key, v).map(Some)
-    }
-}
-
-/// `none` or `off`: drop the stage.
-pub fn is_none(v: &str) -> bool {
-    v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("off")
-}
-
-/// Parse `WxH` into `(width, height)`.
-pub fn parse_size(s: &str) -> Result<(u32, u32)> {
-    let bad = |why: &str| Error::param("resize", format!("invalid size: {why}"), s);
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| bad("expected WxH, e.g. 64x64"))?;
-    let w: u32 = w.trim().parse().map_err(|_| bad("invalid width"))?;
-    let h: u32 = h.trim().parse().map_err(|_| bad("invalid height"))?;
-    if w == 0 || h == 0 || w > 16384 || h > 16384 {
-        return Err(bad("width and height must be in 1..=16384"));
-    }
-    Ok((w, h))
+/// The form of a key that [`ClassicalConfig::set`] matches: lower case, `-` between words.
+fn canonical(key: &str) -> String {
+    key.replace('_', "-").to_ascii_lowercase()
 }
 
 impl ClassicalConfig {
     /// Set one key (`-` or `_` between words, any case) to a value, as `train`'s flags and
-    /// `compare`'s specs write them: `cell` (pixels per cell, both directions), `cell-rows`,
-    /// `cell-cols`, `block` (cells per block), `block-rows`, `block-cols`, `orientations`,
-    /// `block-norm`, `sqrt` (`true`/`false`), `extra-cell` (extra concatenated HOG descriptors,
-    /// each `CELL` or `CELL/BLOCK`, joined by `+`, or `none`), `resize` (`WxH` or `none`),
-    /// `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`), `normalize` (`l2`, `l1`, `max` or
-    /// `none`), `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff`
+    /// `compare`'s specs write them. HOG's keys: `cell` (pixels per cell, both directions),
+    /// `cell-rows`, `cell-cols`, `block` (cells per block), `block-rows`, `block-cols`,
+    /// `orientations`, `block-norm`, `sqrt` (`true`/`false`), `extra-cell` (extra concatenated
+    /// HOG descriptors, each `CELL` or `CELL/BLOCK`, joined by `+`, or `none`) and `flip` (also
+    /// train on mirrored images); the SVM's: `c`, `loss`, `tol`, `max-iter`, `class-weight`
+    /// (`none`, `balanced` or weights `w0+w1+...`); `seed` (of the SVM and of every stage that
+    /// has one). Every other key goes to the stages, each of which documents its own on its
+    /// [`Configure`](crate::settings::Configure) impl: today `resize` (`WxH` or `none`),
+    /// `feature-map` (`none`, `hellinger`, `chi2[:STEPS[:L]]`), `normalize` (`l2`, `l1`, `max`
+    /// or `none`), `standardize`, `pca` (count, variance fraction or `none`), `whiten`, `rff`
     /// (dimension or `none`), `nystroem` (landmarks or `none`), `kmeans` (Lloyd iterations
-    /// placing the Nystroem landmarks), `gamma` (of `rff` or `nystroem`: a number, `scale` or
-    /// `scale*K`), `flip` (also train on mirrored images), `c`, `loss`, `tol`, `max-iter`,
-    /// `class-weight` (`none`, `balanced` or weights `w0+w1+...`), `seed` (of PCA, the random
-    /// maps and the SVM). A key that refines a stage (`whiten`, `kmeans`, `gamma`) needs the stage
-    /// set first; [`ClassicalConfig::with`] takes care of the order.
+    /// placing the Nystroem landmarks) and `gamma` (of `rff` or `nystroem`: a number, `scale` or
+    /// `scale*K`). A key that refines a stage (`whiten`, `kmeans`, `gamma`) needs the stage set
+    /// first; [`ClassicalConfig::with`] takes care of the order.
     pub fn set(&mut self, key: &str, v: &str) -> Result<()> {
         let c = self;
-        match key.replace('_', "-").to_ascii_lowercase().as_str() {
+        match canonical(key).as_str() {
             "cell" => {
                 let n = num("cell", v)?;
                 c.hog = c.hog.cell(n, n);
@@ -175,60 +110,6 @@ impl ClassicalConfig {
                         .collect::<Result<_>>()?
                 }
             }
-            "resize" => {
-                c.resize = if is_none(v) {
-                    None
-                } else {
-                    Some(parse_size(v)?)
-                }
-            }
-            "feature-map" | "map" => c.feature_map = v.parse::<FeatureMap>()?,
-            "normalize" => c.normalize = if is_none(v) { None } else { Some(v.parse()?) },
-            "standardize" => c.standardize = flag("standardize", v)?,
-            "pca" => {
-                c.pca = if is_none(v) {
-                    None
-                } else {
-                    Some(PcaParams {
-                        components: v.parse::<Components>()?,
-                        ..Default::default()
-                    })
-                }
-            }
-            "whiten" => match c.pca.as_mut() {
-                Some(p) => p.whiten = flag("whiten", v)?,
-                None if flag("whiten", v)? => {
-                    return Err(Error::param("whiten", "needs pca", "true"))
-                }
-                None => {}
-            },
-            "rff" => {
-                c.rff = count_or_none("rff", v)?.map(|dim| RffParams {
-                    dim,
-                    ..Default::default()
-                })
-            }
-            "nystroem" => {
-                c.nystroem = count_or_none("nystroem", v)?.map(|dim| NystroemParams {
-                    dim,
-                    ..Default::default()
-                })
-            }
-            "kmeans" | "kmeans-iters" => {
-                let k = num::<usize>("kmeans", v)?;
-                match c.nystroem.as_mut() {
-                    Some(n) => n.kmeans_iters = k,
-                    None => return Err(Error::param("kmeans", "needs nystroem", k)),
-                }
-            }
-            "gamma" => {
-                let (g, k) = crate::featmap::parse_gamma(v)?;
-                match (c.rff.as_mut(), c.nystroem.as_mut()) {
-                    (Some(r), _) => (r.gamma, r.gamma_scale) = (g, k),
-                    (None, Some(n)) => (n.gamma, n.gamma_scale) = (g, k),
-                    (None, None) => return Err(Error::param("gamma", "needs rff or nystroem", v)),
-                }
-            }
             "flip" => c.augment_flip = flag("flip", v)?,
             "c" => c.svm.c = num("c", v)?,
             "loss" => c.svm.loss = v.parse::<Loss>()?,
@@ -246,23 +127,18 @@ impl ClassicalConfig {
                 }
             }
             "seed" => {
-                let seed = num("seed", v)?;
-                let seeds = [
-                    c.pca.as_mut().map(|p| &mut p.seed),
-                    c.rff.as_mut().map(|r| &mut r.seed),
-                    c.nystroem.as_mut().map(|n| &mut n.seed),
-                    Some(&mut c.svm.seed),
-                ];
-                for s in seeds.into_iter().flatten() {
-                    *s = seed;
-                }
+                c.svm.seed = num("seed", v)?;
+                // Every stage that has a seed takes it too.
+                stages::set_key(c, "seed", v)?;
             }
-            _ => {
-                return Err(Error::param(
-                    "classical",
-                    format!("unknown key (expected {KEYS})"),
-                    key,
-                ))
+            stage_key => {
+                if !stages::set_key(c, stage_key, v)? {
+                    return Err(Error::param(
+                        "classical",
+                        format!("unknown key (expected {})", keys()),
+                        key,
+                    ));
+                }
             }
         }
         Ok(())
@@ -278,7 +154,7 @@ impl ClassicalConfig {
             .iter()
             .map(|(k, v)| (k.as_ref(), v.as_ref()))
             .collect();
-        ordered.sort_by_key(|(k, _)| priority(&k.replace('_', "-").to_ascii_lowercase()));
+        ordered.sort_by_key(|(k, _)| priority(&canonical(k)));
         for (k, v) in ordered {
             self.set(k, v)?;
         }
@@ -295,19 +171,13 @@ impl ClassicalConfig {
         for h in &self.hog_extra {
             h.validate()?;
         }
-        self.feature_map.validate()?;
-        if let Some(r) = &self.rff {
-            r.validate()?;
-        }
-        if let Some(n) = &self.nystroem {
-            n.validate()?;
-            if self.rff.is_some() {
-                return Err(Error::param(
-                    "nystroem",
-                    "choose one kernel approximation: random Fourier features or Nystroem",
-                    "both",
-                ));
-            }
+        stages::validate(self)?;
+        if self.nystroem.is_some() && self.rff.is_some() {
+            return Err(Error::param(
+                "nystroem",
+                "choose one kernel approximation: random Fourier features or Nystroem",
+                "both",
+            ));
         }
         Ok(())
     }

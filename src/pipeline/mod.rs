@@ -1,19 +1,16 @@
 //! The classical pipeline: images → (resize) → HOG → (feature map) → (normaliser) → (standard
 //! scaler) → (PCA) → (random Fourier or Nystroem map) → linear SVM.
 //!
-//! A [`ClassicalModel`] is a list of fitted stages ([`registry::FittedStage`], in the order
-//! [`registry`] gives once) and the SVM on top. Data flows one way; each stage is fitted on the
+//! A [`ClassicalModel`] is a list of fitted stages ([`stages::FittedStage`], in the order
+//! [`stages`] gives once) and the SVM on top. Data flows one way; each stage is fitted on the
 //! training set only and timed. What a stage is lives in [`crate::stage`]; each stage's code sits
 //! beside its algorithm ([`crate::featmap`], [`crate::reduce`], or here for resize, HOG and the
 //! normaliser); the model-file codec is [`codec`].
 
 pub mod codec;
 mod config;
-pub mod hog;
-pub mod normalize;
 mod onnx;
-pub mod registry;
-pub mod resize;
+pub mod stages;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -21,8 +18,10 @@ use std::time::Instant;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-pub use config::{is_none, parse_size, ClassicalConfig, KEYS};
-pub use registry::{plan, FittedStage, PlannedStage};
+pub use crate::settings::is_none;
+pub use config::keys;
+pub use stages::resize::parse_size;
+pub use stages::{hog, normalize, plan, resize, ClassicalConfig, FittedStage, PlannedStage};
 
 pub use crate::classifier::check_classes;
 use crate::classifier::Classifier;

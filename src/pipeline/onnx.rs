@@ -13,7 +13,7 @@
 //! sums in f64 (the normaliser's norm, the chi-squared map), the graph's float32 differs in the
 //! last bits, far inside the 1e-4 the tests allow.
 
-use super::registry::FittedStage;
+use super::stages::FittedStage;
 use super::ClassicalModel;
 use crate::error::Result;
 use crate::featmap::{FeatureMap, Nystroem, Rff};

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader};
+use crate::settings::{is_none, Configure, Setting};
 use crate::stage::{Flow, Learned, Shape, Stage, StagePlan};
 
 /// Resize to `width x height`; the stage is its own plan (nothing is learned).
@@ -15,6 +16,42 @@ pub struct Resize {
     pub width: u32,
     /// Height after resizing.
     pub height: u32,
+}
+
+/// Parse `WxH` into `(width, height)`.
+pub fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let bad = |why: &str| Error::param("resize", format!("invalid size: {why}"), s);
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| bad("expected WxH, e.g. 64x64"))?;
+    let w: u32 = w.trim().parse().map_err(|_| bad("invalid width"))?;
+    let h: u32 = h.trim().parse().map_err(|_| bad("invalid height"))?;
+    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+        return Err(bad("width and height must be in 1..=16384"));
+    }
+    Ok((w, h))
+}
+
+/// `resize` (`WxH` or `none`) sets `(width, height)`.
+impl Configure for Resize {
+    type Slot = Option<(u32, u32)>;
+    const KEYS: &'static [&'static str] = &["resize"];
+
+    fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
+        if key != "resize" {
+            return Ok(Setting::Unknown);
+        }
+        *slot = if is_none(v) {
+            None
+        } else {
+            Some(parse_size(v)?)
+        };
+        Ok(Setting::Set)
+    }
+
+    fn plan(slot: &Self::Slot) -> Option<Self> {
+        slot.map(|(width, height)| Resize { width, height })
+    }
 }
 
 impl StagePlan for Resize {

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::settings::{is_none, Configure, Setting};
 use crate::stage::{FeatureStage, Learned, Stateless};
 
 /// Which norm every row is divided by.
@@ -43,6 +44,24 @@ impl Norm {
             Norm::L2 => it.map(|v| v * v).sum::<f64>().sqrt(),
             Norm::Max => it.fold(0.0, f64::max),
         }
+    }
+}
+
+/// `normalize` (`l2`, `l1`, `max` or `none`).
+impl Configure for Norm {
+    type Slot = Option<Norm>;
+    const KEYS: &'static [&'static str] = &["normalize"];
+
+    fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
+        if key != "normalize" {
+            return Ok(Setting::Unknown);
+        }
+        *slot = if is_none(v) { None } else { Some(v.parse()?) };
+        Ok(Setting::Set)
+    }
+
+    fn plan(slot: &Self::Slot) -> Option<Self> {
+        *slot
     }
 }
 
