@@ -509,6 +509,7 @@ mod tests {
 
 use crate::model::container::ModelError;
 use crate::model::container::{TensorReader, TensorWriter};
+use crate::onnx::Graph;
 use crate::settings::{flag, is_none, seed_of, Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
@@ -579,6 +580,15 @@ impl Learned for StandardScaler {
     fn write(&self, t: &mut TensorWriter) {
         t.vector("scaler.mean", &self.mean);
         t.vector("scaler.scale", &self.scale);
+    }
+
+    /// `(x - mean) / scale`.
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> Result<Option<String>> {
+        let d = self.mean.len();
+        let mean = g.constant_f32("mean", &[d], self.mean.as_slice().expect("contiguous"));
+        let scale = g.constant_f32("scale", &[d], self.scale.as_slice().expect("contiguous"));
+        let c = g.node("Sub", &[x, &mean], Vec::new());
+        Ok(Some(g.node("Div", &[&c, &scale], Vec::new())))
     }
 }
 
@@ -672,5 +682,25 @@ impl Learned for Pca {
         ] {
             t.f64(name, &[v.len()], v.iter().copied());
         }
+    }
+
+    /// `(x - mean) components^T`, then divided by `sqrt(max(variance, 1e-12))` when whitening.
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> Result<Option<String>> {
+        let (k, d) = self.components.dim();
+        let mean = g.constant_f32("mean", &[d], self.mean.as_slice().expect("contiguous"));
+        let ct = self.components.t().as_standard_layout().into_owned();
+        let ct = g.constant_f32("components_t", &[d, k], ct.as_slice().expect("standard"));
+        let c = g.node("Sub", &[x, &mean], Vec::new());
+        let z = g.node("MatMul", &[&c, &ct], Vec::new());
+        if !self.whiten {
+            return Ok(Some(z));
+        }
+        let s: Vec<f32> = self
+            .explained_variance
+            .iter()
+            .map(|v| v.max(1e-12).sqrt() as f32)
+            .collect();
+        let s = g.constant_f32("whiten_scale", &[k], &s);
+        Ok(Some(g.node("Div", &[&z, &s], Vec::new())))
     }
 }

@@ -16,6 +16,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::container::ModelError;
 use crate::model::container::{TensorReader, TensorWriter};
+use crate::onnx::Graph;
 
 /// The data between two stages: images (before HOG) or one feature row per image.
 #[derive(Debug)]
@@ -87,9 +88,17 @@ impl Shape {
 }
 
 /// What every fitted stage has, whatever it maps: what it learned (its parameter count and
-/// tensors), whether its last linear map folds into the SVM, and how the report shows it. Every
-/// method has a default: a stage that learns nothing implements it empty.
+/// tensors), whether its last linear map folds into the SVM, how the report shows it, and how it
+/// is written as ONNX. Every method but [`Learned::to_onnx`] has a default: a stage that learns
+/// nothing implements the others empty.
 pub trait Learned {
+    /// Write the fitted stage as ONNX nodes in `g`, reading `x` (one float32 feature row per
+    /// image) and returning the name of the output, with the same arithmetic as the stage's
+    /// Rust code; `None` for a stage before the graph's input (the graph starts at HOG's
+    /// features, so resize and HOG write nothing). An error, made with
+    /// [`crate::onnx::unsupported`], for a stage the graph cannot write exactly.
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> Result<Option<String>>;
+
     /// Learned parameters (values in the model file).
     fn n_params(&self) -> usize {
         0

@@ -285,6 +285,7 @@ pub(super) fn one() -> f64 {
 
 // ---------------------------------------------------------------- pipeline stage
 
+use crate::onnx::{attr_int, unsupported, Graph};
 use crate::settings::{Configure, Setting};
 use crate::stage::{FeatureStage, Learned, Stateless};
 
@@ -338,7 +339,61 @@ impl FeatureStage for FeatureMap {
     }
 }
 
-impl Learned for FeatureMap {}
+impl Learned for FeatureMap {
+    /// Hellinger: `Sqrt`. Additive chi-squared (as `FeatureMap::transform`): for `v > 0`,
+    /// `sqrt(v L)`, then per step `s` the pair `sqrt(v) c_s cos(s L ln v)`, `sqrt(v) c_s sin(...)`
+    /// with `c_s = sqrt(2 L / cosh(pi s L))`, laid out as `[x0 | cos1 | sin1 | cos2 | sin2]`; 0
+    /// where `v = 0` (`Where`).
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> Result<Option<String>> {
+        Ok(Some(match *self {
+            FeatureMap::None => x.to_string(),
+            FeatureMap::Hellinger => g.node("Sqrt", &[x], Vec::new()),
+            FeatureMap::AdditiveChi2 { steps, interval } => {
+                if !(1..=3).contains(&steps) {
+                    return Err(unsupported(
+                        "feature_map",
+                        format!("chi2 with {steps} steps"),
+                    ));
+                }
+                let zero = g.scalar("zero", 0.0);
+                let positive = g.node("Greater", &[x, &zero], Vec::new());
+                let root = g.node("Sqrt", &[x], Vec::new());
+                let c0 = g.scalar("sqrt_interval", interval.sqrt() as f32);
+                let first = g.node("Mul", &[&root, &c0], Vec::new());
+                let mut parts = vec![first];
+                if steps > 1 {
+                    let log = g.node("Log", &[x], Vec::new());
+                    for s in 1..steps {
+                        let sf = s as f64;
+                        let c =
+                            (2.0 * interval / (std::f64::consts::PI * sf * interval).cosh()).sqrt();
+                        let c = g.scalar(&format!("factor{s}"), c as f32);
+                        let k = g.scalar(&format!("frequency{s}"), (sf * interval) as f32);
+                        let a = g.node("Mul", &[&log, &k], Vec::new());
+                        let amp = g.node("Mul", &[&root, &c], Vec::new());
+                        for op in ["Cos", "Sin"] {
+                            let t = g.node(op, &[&a], Vec::new());
+                            parts.push(g.node("Mul", &[&amp, &t], Vec::new()));
+                        }
+                    }
+                }
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                let cat = if refs.len() == 1 {
+                    parts[0].clone()
+                } else {
+                    g.node("Concat", &refs, vec![attr_int("axis", 1)])
+                };
+                let mask = if refs.len() == 1 {
+                    positive
+                } else {
+                    let masks = vec![positive.as_str(); refs.len()];
+                    g.node("Concat", &masks, vec![attr_int("axis", 1)])
+                };
+                g.node("Where", &[&mask, &cat, &zero], Vec::new())
+            }
+        }))
+    }
+}
 
 /// `z_i . z_j` in f64: a feature map's estimate of the kernel between rows `i` and `j` (for the
 /// maps' tests).

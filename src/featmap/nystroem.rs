@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
+use crate::onnx::Graph;
 use crate::settings::{count_or_none, num, seed_of, Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
@@ -446,6 +447,44 @@ impl Learned for Nystroem {
 
     fn folded(&self) -> bool {
         self.projection.is_none()
+    }
+
+    /// The kernel values `exp(-gamma max(|x|^2 + |l|^2 - 2 x.l, 0))` to every landmark `l`, as
+    /// `Nystroem::transform` computes them, then the projection (`MatMul`) unless it was folded
+    /// into the SVM.
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> Result<Option<String>> {
+        let (m, d) = self.landmarks.dim();
+        let lt = self.landmarks.t().as_standard_layout().into_owned();
+        let lt = g.constant_f32("landmarks_t", &[d, m], lt.as_slice().expect("standard"));
+        let lsq: Vec<f32> = self
+            .landmarks
+            .rows()
+            .into_iter()
+            .map(|r| r.dot(&r))
+            .collect();
+        let lsq = g.constant_f32("landmark_norms", &[m], &lsq);
+        let xl = g.node("MatMul", &[x, &lt], Vec::new());
+        let xsq = g.reduce("ReduceSumSquare", x, &[1]);
+        let two = g.scalar("two", 2.0);
+        let s = g.node("Add", &[&xsq, &lsq], Vec::new());
+        let t = g.node("Mul", &[&two, &xl], Vec::new());
+        let d2 = g.node("Sub", &[&s, &t], Vec::new());
+        let zero = g.scalar("zero", 0.0);
+        let d2 = g.node("Max", &[&d2, &zero], Vec::new());
+        let ng = g.scalar("neg_gamma", -(self.gamma as f32));
+        let e = g.node("Mul", &[&ng, &d2], Vec::new());
+        let k = g.node("Exp", &[&e], Vec::new());
+        Ok(Some(match &self.projection {
+            None => k,
+            Some(p) => {
+                let p = g.constant_f32(
+                    "projection",
+                    &[m, p.ncols()],
+                    p.as_standard_layout().as_slice().expect("standard"),
+                );
+                g.node("MatMul", &[&k, &p], Vec::new())
+            }
+        }))
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
+use crate::onnx::Graph;
 use crate::settings::{count_or_none, seed_of, Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
@@ -185,6 +186,29 @@ impl Learned for Rff {
         t.matrix("rff.weights", &self.weights);
         t.vector("rff.offsets", &self.offsets);
         t.f64("rff.gamma", &[1], [self.gamma]);
+    }
+
+    /// `sqrt(2 / D) cos(x W + b)`.
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> Result<Option<String>> {
+        let (d, dim) = self.weights.dim();
+        let w = g.constant_f32(
+            "weights",
+            &[d, dim],
+            self.weights
+                .as_standard_layout()
+                .as_slice()
+                .expect("standard"),
+        );
+        let b = g.constant_f32(
+            "offsets",
+            &[dim],
+            self.offsets.as_slice().expect("contiguous"),
+        );
+        let p = g.node("MatMul", &[x, &w], Vec::new());
+        let p = g.node("Add", &[&p, &b], Vec::new());
+        let c = g.node("Cos", &[&p], Vec::new());
+        let scale = g.scalar("scale", (2.0 / dim as f64).sqrt() as f32);
+        Ok(Some(g.node("Mul", &[&scale, &c], Vec::new())))
     }
 }
 

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::hog::{Hog, HogParams};
 use crate::model::container::ModelError;
 use crate::model::container::TensorReader;
+use crate::onnx::Graph;
 use crate::stage::{Flow, Learned, Shape, Stage, StagePlan};
 
 /// The configured HOG stage.
@@ -144,4 +145,9 @@ impl Stage for HogStage {
     }
 }
 
-impl Learned for HogStage {}
+impl Learned for HogStage {
+    /// Before the ONNX graph's input, which is the HOG features.
+    fn to_onnx(&self, _: &mut Graph, _: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+}

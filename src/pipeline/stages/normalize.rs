@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::onnx::Graph;
 use crate::settings::{is_none, Configure, Setting};
 use crate::stage::{FeatureStage, Learned, Stateless};
 
@@ -93,6 +94,24 @@ impl FeatureStage for Norm {
 impl Learned for Norm {
     fn shows_dim(&self) -> bool {
         false
+    }
+
+    /// Each row divided by its norm (`ReduceL1`, `ReduceL2`, or `ReduceMax` of `Abs`); a zero row
+    /// divided by 1 (`Where`), so it stays zero as in hogsvm.
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> Result<Option<String>> {
+        let norm = match self {
+            Norm::L1 => g.reduce("ReduceL1", x, &[1]),
+            Norm::L2 => g.reduce("ReduceL2", x, &[1]),
+            Norm::Max => {
+                let a = g.node("Abs", &[x], Vec::new());
+                g.reduce("ReduceMax", &a, &[1])
+            }
+        };
+        let zero = g.scalar("zero", 0.0);
+        let one = g.scalar("one", 1.0);
+        let nonzero = g.node("Greater", &[&norm, &zero], Vec::new());
+        let div = g.node("Where", &[&nonzero, &norm, &one], Vec::new());
+        Ok(Some(g.node("Div", &[x, &div], Vec::new())))
     }
 }
 

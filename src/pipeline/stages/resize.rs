@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader};
+use crate::onnx::Graph;
 use crate::settings::{is_none, Configure, Setting};
 use crate::stage::{Flow, Learned, Shape, Stage, StagePlan};
 
@@ -96,5 +97,10 @@ impl Stage for Resize {
 impl Learned for Resize {
     fn shows_dim(&self) -> bool {
         false
+    }
+
+    /// Before the ONNX graph's input (the image size is in its metadata).
+    fn to_onnx(&self, _: &mut Graph, _: &str) -> Result<Option<String>> {
+        Ok(None)
     }
 }
