@@ -196,7 +196,7 @@ fn help_lists_every_subcommand() {
 fn train_normalize_l2_is_a_stage() {
     use hogsvm::classifier::Classifier;
     use hogsvm::data::Split;
-    use hogsvm::pipeline::normalize::Norm;
+    use hogsvm::pipeline::stages::normalize::Norm;
     use hogsvm::pipeline::ClassicalModel;
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::settings::is_none;
 pub use config::keys;
 pub use stages::resize::parse_size;
-pub use stages::{hog, normalize, plan, resize, ClassicalConfig, FittedStage, PlannedStage};
+pub use stages::{plan, ClassicalConfig, FittedStage, PlannedStage};
 
 pub use crate::classifier::check_classes;
 use crate::classifier::Classifier;
