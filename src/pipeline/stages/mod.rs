@@ -21,9 +21,6 @@ pub mod resize;
 
 use serde::{Deserialize, Serialize};
 
-use self::hog::{HogPlan, HogStage};
-use self::normalize::Norm;
-use self::resize::Resize;
 use super::ClassicalModel;
 use crate::error::{Error, Result};
 use crate::featmap::{FeatureMap, Nystroem, NystroemParams, Rff, RffParams};
@@ -210,19 +207,19 @@ macro_rules! registry {
 
 registry! {
     /// Resize the images.
-    Resize(resize, resize_mut): Resize => Resize, config {
+    Resize(resize, resize_mut): resize::Resize => resize::Resize, config {
         /// Resize images to `(width, height)` before HOG.
         resize
     };
     /// HOG descriptors (images → features).
-    Hog(hog, hog_mut): HogPlan => HogStage, from |c| Some(HogPlan::of(c));
+    Hog(hog, hog_mut): hog::HogPlan => hog::HogStage, from |c| Some(hog::HogPlan::of(c));
     /// Hellinger or additive chi-squared map.
     FeatureMap(feature_map, feature_map_mut): FeatureMap => FeatureMap, config {
         /// Feature map applied to the HOG features.
         feature_map
     };
     /// Per-sample normalisation.
-    Normalize(normalize, normalize_mut): Norm => Norm, config {
+    Normalize(normalize, normalize_mut): normalize::Norm => normalize::Norm, config {
         /// Per-sample normalisation after the feature map (scikit-learn's `Normalizer`), if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         normalize
