@@ -286,7 +286,7 @@ pub(super) fn one() -> f64 {
 // ---------------------------------------------------------------- pipeline stage
 
 use crate::onnx::{attr_int, unsupported, Graph};
-use crate::settings::{Configure, Setting};
+use crate::settings::{count_or_none, num, Configure, Setting};
 use crate::stage::{FeatureStage, Learned, Stateless};
 
 /// `feature-map` (alias `map`): `none`, `hellinger` or `chi2[:STEPS[:L]]`.
@@ -311,17 +311,37 @@ impl Configure for FeatureMap {
     }
 }
 
-/// `gamma` of a kernel approximation (a number, `scale` or `scale*K`), if the stage is
-/// configured.
-pub(super) fn set_gamma(slot: Option<(&mut Option<f64>, &mut f64)>, v: &str) -> Result<Setting> {
-    let (g, k) = parse_gamma(v)?;
-    Ok(match slot {
-        Some((gamma, scale)) => {
-            (*gamma, *scale) = (g, k);
-            Setting::Set
+/// The mutable parameters both kernel approximations have: dimension, gamma, gamma's multiple
+/// of "scale", seed.
+pub(super) type KernelFields<P> = fn(&mut P) -> (&mut usize, &mut Option<f64>, &mut f64, &mut u64);
+
+/// The keys both kernel approximations take (see [`Configure::set`]): `name` (the dimension, or
+/// `none`), `gamma` (a number, `scale` or `scale*K`) and `seed`, which refine a configured map.
+pub(super) fn set_kernel_key<P: Default>(
+    slot: &mut Option<P>,
+    name: &'static str,
+    key: &str,
+    v: &str,
+    fields: KernelFields<P>,
+) -> Result<Setting> {
+    if key == name {
+        *slot = count_or_none(name, v)?.map(|dim| {
+            let mut p = P::default();
+            *fields(&mut p).0 = dim;
+            p
+        });
+        return Ok(Setting::Set);
+    }
+    match (key, slot.as_mut().map(fields)) {
+        ("gamma", Some((_, gamma, scale, _))) => (*gamma, *scale) = parse_gamma(v)?,
+        ("gamma", None) => {
+            parse_gamma(v)?;
+            return Ok(Setting::Needs("gamma"));
         }
-        None => Setting::Needs("gamma"),
-    })
+        ("seed", Some((_, _, _, seed))) => *seed = num("seed", v)?,
+        _ => return Ok(Setting::Unknown),
+    }
+    Ok(Setting::Set)
 }
 
 /// Nothing is learned (the configuration, validated when a model file is read, says it all).

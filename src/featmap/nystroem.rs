@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
 use crate::onnx::Graph;
-use crate::settings::{count_or_none, num, seed_of, Configure, Setting};
+use crate::settings::{num, Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
-use super::{check_features, one, resolve_gamma, set_gamma, validate_gamma};
+use super::{check_features, one, resolve_gamma, set_kernel_key, validate_gamma};
 
 /// The Nystroem approximation of the RBF kernel `exp(-gamma |x - y|^2)` (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -338,28 +338,19 @@ impl Configure for NystroemParams {
     const REFINES: &'static [&'static str] = &["kmeans", "kmeans-iters", "gamma"];
 
     fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
-        match key {
-            "nystroem" => {
-                *slot = count_or_none("nystroem", v)?.map(|dim| NystroemParams {
-                    dim,
-                    ..Default::default()
-                });
-                Ok(Setting::Set)
-            }
-            "kmeans" | "kmeans-iters" => {
-                let k = num::<usize>("kmeans", v)?;
-                Ok(match slot.as_mut() {
-                    Some(n) => {
-                        n.kmeans_iters = k;
-                        Setting::Set
-                    }
-                    None => Setting::Needs("kmeans"),
-                })
-            }
-            "gamma" => set_gamma(slot.as_mut().map(|n| (&mut n.gamma, &mut n.gamma_scale)), v),
-            "seed" => seed_of(slot.as_mut().map(|n| &mut n.seed), v),
-            _ => Ok(Setting::Unknown),
+        if !matches!(key, "kmeans" | "kmeans-iters") {
+            return set_kernel_key(slot, "nystroem", key, v, |n| {
+                (&mut n.dim, &mut n.gamma, &mut n.gamma_scale, &mut n.seed)
+            });
         }
+        let k = num::<usize>("kmeans", v)?;
+        Ok(match slot.as_mut() {
+            Some(n) => {
+                n.kmeans_iters = k;
+                Setting::Set
+            }
+            None => Setting::Needs("kmeans"),
+        })
     }
 
     fn plan(slot: &Self::Slot) -> Option<Self> {

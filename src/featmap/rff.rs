@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{check_cols, Error, Result};
 use crate::model::container::{ModelError, TensorReader, TensorWriter};
 use crate::onnx::Graph;
-use crate::settings::{count_or_none, seed_of, Configure, Setting};
+use crate::settings::{Configure, Setting};
 use crate::stage::{FeaturePlan, FeatureStage, Learned};
 
-use super::{one, resolve_gamma, set_gamma, validate_gamma};
+use super::{one, resolve_gamma, set_kernel_key, validate_gamma};
 
 /// Random Fourier features (Rahimi & Recht, 2007) approximating the RBF kernel
 /// `exp(-gamma |x - y|^2)`: `z(x) = sqrt(2 / D) cos(x W + b)` with `W ~ N(0, 2 gamma)` and
@@ -121,18 +121,9 @@ impl Configure for RffParams {
     const REFINES: &'static [&'static str] = &["gamma"];
 
     fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
-        match key {
-            "rff" => {
-                *slot = count_or_none("rff", v)?.map(|dim| RffParams {
-                    dim,
-                    ..Default::default()
-                });
-                Ok(Setting::Set)
-            }
-            "gamma" => set_gamma(slot.as_mut().map(|r| (&mut r.gamma, &mut r.gamma_scale)), v),
-            "seed" => seed_of(slot.as_mut().map(|r| &mut r.seed), v),
-            _ => Ok(Setting::Unknown),
-        }
+        set_kernel_key(slot, "rff", key, v, |r| {
+            (&mut r.dim, &mut r.gamma, &mut r.gamma_scale, &mut r.seed)
+        })
     }
 
     fn plan(slot: &Self::Slot) -> Option<Self> {
