@@ -7,7 +7,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use super::cpu::{check_f32, f32_slice, BN_ROWS};
+use super::cpu::{check_f32, cpu_forward, f32_slice, In, Out, BN_ROWS};
 
 /// Shape `(N, C, S)` of an `(N, C, ...)` tensor, S the product of the trailing dims.
 pub(super) fn bn_geom(dims: &[usize]) -> Result<(usize, usize, usize)> {
@@ -74,12 +74,9 @@ pub(super) fn bn_channel_sums(
 /// Batch statistics op: x → (2, C) = [mean; biased variance] over (N, S).
 struct BnStatsOp;
 
-impl CustomOp1 for BnStatsOp {
-    fn name(&self) -> &'static str {
-        "fast-bn-stats"
-    }
-
-    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl BnStatsOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (st, l): In) -> Out {
         let x = f32_slice(st, l, "batch_norm_train")?;
         let (n, c, s) = bn_geom(l.dims())?;
         Ok((
@@ -87,6 +84,10 @@ impl CustomOp1 for BnStatsOp {
             Shape::from((2, c)),
         ))
     }
+}
+
+impl CustomOp1 for BnStatsOp {
+    cpu_forward!("fast-bn-stats", 1);
 }
 
 /// `[mean; biased variance]` (2·C values) per channel of a contiguous `(N, C, S)` slice.
@@ -147,20 +148,9 @@ pub(super) struct BnNormOp {
     train: bool,
 }
 
-impl CustomOp3 for BnNormOp {
-    fn name(&self) -> &'static str {
-        "fast-bn-train"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl BnNormOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In, (s3, l3): In) -> Out {
         let x = f32_slice(s1, l1, "batch_norm_train")?;
         let gamma = f32_slice(s2, l2, "batch_norm_train")?;
         let beta = f32_slice(s3, l3, "batch_norm_train")?;
@@ -183,6 +173,10 @@ impl CustomOp3 for BnNormOp {
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
+}
+
+impl CustomOp3 for BnNormOp {
+    cpu_forward!("fast-bn-train", 3);
 
     fn bwd(
         &self,
@@ -253,18 +247,9 @@ struct BnBwdSumsOp {
     invstd: Vec<f32>,
 }
 
-impl CustomOp2 for BnBwdSumsOp {
-    fn name(&self) -> &'static str {
-        "fast-bn-bwd-sums"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl BnBwdSumsOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let (x, dy, (n, c, s)) = bn_bwd_inputs((s1, l1), (s2, l2), &[&self.mean, &self.invstd])?;
         let sums = bn_channel_sums(n, c, |i, ch| {
             let off = (i * c + ch) * s;
@@ -282,6 +267,10 @@ impl CustomOp2 for BnBwdSumsOp {
     }
 }
 
+impl CustomOp2 for BnBwdSumsOp {
+    cpu_forward!("fast-bn-bwd-sums", 2);
+}
+
 /// Batch-norm input gradient: (x, dy) → dx = gamma·invstd·(dy − dbeta/M − x̂·dgamma/M).
 struct BnBwdDxOp {
     mean: Vec<f32>,
@@ -291,18 +280,9 @@ struct BnBwdDxOp {
     dgamma: Vec<f32>,
 }
 
-impl CustomOp2 for BnBwdDxOp {
-    fn name(&self) -> &'static str {
-        "fast-bn-bwd-dx"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl BnBwdDxOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let per_channel = [
             &self.mean[..],
             &self.invstd,
@@ -333,6 +313,10 @@ impl CustomOp2 for BnBwdDxOp {
             });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
+}
+
+impl CustomOp2 for BnBwdDxOp {
+    cpu_forward!("fast-bn-bwd-dx", 2);
 }
 
 /// Training-mode batch norm over `(N, C, ...)`: per-channel mean and biased variance over all

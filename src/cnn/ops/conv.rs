@@ -2,10 +2,12 @@
 //! forward pass, the weight gradient and the input gradient, shared with the fused block
 //! ([`super::fused`]), and the ops built on them ([`conv2d`] and its direct gradients).
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_f32, conv_chunk, f32_slice, sgemm, with_scratch, DW_CHUNK};
+use super::cpu::{
+    check_f32, conv_chunk, cpu_forward, f32_slice, sgemm, with_scratch, In, Out, DW_CHUNK,
+};
 
 /// Geometry of a stride-1, zero-padded 2-D convolution.
 #[derive(Clone, Copy, Debug)]
@@ -205,24 +207,19 @@ struct Conv2dOp {
     need_input_grad: bool,
 }
 
-impl CustomOp2 for Conv2dOp {
-    fn name(&self) -> &'static str {
-        "fast-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl Conv2dOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let x = f32_slice(s1, l1, "conv2d")?;
         let w = f32_slice(s2, l2, "conv2d")?;
         let g = conv_geom(l1.dims(), l2.dims(), self.pad)?;
         let y = conv_forward(x, w, &g);
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.c_out, g.oh, g.ow))))
     }
+}
+
+impl CustomOp2 for Conv2dOp {
+    cpu_forward!("fast-conv2d", 2);
 
     fn bwd(
         &self,
@@ -311,18 +308,9 @@ struct ConvWeightGradOp {
     kw: usize,
 }
 
-impl CustomOp2 for ConvWeightGradOp {
-    fn name(&self) -> &'static str {
-        "fast-conv2d-dw"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl ConvWeightGradOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let x = f32_slice(s1, l1, "conv2d weight grad")?;
         let dy = f32_slice(s2, l2, "conv2d weight grad")?;
         let (x_dims, dy_dims) = (l1.dims(), l2.dims());
@@ -357,6 +345,10 @@ impl CustomOp2 for ConvWeightGradOp {
     }
 }
 
+impl CustomOp2 for ConvWeightGradOp {
+    cpu_forward!("fast-conv2d-dw", 2);
+}
+
 /// Sum of `n_chunks` partial weight gradients of `wlen` values each, added in chunk order (fixed,
 /// independent of the thread count).
 pub(super) fn sum_partials(partial: &[f32], n_chunks: usize, wlen: usize) -> Vec<f32> {
@@ -379,18 +371,9 @@ struct ConvInputGradOp {
     w: usize,
 }
 
-impl CustomOp2 for ConvInputGradOp {
-    fn name(&self) -> &'static str {
-        "fast-conv2d-dx"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl ConvInputGradOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let dy = f32_slice(s1, l1, "conv2d input grad")?;
         let w = f32_slice(s2, l2, "conv2d input grad")?;
         let (dy_dims, w_dims) = (l1.dims(), l2.dims());
@@ -424,6 +407,10 @@ impl CustomOp2 for ConvInputGradOp {
             });
         Ok((CpuStorage::F32(dx), Shape::from((n, c_in, self.h, self.w))))
     }
+}
+
+impl CustomOp2 for ConvInputGradOp {
+    cpu_forward!("fast-conv2d-dx", 2);
 }
 
 /// 2-D convolution, stride 1, zero padding `padding` on every side, NCHW f32 on CPU, no bias.

@@ -5,7 +5,41 @@
 use std::cell::RefCell;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, DType, Layout, Result, Tensor};
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor};
+
+/// One input of an op's CPU forward pass: its storage and layout, as candle passes them.
+pub(super) type In<'a> = (&'a CpuStorage, &'a Layout);
+
+/// What an op's CPU forward pass returns.
+pub(super) type Out = Result<(CpuStorage, Shape)>;
+
+/// The `name` and `cpu_fwd` items of candle's `CustomOp1`, `CustomOp2` or `CustomOp3` (the
+/// count of inputs), for an op whose CPU forward pass is its own `forward(&self, In, ...) -> Out`
+/// method: the one place that spells out candle's argument list.
+macro_rules! cpu_forward {
+    ($name:literal, 1) => {
+        cpu_forward!(@items $name, (s1, l1));
+    };
+    ($name:literal, 2) => {
+        cpu_forward!(@items $name, (s1, l1), (s2, l2));
+    };
+    ($name:literal, 3) => {
+        cpu_forward!(@items $name, (s1, l1), (s2, l2), (s3, l3));
+    };
+    (@items $name:literal, $(($s:ident, $l:ident)),+) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn cpu_fwd(
+            &self,
+            $($s: &candle_core::CpuStorage, $l: &candle_core::Layout),+
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            self.forward($(($s, $l)),+)
+        }
+    };
+}
+pub(super) use cpu_forward;
 
 /// Number of images per partial sum in the convolution weight gradient. The partial sums are
 /// added in chunk order, so the result does not depend on the rayon thread count. 8 keeps 16

@@ -8,9 +8,7 @@
 //!   backward forms that output's gradient chunk by chunk, straight into the convolution GEMMs'
 //!   layout.
 
-use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
-};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::batch_norm::{
@@ -21,7 +19,7 @@ use super::batch_norm::{
 use super::conv::{
     conv2d, conv_forward, conv_geom, im2col, input_grad_chunk, sum_partials, weight_grad_gemm,
 };
-use super::cpu::{check_f32, f32_slice, with_scratch3, DW_CHUNK};
+use super::cpu::{check_f32, cpu_forward, f32_slice, with_scratch3, In, Out, DW_CHUNK};
 use super::pool::{argmax4, max_pool2d, pool_geom, window_argmax};
 use super::relu::relu;
 
@@ -149,12 +147,9 @@ fn get_routes(slot: &RouteSlot) -> Option<Routes> {
     slot.lock().ok().and_then(|r| r.clone())
 }
 
-impl CustomOp1 for PoolReluOp {
-    fn name(&self) -> &'static str {
-        "fast-max-pool2d-relu"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl PoolReluOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s, l): In) -> Out {
         let x = f32_slice(s, l, "max_pool2d_relu")?;
         let (y, codes) = pool_relu_fwd(x, l.dims(), self.k, None)?;
         put_routes(&self.routes, codes);
@@ -164,6 +159,10 @@ impl CustomOp1 for PoolReluOp {
             Shape::from((l.dims()[0], l.dims()[1], oh, ow)),
         ))
     }
+}
+
+impl CustomOp1 for PoolReluOp {
+    cpu_forward!("fast-max-pool2d-relu", 1);
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(x.apply_op2_no_bwd(
@@ -239,18 +238,9 @@ fn for_each_routed(
     }
 }
 
-impl CustomOp2 for PoolReluBwdOp {
-    fn name(&self) -> &'static str {
-        "fast-pool-relu-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl PoolReluBwdOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let x = f32_slice(s1, l1, "max_pool2d_relu backward")?;
         let dz = f32_slice(s2, l2, "max_pool2d_relu backward")?;
         let k = self.k;
@@ -309,6 +299,10 @@ impl CustomOp2 for PoolReluBwdOp {
     }
 }
 
+impl CustomOp2 for PoolReluBwdOp {
+    cpu_forward!("fast-pool-relu-bwd", 2);
+}
+
 /// One plane of the train-mode input gradient of [`PoolReluBwdOp`]: `dxp` (H·W) from the plane's
 /// input `xp`, pooled gradient `dzp` (OH·OW), routing `codes`, geometry `(W, k, OH, OW)`, the
 /// channel `ch` of `bn`, and `(db, dg) = (Σg/M, Σg·x̂/M)`.
@@ -349,18 +343,9 @@ struct PoolBnSumsOp {
     routes: Option<Routes>,
 }
 
-impl CustomOp2 for PoolBnSumsOp {
-    fn name(&self) -> &'static str {
-        "fast-bn-pool-relu-sums"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl PoolBnSumsOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let x = f32_slice(s1, l1, "batch norm + pool backward")?;
         let dz = f32_slice(s2, l2, "batch norm + pool backward")?;
         let k = self.k;
@@ -378,6 +363,10 @@ impl CustomOp2 for PoolBnSumsOp {
             Shape::from((2, c)),
         ))
     }
+}
+
+impl CustomOp2 for PoolBnSumsOp {
+    cpu_forward!("fast-bn-pool-relu-sums", 2);
 }
 
 /// `[Σg; Σg·x̂]` (2·C values) of [`PoolBnSumsOp`] for contiguous `x: dims` (N, C, H, W) and
@@ -419,20 +408,9 @@ struct BnPoolReluOp {
     routes: RouteSlot,
 }
 
-impl CustomOp3 for BnPoolReluOp {
-    fn name(&self) -> &'static str {
-        "fast-bn-pool-relu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        _s2: &CpuStorage,
-        _l2: &Layout,
-        _s3: &CpuStorage,
-        _l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl BnPoolReluOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (_s2, _l2): In, (_s3, _l3): In) -> Out {
         // gamma and beta are already folded into `bn.a` / `bn.b`; they are inputs only so that
         // the graph routes their gradients.
         let x = f32_slice(s1, l1, "batch norm + pool")?;
@@ -448,6 +426,10 @@ impl CustomOp3 for BnPoolReluOp {
         let (_, _, _, oh, ow) = pool_geom(d, self.k)?;
         Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
     }
+}
+
+impl CustomOp3 for BnPoolReluOp {
+    cpu_forward!("fast-bn-pool-relu", 3);
 
     fn bwd(
         &self,
@@ -629,20 +611,9 @@ struct ConvBnPoolReluOp {
     state: std::sync::Arc<std::sync::Mutex<Option<ConvBnState>>>,
 }
 
-impl CustomOp3 for ConvBnPoolReluOp {
-    fn name(&self) -> &'static str {
-        "fast-conv-bn-pool-relu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl ConvBnPoolReluOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In, (s3, l3): In) -> Out {
         let x = f32_slice(s1, l1, "conv + batch norm + pool")?;
         let w = f32_slice(s2, l2, "conv + batch norm + pool")?;
         let gb = f32_slice(s3, l3, "conv + batch norm + pool")?;
@@ -677,6 +648,10 @@ impl CustomOp3 for ConvBnPoolReluOp {
         }
         Ok((CpuStorage::F32(z), Shape::from((g.n, c_out, oh, ow))))
     }
+}
+
+impl CustomOp3 for ConvBnPoolReluOp {
+    cpu_forward!("fast-conv-bn-pool-relu", 3);
 
     fn bwd(
         &self,
@@ -741,20 +716,9 @@ struct ConvBnBwdOp {
     out: std::sync::Mutex<Option<(Option<Vec<f32>>, Vec<f32>)>>,
 }
 
-impl CustomOp3 for ConvBnBwdOp {
-    fn name(&self) -> &'static str {
-        "fast-conv-bn-pool-relu-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl ConvBnBwdOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In, (s3, l3): In) -> Out {
         let what = "conv + batch norm + pool backward";
         let x = f32_slice(s1, l1, what)?;
         let w = f32_slice(s2, l2, what)?;
@@ -822,6 +786,10 @@ impl CustomOp3 for ConvBnBwdOp {
         }
         Ok((CpuStorage::F32(dw), Shape::from((co, g.c_in, g.kh, g.kw))))
     }
+}
+
+impl CustomOp3 for ConvBnBwdOp {
+    cpu_forward!("fast-conv-bn-pool-relu-bwd", 3);
 }
 
 /// Convolution (3x3-style, stride 1, zero padding `padding`, no bias; see [`conv2d`]), then

@@ -1,10 +1,10 @@
 //! Max pooling with kernel = stride: the forward and backward ops, and the first-maximum
 //! window rules ([`window_argmax`], [`argmax4`]) that the fused ops share.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_f32, f32_slice};
+use super::cpu::{check_f32, cpu_forward, f32_slice, In, Out};
 
 /// Validates `(N, C, H, W)` for pooling with kernel = stride = k; returns (planes, H, W, OH, OW).
 pub(super) fn pool_geom(dims: &[usize], k: usize) -> Result<(usize, usize, usize, usize, usize)> {
@@ -75,12 +75,9 @@ struct MaxPoolOp {
     k: usize,
 }
 
-impl CustomOp1 for MaxPoolOp {
-    fn name(&self) -> &'static str {
-        "fast-max-pool2d"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl MaxPoolOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s, l): In) -> Out {
         let x = f32_slice(s, l, "max_pool2d")?;
         let k = self.k;
         let (planes, h, w, oh, ow) = pool_geom(l.dims(), k)?;
@@ -114,6 +111,10 @@ impl CustomOp1 for MaxPoolOp {
             Shape::from((l.dims()[0], l.dims()[1], oh, ow)),
         ))
     }
+}
+
+impl CustomOp1 for MaxPoolOp {
+    cpu_forward!("fast-max-pool2d", 1);
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(x.apply_op2_no_bwd(
@@ -128,18 +129,9 @@ struct MaxPoolBwdOp {
     k: usize,
 }
 
-impl CustomOp2 for MaxPoolBwdOp {
-    fn name(&self) -> &'static str {
-        "fast-max-pool2d-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl MaxPoolBwdOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let x = f32_slice(s1, l1, "max_pool2d backward")?;
         let dy = f32_slice(s2, l2, "max_pool2d backward")?;
         let k = self.k;
@@ -167,6 +159,10 @@ impl CustomOp2 for MaxPoolBwdOp {
             });
         Ok((CpuStorage::F32(dx), Shape::from(d)))
     }
+}
+
+impl CustomOp2 for MaxPoolBwdOp {
+    cpu_forward!("fast-max-pool2d-bwd", 2);
 }
 
 /// Max pooling with kernel = stride = `k` (floor mode, like torch's default), NCHW f32 on CPU.

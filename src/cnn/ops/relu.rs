@@ -1,9 +1,9 @@
 //! ReLU as one pass forward and one pass backward.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Result, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_f32, f32_slice};
+use super::cpu::{check_f32, cpu_forward, f32_slice, In, Out};
 
 /// Elements per rayon task in the element-wise ops.
 const ELEMWISE_CHUNK: usize = 1 << 15;
@@ -11,12 +11,9 @@ const ELEMWISE_CHUNK: usize = 1 << 15;
 /// ReLU forward op.
 struct ReluOp;
 
-impl CustomOp1 for ReluOp {
-    fn name(&self) -> &'static str {
-        "fast-relu"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl ReluOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s, l): In) -> Out {
         let x = f32_slice(s, l, "relu")?;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(ELEMWISE_CHUNK)
@@ -29,6 +26,10 @@ impl CustomOp1 for ReluOp {
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
+}
+
+impl CustomOp1 for ReluOp {
+    cpu_forward!("fast-relu", 1);
 
     fn bwd(&self, _x: &Tensor, res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(res.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwdOp)?))
@@ -38,18 +39,9 @@ impl CustomOp1 for ReluOp {
 /// ReLU backward op: (y, dy) → dy where y > 0, else 0.
 struct ReluBwdOp;
 
-impl CustomOp2 for ReluBwdOp {
-    fn name(&self) -> &'static str {
-        "fast-relu-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+impl ReluBwdOp {
+    /// The CPU forward pass (candle's `cpu_fwd`).
+    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
         let y = f32_slice(s1, l1, "relu backward")?;
         let dy = f32_slice(s2, l2, "relu backward")?;
         if l1.dims() != l2.dims() {
@@ -72,6 +64,10 @@ impl CustomOp2 for ReluBwdOp {
             });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
+}
+
+impl CustomOp2 for ReluBwdOp {
+    cpu_forward!("fast-relu-bwd", 2);
 }
 
 /// ReLU, f32 on CPU, as one pass forward and one pass backward (candle's built-in backward is
