@@ -7,7 +7,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use super::cpu::{check_f32, cpu_forward, f32_slice, In, Out, BN_ROWS};
+use super::cpu::{check_f32, cpu_forward, f32_slice, F32In, In, Out, BN_ROWS};
 
 /// Shape `(N, C, S)` of an `(N, C, ...)` tensor, S the product of the trailing dims.
 pub(super) fn bn_geom(dims: &[usize]) -> Result<(usize, usize, usize)> {
@@ -76,8 +76,7 @@ struct BnStatsOp;
 
 impl BnStatsOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (st, l): In) -> Out {
-        let x = f32_slice(st, l, "batch_norm_train")?;
+    fn forward(&self, (x, l): F32In) -> Out {
         let (n, c, s) = bn_geom(l.dims())?;
         Ok((
             CpuStorage::F32(batch_stats(x, n, c, s)),
@@ -87,7 +86,7 @@ impl BnStatsOp {
 }
 
 impl CustomOp1 for BnStatsOp {
-    cpu_forward!("fast-bn-stats", 1);
+    cpu_forward!("fast-bn-stats", 1, f32 "batch_norm_train");
 }
 
 /// `[mean; biased variance]` (2·C values) per channel of a contiguous `(N, C, S)` slice.
@@ -150,10 +149,7 @@ pub(super) struct BnNormOp {
 
 impl BnNormOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In, (s3, l3): In) -> Out {
-        let x = f32_slice(s1, l1, "batch_norm_train")?;
-        let gamma = f32_slice(s2, l2, "batch_norm_train")?;
-        let beta = f32_slice(s3, l3, "batch_norm_train")?;
+    fn forward(&self, (x, l1): F32In, (gamma, _): F32In, (beta, _): F32In) -> Out {
         let (_, c, s) = bn_geom(l1.dims())?;
         if gamma.len() != c || beta.len() != c || self.mean.len() != c {
             bail!("batch_norm_train: gamma/beta must have {c} elements");
@@ -176,7 +172,7 @@ impl BnNormOp {
 }
 
 impl CustomOp3 for BnNormOp {
-    cpu_forward!("fast-bn-train", 3);
+    cpu_forward!("fast-bn-train", 3, f32 "batch_norm_train");
 
     fn bwd(
         &self,

@@ -5,9 +5,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{
-    check_f32, conv_chunk, cpu_forward, f32_slice, sgemm, with_scratch, In, Out, DW_CHUNK,
-};
+use super::cpu::{check_f32, conv_chunk, cpu_forward, sgemm, with_scratch, F32In, Out, DW_CHUNK};
 
 /// Geometry of a stride-1, zero-padded 2-D convolution.
 #[derive(Clone, Copy, Debug)]
@@ -209,9 +207,7 @@ struct Conv2dOp {
 
 impl Conv2dOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
-        let x = f32_slice(s1, l1, "conv2d")?;
-        let w = f32_slice(s2, l2, "conv2d")?;
+    fn forward(&self, (x, l1): F32In, (w, l2): F32In) -> Out {
         let g = conv_geom(l1.dims(), l2.dims(), self.pad)?;
         let y = conv_forward(x, w, &g);
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.c_out, g.oh, g.ow))))
@@ -219,7 +215,7 @@ impl Conv2dOp {
 }
 
 impl CustomOp2 for Conv2dOp {
-    cpu_forward!("fast-conv2d", 2);
+    cpu_forward!("fast-conv2d", 2, f32 "conv2d");
 
     fn bwd(
         &self,
@@ -310,9 +306,7 @@ struct ConvWeightGradOp {
 
 impl ConvWeightGradOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
-        let x = f32_slice(s1, l1, "conv2d weight grad")?;
-        let dy = f32_slice(s2, l2, "conv2d weight grad")?;
+    fn forward(&self, (x, l1): F32In, (dy, l2): F32In) -> Out {
         let (x_dims, dy_dims) = (l1.dims(), l2.dims());
         if x_dims.len() != 4 || dy_dims.len() != 4 {
             bail!("conv2d weight grad: rank-4 x and dy expected, got {x_dims:?}, {dy_dims:?}");
@@ -346,7 +340,7 @@ impl ConvWeightGradOp {
 }
 
 impl CustomOp2 for ConvWeightGradOp {
-    cpu_forward!("fast-conv2d-dw", 2);
+    cpu_forward!("fast-conv2d-dw", 2, f32 "conv2d weight grad");
 }
 
 /// Sum of `n_chunks` partial weight gradients of `wlen` values each, added in chunk order (fixed,
@@ -373,9 +367,7 @@ struct ConvInputGradOp {
 
 impl ConvInputGradOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
-        let dy = f32_slice(s1, l1, "conv2d input grad")?;
-        let w = f32_slice(s2, l2, "conv2d input grad")?;
+    fn forward(&self, (dy, l1): F32In, (w, l2): F32In) -> Out {
         let (dy_dims, w_dims) = (l1.dims(), l2.dims());
         let (&[n, c_out, oh, ow], &[wc_out, c_in, kh, kw]) = (dy_dims, w_dims) else {
             bail!("conv2d input grad: rank-4 dy and w expected, got {dy_dims:?}, {w_dims:?}");
@@ -410,7 +402,7 @@ impl ConvInputGradOp {
 }
 
 impl CustomOp2 for ConvInputGradOp {
-    cpu_forward!("fast-conv2d-dx", 2);
+    cpu_forward!("fast-conv2d-dx", 2, f32 "conv2d input grad");
 }
 
 /// 2-D convolution, stride 1, zero padding `padding` on every side, NCHW f32 on CPU, no bias.

@@ -10,23 +10,28 @@ use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor};
 /// One input of an op's CPU forward pass: its storage and layout, as candle passes them.
 pub(super) type In<'a> = (&'a CpuStorage, &'a Layout);
 
+/// One f32 input of an op's CPU forward pass: its elements (contiguous) and layout.
+pub(super) type F32In<'a> = (&'a [f32], &'a Layout);
+
 /// What an op's CPU forward pass returns.
 pub(super) type Out = Result<(CpuStorage, Shape)>;
 
 /// The `name` and `cpu_fwd` items of candle's `CustomOp1`, `CustomOp2` or `CustomOp3` (the
-/// count of inputs), for an op whose CPU forward pass is its own `forward(&self, In, ...) -> Out`
-/// method: the one place that spells out candle's argument list.
+/// count of inputs), for an op whose CPU forward pass is its own `forward` method: the one place
+/// that spells out candle's argument list. `cpu_forward!(name, n)` passes every input as an
+/// [`In`]; `cpu_forward!(name, n, f32 what)` first checks that each is a contiguous f32 tensor
+/// ([`f32_slice`], errors naming `what`), in order, and passes it as an [`F32In`].
 macro_rules! cpu_forward {
-    ($name:literal, 1) => {
-        cpu_forward!(@items $name, (s1, l1));
+    ($name:literal, 1 $(, f32 $what:literal)?) => {
+        cpu_forward!(@items $name, [$($what)?], (s1, l1));
     };
-    ($name:literal, 2) => {
-        cpu_forward!(@items $name, (s1, l1), (s2, l2));
+    ($name:literal, 2 $(, f32 $what:literal)?) => {
+        cpu_forward!(@items $name, [$($what)?], (s1, l1), (s2, l2));
     };
-    ($name:literal, 3) => {
-        cpu_forward!(@items $name, (s1, l1), (s2, l2), (s3, l3));
+    ($name:literal, 3 $(, f32 $what:literal)?) => {
+        cpu_forward!(@items $name, [$($what)?], (s1, l1), (s2, l2), (s3, l3));
     };
-    (@items $name:literal, $(($s:ident, $l:ident)),+) => {
+    (@items $name:literal, [$($what:literal)?], $(($s:ident, $l:ident)),+) => {
         fn name(&self) -> &'static str {
             $name
         }
@@ -35,8 +40,13 @@ macro_rules! cpu_forward {
             &self,
             $($s: &candle_core::CpuStorage, $l: &candle_core::Layout),+
         ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            cpu_forward!(@slice [$($what)?], $($s, $l),+);
             self.forward($(($s, $l)),+)
         }
+    };
+    (@slice [], $($s:ident, $l:ident),+) => {};
+    (@slice [$what:literal], $($s:ident, $l:ident),+) => {
+        $(let $s = super::cpu::f32_slice($s, $l, $what)?;)+
     };
 }
 pub(super) use cpu_forward;

@@ -19,7 +19,7 @@ use super::batch_norm::{
 use super::conv::{
     conv2d, conv_forward, conv_geom, im2col, input_grad_chunk, sum_partials, weight_grad_gemm,
 };
-use super::cpu::{check_f32, cpu_forward, f32_slice, with_scratch3, In, Out, DW_CHUNK};
+use super::cpu::{check_f32, cpu_forward, f32_slice, with_scratch3, F32In, In, Out, DW_CHUNK};
 use super::pool::{argmax4, max_pool2d, pool_geom, window_argmax};
 use super::relu::relu;
 
@@ -149,8 +149,7 @@ fn get_routes(slot: &RouteSlot) -> Option<Routes> {
 
 impl PoolReluOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s, l): In) -> Out {
-        let x = f32_slice(s, l, "max_pool2d_relu")?;
+    fn forward(&self, (x, l): F32In) -> Out {
         let (y, codes) = pool_relu_fwd(x, l.dims(), self.k, None)?;
         put_routes(&self.routes, codes);
         let (_, _, _, oh, ow) = pool_geom(l.dims(), self.k)?;
@@ -162,7 +161,7 @@ impl PoolReluOp {
 }
 
 impl CustomOp1 for PoolReluOp {
-    cpu_forward!("fast-max-pool2d-relu", 1);
+    cpu_forward!("fast-max-pool2d-relu", 1, f32 "max_pool2d_relu");
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(x.apply_op2_no_bwd(
@@ -240,9 +239,7 @@ fn for_each_routed(
 
 impl PoolReluBwdOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
-        let x = f32_slice(s1, l1, "max_pool2d_relu backward")?;
-        let dz = f32_slice(s2, l2, "max_pool2d_relu backward")?;
+    fn forward(&self, (x, l1): F32In, (dz, l2): F32In) -> Out {
         let k = self.k;
         let d = l1.dims();
         let (planes, h, w, oh, ow) = pool_geom(d, k)?;
@@ -300,7 +297,7 @@ impl PoolReluBwdOp {
 }
 
 impl CustomOp2 for PoolReluBwdOp {
-    cpu_forward!("fast-pool-relu-bwd", 2);
+    cpu_forward!("fast-pool-relu-bwd", 2, f32 "max_pool2d_relu backward");
 }
 
 /// One plane of the train-mode input gradient of [`PoolReluBwdOp`]: `dxp` (H·W) from the plane's
@@ -345,9 +342,7 @@ struct PoolBnSumsOp {
 
 impl PoolBnSumsOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
-        let x = f32_slice(s1, l1, "batch norm + pool backward")?;
-        let dz = f32_slice(s2, l2, "batch norm + pool backward")?;
+    fn forward(&self, (x, l1): F32In, (dz, l2): F32In) -> Out {
         let k = self.k;
         let d = l1.dims();
         let (_, _, _, oh, ow) = pool_geom(d, k)?;
@@ -366,7 +361,7 @@ impl PoolBnSumsOp {
 }
 
 impl CustomOp2 for PoolBnSumsOp {
-    cpu_forward!("fast-bn-pool-relu-sums", 2);
+    cpu_forward!("fast-bn-pool-relu-sums", 2, f32 "batch norm + pool backward");
 }
 
 /// `[Σg; Σg·x̂]` (2·C values) of [`PoolBnSumsOp`] for contiguous `x: dims` (N, C, H, W) and
@@ -613,10 +608,7 @@ struct ConvBnPoolReluOp {
 
 impl ConvBnPoolReluOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In, (s3, l3): In) -> Out {
-        let x = f32_slice(s1, l1, "conv + batch norm + pool")?;
-        let w = f32_slice(s2, l2, "conv + batch norm + pool")?;
-        let gb = f32_slice(s3, l3, "conv + batch norm + pool")?;
+    fn forward(&self, (x, l1): F32In, (w, l2): F32In, (gb, _): F32In) -> Out {
         let g = conv_geom(l1.dims(), l2.dims(), self.pad)?;
         let c_out = g.c_out;
         if gb.len() != 2 * c_out {
@@ -651,7 +643,7 @@ impl ConvBnPoolReluOp {
 }
 
 impl CustomOp3 for ConvBnPoolReluOp {
-    cpu_forward!("fast-conv-bn-pool-relu", 3);
+    cpu_forward!("fast-conv-bn-pool-relu", 3, f32 "conv + batch norm + pool");
 
     fn bwd(
         &self,

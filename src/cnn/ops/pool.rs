@@ -4,7 +4,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_f32, cpu_forward, f32_slice, In, Out};
+use super::cpu::{check_f32, cpu_forward, F32In, Out};
 
 /// Validates `(N, C, H, W)` for pooling with kernel = stride = k; returns (planes, H, W, OH, OW).
 pub(super) fn pool_geom(dims: &[usize], k: usize) -> Result<(usize, usize, usize, usize, usize)> {
@@ -77,8 +77,7 @@ struct MaxPoolOp {
 
 impl MaxPoolOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s, l): In) -> Out {
-        let x = f32_slice(s, l, "max_pool2d")?;
+    fn forward(&self, (x, l): F32In) -> Out {
         let k = self.k;
         let (planes, h, w, oh, ow) = pool_geom(l.dims(), k)?;
         let mut y = vec![0f32; planes * oh * ow];
@@ -114,7 +113,7 @@ impl MaxPoolOp {
 }
 
 impl CustomOp1 for MaxPoolOp {
-    cpu_forward!("fast-max-pool2d", 1);
+    cpu_forward!("fast-max-pool2d", 1, f32 "max_pool2d");
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(x.apply_op2_no_bwd(
@@ -131,9 +130,7 @@ struct MaxPoolBwdOp {
 
 impl MaxPoolBwdOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
-        let x = f32_slice(s1, l1, "max_pool2d backward")?;
-        let dy = f32_slice(s2, l2, "max_pool2d backward")?;
+    fn forward(&self, (x, l1): F32In, (dy, l2): F32In) -> Out {
         let k = self.k;
         let (planes, h, w, oh, ow) = pool_geom(l1.dims(), k)?;
         let d = l1.dims();
@@ -162,7 +159,7 @@ impl MaxPoolBwdOp {
 }
 
 impl CustomOp2 for MaxPoolBwdOp {
-    cpu_forward!("fast-max-pool2d-bwd", 2);
+    cpu_forward!("fast-max-pool2d-bwd", 2, f32 "max_pool2d backward");
 }
 
 /// Max pooling with kernel = stride = `k` (floor mode, like torch's default), NCHW f32 on CPU.

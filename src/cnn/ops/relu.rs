@@ -3,7 +3,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Result, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_f32, cpu_forward, f32_slice, In, Out};
+use super::cpu::{check_f32, cpu_forward, F32In, Out};
 
 /// Elements per rayon task in the element-wise ops.
 const ELEMWISE_CHUNK: usize = 1 << 15;
@@ -13,8 +13,7 @@ struct ReluOp;
 
 impl ReluOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s, l): In) -> Out {
-        let x = f32_slice(s, l, "relu")?;
+    fn forward(&self, (x, l): F32In) -> Out {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(ELEMWISE_CHUNK)
             .zip(x.par_chunks(ELEMWISE_CHUNK))
@@ -29,7 +28,7 @@ impl ReluOp {
 }
 
 impl CustomOp1 for ReluOp {
-    cpu_forward!("fast-relu", 1);
+    cpu_forward!("fast-relu", 1, f32 "relu");
 
     fn bwd(&self, _x: &Tensor, res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(res.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwdOp)?))
@@ -41,9 +40,7 @@ struct ReluBwdOp;
 
 impl ReluBwdOp {
     /// The CPU forward pass (candle's `cpu_fwd`).
-    fn forward(&self, (s1, l1): In, (s2, l2): In) -> Out {
-        let y = f32_slice(s1, l1, "relu backward")?;
-        let dy = f32_slice(s2, l2, "relu backward")?;
+    fn forward(&self, (y, l1): F32In, (dy, l2): F32In) -> Out {
         if l1.dims() != l2.dims() {
             bail!(
                 "relu backward: dy {:?} does not match y {:?}",
@@ -67,7 +64,7 @@ impl ReluBwdOp {
 }
 
 impl CustomOp2 for ReluBwdOp {
-    cpu_forward!("fast-relu-bwd", 2);
+    cpu_forward!("fast-relu-bwd", 2, f32 "relu backward");
 }
 
 /// ReLU, f32 on CPU, as one pass forward and one pass backward (candle's built-in backward is
