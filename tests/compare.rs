@@ -480,23 +480,13 @@ fn compare_fixture(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// `compare` of the default classical pipeline and the CNN `cnn` on the first `limits` (train,
-/// test) fixture images, 3 latency samples, no onnxruntime, then `more`; it must succeed. Its
-/// output.
-fn compare_small(dir: &Path, limits: [&str; 2], cnn: &str, more: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "--train-limit",
-        limits[0],
-        "--test-limit",
-        limits[1],
-        "--classical",
-        "default",
-        "--cnn",
-        cnn,
-        "--latency-samples",
-        "3",
-        "--no-ort",
-    ];
-    args.extend_from_slice(more);
+/// test) fixture images, 3 latency samples, no onnxruntime, then the flags `more`
+/// (space-separated); it must succeed. Its output.
+fn compare_small(dir: &Path, limits: [&str; 2], cnn: &str, more: &str) -> std::process::Output {
+    let mut args = vec!["--train-limit", limits[0], "--test-limit", limits[1]];
+    args.extend(["--classical", "default", "--cnn", cnn]);
+    args.extend(["--latency-samples", "3", "--no-ort"]);
+    args.extend(more.split_whitespace());
     let o = compare_fixture(dir, &args);
     assert_ok(&o);
     o
@@ -509,16 +499,7 @@ fn learning_curve_subsets_are_shared_nested_and_stratified_and_renderings_agree(
         dir.path(),
         ["600", "200"],
         "name=tiny,channels=4,hidden=none,epochs=1,val-split=0.1",
-        &[
-            "--threads",
-            "2",
-            "--train-sizes",
-            "100,0.5,600:1",
-            "--repeats",
-            "2",
-            "--seed",
-            "5",
-        ],
+        "--threads 2 --train-sizes 100,0.5,600:1 --repeats 2 --seed 5",
     );
     let report = read_report(dir.path());
     validate(&report).unwrap();
@@ -840,15 +821,7 @@ fn deploy_variants_are_measured_and_rendered() {
         dir.path(),
         ["400", "100"],
         "name=tiny,channels=8,16,hidden=none,epochs=1,val-split=0.1",
-        &[
-            "--deploy",
-            "--deploy-prune",
-            "0.5,0.75",
-            "--deploy-finetune-epochs",
-            "1",
-            "--deploy-calib-images",
-            "200",
-        ],
+        "--deploy --deploy-prune 0.5,0.75 --deploy-finetune-epochs 1 --deploy-calib-images 200",
     );
     let report = read_report(dir.path());
     validate(&report).unwrap();

@@ -65,10 +65,12 @@ fn script(name: &str, args: &[&str]) -> String {
     stdout
 }
 
-/// [`script`] with `--json TMP/NAME.json` after `args`: the JSON it wrote.
-fn script_json(tmp: &Path, name: &str, args: &[&str]) -> Value {
+/// [`script`] on the fixture (`--data`) with `flags` (space-separated) and `--json TMP/NAME.json`:
+/// the JSON it wrote.
+fn script_json(tmp: &Path, name: &str, flags: &str) -> Value {
     let out = tmp.join(name.replace(".sh", ".json"));
-    let mut all = args.to_vec();
+    let mut all = vec!["--data", fixture()];
+    all.extend(flags.split_whitespace());
     all.extend(["--json", out.to_str().unwrap()]);
     script(name, &all);
     read_json(&out)
@@ -130,22 +132,8 @@ fn assert_close(a: &Value, b: &Value, rel: f64, path: &str) {
 
 /// peer_classical.sh: both sides' accuracy, sizes and per-stage seconds, from the JSON file.
 fn peer_classical(tmp: &Path) {
-    let v = script_json(
-        tmp,
-        "peer_classical.sh",
-        &[
-            "--data",
-            fixture(),
-            "--limit",
-            "400",
-            "--pca",
-            "16",
-            "--feature-map",
-            "hellinger",
-            "--threads",
-            "2",
-        ],
-    );
+    let flags = "--limit 400 --pca 16 --feature-map hellinger --threads 2";
+    let v = script_json(tmp, "peer_classical.sh", flags);
     let (sk, hs) = (&v["sklearn"], &v["hogsvm"]);
     for (side, r) in [("sklearn", sk), ("hogsvm", hs)] {
         assert_eq!(r["train_images"], 400, "{side}: {r}");
@@ -205,21 +193,8 @@ fn peer_classical(tmp: &Path) {
 
 /// peer_hog.sh: two configs on the first N images and the thread scaling on the whole fixture.
 fn peer_hog(tmp: &Path) {
-    let v = script_json(
-        tmp,
-        "peer_hog.sh",
-        &[
-            "--data",
-            fixture(),
-            "--n",
-            "200",
-            "--n-skimage",
-            "20",
-            "--repeat",
-            "1",
-            "--scaling",
-        ],
-    );
+    let flags = "--n 200 --n-skimage 20 --repeat 1 --scaling";
+    let v = script_json(tmp, "peer_hog.sh", flags);
     assert_eq!(v["skimage"], "0.26.0");
     let cv = v["opencv"].as_str().unwrap();
     assert!(cv.starts_with("4."), "OpenCV {cv}: pinned below 5");
