@@ -148,6 +148,65 @@ pub(crate) fn check_cols(what: &str, want: usize, got: usize) -> Result<()> {
     Ok(())
 }
 
+/// A float hyper-parameter (`f32` or `f64`) to check, named for the error: the one vocabulary
+/// of the parameter structs' `validate` (linfa's `ParamGuard` idea): `param("lr",
+/// lr).positive("must be a positive number")?`. Each check also requires a finite value; a
+/// failed one is an [`Error::InvalidParameter`] with the name, the reason given and the value.
+pub(crate) fn param<T: FloatParam>(name: &'static str, value: T) -> Param<T> {
+    Param { name, value }
+}
+
+/// See [`param`].
+#[derive(Clone, Copy)]
+pub(crate) struct Param<T> {
+    name: &'static str,
+    value: T,
+}
+
+/// A float type [`param`] checks (`f32` or `f64`; compared as `f64`, which is exact for both).
+pub(crate) trait FloatParam: Copy + ToString {
+    /// The value as `f64`.
+    fn as_f64(self) -> f64;
+}
+
+impl FloatParam for f32 {
+    fn as_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl FloatParam for f64 {
+    fn as_f64(self) -> f64 {
+        self
+    }
+}
+
+impl<T: FloatParam> Param<T> {
+    /// Finite and `ok`.
+    fn check(self, ok: bool, reason: &str) -> Result<()> {
+        if self.value.as_f64().is_finite() && ok {
+            Ok(())
+        } else {
+            Err(Error::param(self.name, reason, self.value))
+        }
+    }
+
+    /// Finite and `> 0`.
+    pub(crate) fn positive(self, reason: &str) -> Result<()> {
+        self.check(self.value.as_f64() > 0.0, reason)
+    }
+
+    /// Finite and `>= 0`.
+    pub(crate) fn non_negative(self, reason: &str) -> Result<()> {
+        self.check(self.value.as_f64() >= 0.0, reason)
+    }
+
+    /// Finite and in `range`.
+    pub(crate) fn within(self, range: impl std::ops::RangeBounds<f64>, reason: &str) -> Result<()> {
+        self.check(range.contains(&self.value.as_f64()), reason)
+    }
+}
+
 impl Error {
     /// Wrap an `std::io::Error` with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_cols, Error, Result};
+use crate::error::{check_cols, param, Error, Result};
 
 /// Loss of the linear SVM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -114,23 +114,9 @@ impl SvmParams {
 
     /// Check the parameters (and explicit weights against the class count).
     pub fn validate(&self, n_classes: usize) -> Result<()> {
-        if !(self.c.is_finite() && self.c > 0.0) {
-            return Err(Error::param(
-                "C",
-                "must be a positive finite number",
-                self.c,
-            ));
-        }
-        if !(self.tol.is_finite() && self.tol > 0.0) {
-            return Err(Error::param(
-                "tol",
-                "must be a positive finite number",
-                self.tol,
-            ));
-        }
-        if !(self.bias.is_finite() && self.bias >= 0.0) {
-            return Err(Error::param("bias", "must be finite and >= 0", self.bias));
-        }
+        param("C", self.c).positive("must be a positive finite number")?;
+        param("tol", self.tol).positive("must be a positive finite number")?;
+        param("bias", self.bias).non_negative("must be finite and >= 0")?;
         if self.max_iter == 0 {
             return Err(Error::param("max_iter", "must be at least 1", 0));
         }

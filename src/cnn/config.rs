@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{param, Error, Result};
 
 /// Optimiser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -255,53 +255,25 @@ impl CnnConfig {
                 self.batch_size,
             ));
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::param("lr", "must be a positive number", self.lr));
-        }
+        param("lr", self.lr).positive("must be a positive number")?;
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(Error::param("momentum", "must be in [0, 1)", self.momentum));
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::param(
-                "weight_decay",
-                "must be a non-negative number",
-                self.weight_decay,
-            ));
-        }
-        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
-            return Err(Error::param(
-                "warmup_epochs",
-                "must be a non-negative number",
-                self.warmup_epochs,
-            ));
-        }
+        param("weight_decay", self.weight_decay).non_negative("must be a non-negative number")?;
+        param("warmup_epochs", self.warmup_epochs).non_negative("must be a non-negative number")?;
         if let Some(c) = self.clip_norm {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Error::param("clip_norm", "must be a positive number", c));
-            }
+            param("clip_norm", c).positive("must be a positive number")?;
         }
         if let Loss::Focal { gamma, alpha } = self.loss {
-            if !(gamma.is_finite() && gamma >= 0.0) {
-                return Err(Error::param("focal_gamma", "must be >= 0", gamma));
-            }
-            if !(alpha.is_finite() && alpha > 0.0) {
-                return Err(Error::param("focal_alpha", "must be > 0", alpha));
-            }
+            param("focal_gamma", gamma).non_negative("must be >= 0")?;
+            param("focal_alpha", alpha).positive("must be > 0")?;
         }
         let a = &self.augment;
         if a.shift > 8 {
             return Err(Error::param("shift", "at most 8 pixels", a.shift));
         }
-        if !(a.rotate.is_finite() && (0.0..=45.0).contains(&a.rotate)) {
-            return Err(Error::param(
-                "rotate",
-                "must be in [0, 45] degrees",
-                a.rotate,
-            ));
-        }
-        if !(a.noise.is_finite() && a.noise >= 0.0) {
-            return Err(Error::param("noise", "must be >= 0", a.noise));
-        }
+        param("rotate", a.rotate).within(0.0..=45.0, "must be in [0, 45] degrees")?;
+        param("noise", a.noise).non_negative("must be >= 0")?;
         if !(0.0..0.9).contains(&self.val_fraction) {
             return Err(Error::param(
                 "val_fraction",

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::net::{NamedTensors, Net};
 use super::{CnnInfo, CnnModel, EpochLog, TrainSummary};
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::error::{param, Error, Result};
 
 /// Which pruning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,17 +75,9 @@ impl Default for PruneConfig {
 impl PruneConfig {
     /// Check every setting before any work: [`Error::InvalidParameter`] naming it.
     pub fn validate(&self) -> Result<()> {
-        if !(self.amount.is_finite() && (0.0..1.0).contains(&self.amount)) {
-            return Err(Error::param(
-                "amount",
-                "a fraction in [0, 1) (0.5 removes half)",
-                self.amount,
-            ));
-        }
+        param("amount", self.amount).within(0.0..1.0, "a fraction in [0, 1) (0.5 removes half)")?;
         if let Some(lr) = self.finetune_lr {
-            if !(lr.is_finite() && lr > 0.0) {
-                return Err(Error::param("finetune_lr", "a positive number", lr));
-            }
+            param("finetune_lr", lr).positive("a positive number")?;
         }
         Ok(())
     }

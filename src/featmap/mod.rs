@@ -40,7 +40,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{param, Error, Result};
 
 mod nystroem;
 mod rff;
@@ -131,13 +131,7 @@ impl FeatureMap {
                     steps,
                 ));
             }
-            if !(interval.is_finite() && interval > 0.0) {
-                return Err(Error::param(
-                    "feature_map",
-                    "chi2 interval must be > 0",
-                    interval,
-                ));
-            }
+            param("feature_map", interval).positive("chi2 interval must be > 0")?;
         }
         Ok(())
     }
@@ -241,9 +235,7 @@ pub(super) fn resolve_gamma(gamma: Option<f64>, scale: f64, x: ArrayView2<'_, f3
 /// Check an RBF width and its multiplier of the "scale" heuristic for the stage `name`.
 pub(super) fn validate_gamma(name: &'static str, gamma: Option<f64>, scale: f64) -> Result<()> {
     if let Some(g) = gamma {
-        if !(g.is_finite() && g > 0.0) {
-            return Err(Error::param(name, "gamma must be > 0", g));
-        }
+        param(name, g).positive("gamma must be > 0")?;
         if scale != 1.0 {
             return Err(Error::param(
                 name,

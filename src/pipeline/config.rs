@@ -7,7 +7,7 @@ use ndarray::Array2;
 
 use super::stages::{self, hog::HogPlan, ClassicalConfig};
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::error::{param, Error, Result};
 use crate::hog::{BlockNorm, HogParams};
 use crate::settings::{flag, is_none, num};
 use crate::svm::{ClassWeight, Loss, SvmParams};
@@ -159,9 +159,7 @@ impl ClassicalConfig {
             self.set(k, v)?;
         }
         self.validate()?;
-        if !(self.svm.c.is_finite() && self.svm.c > 0.0) {
-            return Err(Error::param("c", "must be a positive number", self.svm.c));
-        }
+        param("c", self.svm.c).positive("must be a positive number")?;
         Ok(self)
     }
 
