@@ -6,6 +6,9 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
+
+use tempfile::TempDir;
 
 use common::{assert_error, assert_ok, fashion_mnist, root, run, stdout};
 use serde_json::Value;
@@ -481,28 +484,28 @@ fn compare_fixture(dir: &Path, args: &[&str]) -> std::process::Output {
 
 /// `compare` of the default classical pipeline and the CNN `cnn` on the first `limits` (train,
 /// test) fixture images, 3 latency samples, no onnxruntime, then the flags `more`
-/// (space-separated); it must succeed. Its output.
-fn compare_small(dir: &Path, limits: [&str; 2], cnn: &str, more: &str) -> std::process::Output {
+/// (space-separated), writing into a new temporary folder; it must succeed and its report.json
+/// validate. The folder, the output and the report.
+fn compare_small(limits: [&str; 2], cnn: &str, more: &str) -> (TempDir, Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["--train-limit", limits[0], "--test-limit", limits[1]];
     args.extend(["--classical", "default", "--cnn", cnn]);
     args.extend(["--latency-samples", "3", "--no-ort"]);
     args.extend(more.split_whitespace());
-    let o = compare_fixture(dir, &args);
+    let o = compare_fixture(dir.path(), &args);
     assert_ok(&o);
-    o
+    let report = read_report(dir.path());
+    validate(&report).unwrap();
+    (dir, o, report)
 }
 
 #[test]
 fn learning_curve_subsets_are_shared_nested_and_stratified_and_renderings_agree() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = compare_small(
-        dir.path(),
+    let (dir, o, report) = compare_small(
         ["600", "200"],
         "name=tiny,channels=4,hidden=none,epochs=1,val-split=0.1",
         "--threads 2 --train-sizes 100,0.5,600:1 --repeats 2 --seed 5",
     );
-    let report = read_report(dir.path());
-    validate(&report).unwrap();
     let c = &report["learning_curve"];
     let sizes: Vec<usize> = c["sizes"]
         .as_array()
@@ -816,15 +819,11 @@ fn compare_errors_are_one_line_with_exit_code_2() {
 /// measured beside it; the JSON validates and the console and Markdown show their numbers.
 #[test]
 fn deploy_variants_are_measured_and_rendered() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = compare_small(
-        dir.path(),
+    let (dir, o, report) = compare_small(
         ["400", "100"],
         "name=tiny,channels=8,16,hidden=none,epochs=1,val-split=0.1",
         "--deploy --deploy-prune 0.5,0.75 --deploy-finetune-epochs 1 --deploy-calib-images 200",
     );
-    let report = read_report(dir.path());
-    validate(&report).unwrap();
     let ps = report["pipelines"].as_array().unwrap();
     assert!(
         ps[0].get("variants").is_none(),
