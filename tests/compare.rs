@@ -36,6 +36,14 @@ fn read_report(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }
 
+/// `compare`'s run `o` succeeded and the `report.json` it wrote into `dir` validates: the report.
+fn valid_report(o: &Output, dir: &Path) -> Value {
+    assert_ok(o);
+    let report = read_report(dir);
+    validate(&report).unwrap();
+    report
+}
+
 /// The cells the console and Markdown summary must show for a pipeline, formatted here
 /// independently of the renderer: name, kind, accuracy, macro-F1, train s, images/s,
 /// latency ms, model MB, peak RSS MB, params, features.
@@ -493,9 +501,7 @@ fn compare_small(limits: [&str; 2], cnn: &str, more: &str) -> (TempDir, Output, 
     args.extend(["--latency-samples", "3", "--no-ort"]);
     args.extend(more.split_whitespace());
     let o = compare_fixture(dir.path(), &args);
-    assert_ok(&o);
-    let report = read_report(dir.path());
-    validate(&report).unwrap();
+    let report = valid_report(&o, dir.path());
     (dir, o, report)
 }
 
@@ -699,9 +705,7 @@ fn image_folder_with_test_split_grid_and_pipelines_file() {
         "--seed",
         "5",
     ]);
-    assert_ok(&o);
-    let report = read_report(&out);
-    validate(&report).unwrap();
+    let report = valid_report(&o, &out);
     assert_eq!(report["data"]["test"]["images"], 9);
     assert_eq!(report["data"]["train"]["images"], 27);
     assert_eq!(report["run"]["seed"], 5);
@@ -924,9 +928,7 @@ fn saved_models_are_loaded_and_measured_beside_the_trained_ones() {
             "3",
         ],
     );
-    assert_ok(&o);
-    let report = read_report(&out);
-    validate(&report).unwrap();
+    let report = valid_report(&o, &out);
     let ps = report["pipelines"].as_array().unwrap();
     let kinds: Vec<&str> = ps.iter().map(|p| p["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["classical", "cnn", "cnn-int8"]);

@@ -6,7 +6,7 @@ use clap::Args;
 use hogsvm::data::{self, LoadOptions};
 
 use super::cnn_args::CnnArgs;
-use super::options::with_threads;
+use super::options::Threads;
 
 /// Arguments of `bench-cnn`.
 #[derive(Debug, Args)]
@@ -26,9 +26,8 @@ pub struct BenchCnnArgs {
     /// Inference batch size.
     #[arg(long, default_value_t = 1000)]
     infer_batch: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
     /// Print JSON (the default and only format; accepted for the peer script).
     #[arg(long)]
     json: bool,
@@ -48,15 +47,15 @@ pub fn run(a: BenchCnnArgs) -> anyhow::Result<()> {
         .as_ref()
         .map_or(a.batch_size, |_| cfg.batch_size);
     let (ds, _) = data::load(&a.data, &LoadOptions::default())?;
-    let r = with_threads(a.threads, || {
-        hogsvm::cnn::bench(&cfg, &ds, batch, a.steps, a.warmup_steps, a.infer_batch)
-    })??;
+    let r = a
+        .threads
+        .run(|| hogsvm::cnn::bench(&cfg, &ds, batch, a.steps, a.warmup_steps, a.infer_batch))??;
     let _ = a.json;
     let mut v = serde_json::to_value(&r)?;
     v["tool"] = "hogsvm-candle".into();
     v["batch"] = batch.into();
     v["infer_batch"] = a.infer_batch.into();
-    v["threads"] = a.threads.unwrap_or_else(rayon::current_num_threads).into();
+    v["threads"] = a.threads.count().into();
     println!("{}", serde_json::to_string(&v)?);
     Ok(())
 }

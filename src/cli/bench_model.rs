@@ -10,7 +10,7 @@ use hogsvm::data::{self, LoadOptions, Split};
 use hogsvm::metrics::{median, percentile};
 use hogsvm::model;
 
-use super::options::{load_with, with_threads};
+use super::options::{load_with, Threads};
 
 /// Arguments of `bench-model`.
 #[derive(Debug, Args)]
@@ -30,9 +30,8 @@ pub struct BenchModelArgs {
     /// Single-image predictions timed for the latency.
     #[arg(long, default_value_t = 101)]
     latency_samples: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
 }
 
 /// Run `bench-model`.
@@ -52,7 +51,7 @@ pub fn run(a: BenchModelArgs) -> anyhow::Result<()> {
             split,
         },
     )?;
-    let (out, threads) = with_threads(a.threads, || -> anyhow::Result<_> {
+    let (out, threads) = a.threads.run(|| -> anyhow::Result<_> {
         let mut best = f64::MAX;
         let mut pred = Vec::new();
         for _ in 0..a.passes.max(1) {

@@ -16,7 +16,7 @@ use hogsvm::report::{
     SCHEMA_VERSION,
 };
 
-use super::options::{with_threads, TestSource, TrainTestArgs};
+use super::options::{TestSource, Threads, TrainTestArgs};
 
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
@@ -121,9 +121,8 @@ pub struct CompareArgs {
     /// Calibration images of the --deploy int8 static variant.
     #[arg(long, default_value_t = 1000, requires = "deploy")]
     deploy_calib_images: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
 }
 
 /// How onnxruntime runs, from --ort-python / --no-ort / $HOGSVM_ORT_PYTHON.
@@ -195,9 +194,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
     if a.latency_samples == 0 {
         bail!("invalid --latency-samples 0: must be at least 1");
     }
-    if a.threads == Some(0) {
-        bail!("invalid --threads 0: must be at least 1");
-    }
+    a.threads.check()?;
     for (p, flag) in [(Some(&a.data), "--data"), (a.sets.test.as_ref(), "--test")] {
         if let Some(p) = p.filter(|p| !p.exists()) {
             bail!("{}: no such file or folder ({flag})", p.display());
@@ -285,7 +282,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         onnxruntime: ort_runner(&a),
         deploy,
     };
-    let (results, preds, curve, threads) = with_threads(a.threads, || {
+    let (results, preds, curve, threads) = a.threads.run(|| {
         let threads = rayon::current_num_threads();
         let mut out = Vec::new();
         let mut preds = Vec::new();

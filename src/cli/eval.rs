@@ -9,7 +9,7 @@ use hogsvm::data::{self, LoadOptions, Split};
 use hogsvm::metrics::Report;
 use hogsvm::model;
 
-use super::options::{load_with, with_threads};
+use super::options::{load_with, Threads};
 
 /// Arguments of `eval`.
 #[derive(Debug, Args)]
@@ -41,9 +41,8 @@ pub struct EvalArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
 }
 
 /// Run `eval`.
@@ -63,13 +62,15 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         let n = x.nrows();
         let t = Instant::now();
         if let Some(out) = &a.scores {
-            let s = with_threads(a.threads, || {
+            let s = a.threads.run(|| {
                 m.transform_hog(x.clone())
                     .and_then(|z| m.svm.decision_function(z.view()))
             })??;
             hogsvm::io::write_npy_f32(out, &s)?;
         }
-        let report = with_threads(a.threads, || m.evaluate_hog_features(x, &y))?
+        let report = a
+            .threads
+            .run(|| m.evaluate_hog_features(x, &y))?
             .with_context(|| format!("{} with {}", fp.display(), lp.display()))?;
         return print_eval(&a, &m.class_names, &report, n, t.elapsed().as_secs_f64());
     }
@@ -95,11 +96,11 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         },
     )?;
     if let Some(out) = &a.scores {
-        let s = with_threads(a.threads, || m.scores(&ds))??;
+        let s = a.threads.run(|| m.scores(&ds))??;
         hogsvm::io::write_npy_f32(out, &s)?;
     }
     let t = Instant::now();
-    let report = with_threads(a.threads, || m.evaluate(&ds))??;
+    let report = a.threads.run(|| m.evaluate(&ds))??;
     print_eval(
         &a,
         m.class_names(),

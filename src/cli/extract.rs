@@ -11,7 +11,7 @@ use hogsvm::hog::Hog;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array1, Array2};
 
-use super::options::{print_load_report, with_threads, DataArgs, HogArgs};
+use super::options::{print_load_report, DataArgs, HogArgs, Threads};
 
 /// Arguments of `extract`.
 #[derive(Debug, Args)]
@@ -30,9 +30,8 @@ pub struct ExtractArgs {
     /// resize), the input of its ONNX export; no HOG flags then.
     #[arg(long, conflicts_with_all = ["HogArgs", "resize"])]
     model: Option<PathBuf>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
 }
 
 /// What describes the images: HOG with the flags' settings, or a classical model's HOG stage.
@@ -141,7 +140,7 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let mut labels: Vec<i64> = Vec::new();
     let (mut d, mut size) = (0usize, (0usize, 0usize));
     let mut feats: Vec<f32> = Vec::new();
-    let (class_names, report) = with_threads(a.threads, || {
+    let (class_names, report) = a.threads.run(|| {
         data::for_each_chunk(&a.data.data, &opts, CHUNK, |chunk, total| {
             if writer.is_none() {
                 d = describer.feature_len(chunk.rows, chunk.cols)?;
@@ -186,9 +185,8 @@ pub struct BenchArgs {
     data: DataArgs,
     #[command(flatten)]
     hog: HogArgs,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
     /// Use only the first N images.
     #[arg(long)]
     limit: Option<usize>,
@@ -206,7 +204,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         ds = ds.subset(&idx);
     }
     let repeat = a.repeat.max(1);
-    let times = with_threads(a.threads, || -> anyhow::Result<Vec<f64>> {
+    let times = a.threads.run(|| -> anyhow::Result<Vec<f64>> {
         let mut out = Array2::<f32>::zeros((ds.len(), hog.feature_len(ds.rows, ds.cols)?));
         let slice = out.as_slice_mut().expect("contiguous");
         hog.compute_batch_u8_into(&ds.pixels, ds.rows, ds.cols, slice)?; // warm-up
@@ -226,7 +224,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "images": ds.len(),
         "rows": ds.rows,
         "cols": ds.cols,
-        "threads": a.threads.unwrap_or_else(rayon::current_num_threads),
+        "threads": a.threads.count(),
         "repeat": repeat,
         "seconds_median": median,
         "us_per_image_median": median / n * 1e6,

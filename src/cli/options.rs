@@ -143,20 +143,40 @@ pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
     Ok(hogsvm::pipeline::parse_size(s)?)
 }
 
-/// Run `f` on a rayon pool of `threads` threads (all cores when `None`).
-pub fn with_threads<T: Send>(
+/// `--threads`, the one flag of every command that computes.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Threads {
+    /// Worker threads (default: all cores).
+    #[arg(long)]
     threads: Option<usize>,
-    f: impl FnOnce() -> T + Send,
-) -> anyhow::Result<T> {
-    match threads {
-        None => Ok(f()),
-        Some(0) => bail!("invalid --threads 0: must be at least 1"),
-        Some(n) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .context("cannot start the thread pool")?;
-            Ok(pool.install(f))
+}
+
+impl Threads {
+    /// An error for `--threads 0`.
+    pub fn check(self) -> anyhow::Result<()> {
+        if self.threads == Some(0) {
+            bail!("invalid --threads 0: must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The threads the command runs on: the flag's, or all cores.
+    pub fn count(self) -> usize {
+        self.threads.unwrap_or_else(rayon::current_num_threads)
+    }
+
+    /// Run `f` on a rayon pool of that many threads (the global pool when not given).
+    pub fn run<T: Send>(self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        self.check()?;
+        match self.threads {
+            None => Ok(f()),
+            Some(n) => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .context("cannot start the thread pool")?;
+                Ok(pool.install(f))
+            }
         }
     }
 }

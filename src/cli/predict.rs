@@ -7,7 +7,7 @@ use clap::Args;
 use hogsvm::data::{folder, Dataset};
 use hogsvm::model;
 
-use super::options::with_threads;
+use super::options::Threads;
 
 /// Arguments of `predict`.
 #[derive(Debug, Args)]
@@ -24,9 +24,8 @@ pub struct PredictArgs {
     /// Skip images that fail to decode.
     #[arg(long)]
     skip_invalid: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
 }
 
 fn collect_images(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
@@ -80,7 +79,7 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
     }
     // Each row: file, label, and the score of that label (the SVM's decision value, or the
     // CNN's softmax probability).
-    let scored = with_threads(a.threads, || m.predict_scored(&ds))??;
+    let scored = a.threads.run(|| m.predict_scored(&ds))??;
     let rows: Vec<(String, String, f32)> = ds
         .sources
         .iter()

@@ -10,7 +10,7 @@ use hogsvm::cnn::{PruneConfig, PruneMethod};
 use hogsvm::data::{LoadOptions, Split};
 use hogsvm::model::{self, AnyModel};
 
-use super::options::{load_with, with_threads};
+use super::options::{load_with, Threads};
 
 /// Arguments of `prune`.
 #[derive(Debug, Args)]
@@ -43,9 +43,8 @@ pub struct PruneArgs {
     /// Output model file (written atomically).
     #[arg(long)]
     out: PathBuf,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
 }
 
 /// Run `prune`.
@@ -61,9 +60,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         finetune_lr: a.finetune_lr,
     };
     cfg.validate()?;
-    if a.threads == Some(0) {
-        bail!("invalid --threads 0: must be at least 1");
-    }
+    a.threads.check()?;
     let AnyModel::Cnn(m) = model::load_any(&a.model)? else {
         bail!(
             "{}: prune needs a CNN model (this one is a classical model)",
@@ -83,7 +80,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
         (None, _) => bail!("--data is needed to fine-tune (or pass --finetune-epochs 0)"),
     };
     let before = (m.info.config.channels.clone(), m.n_params());
-    let out = with_threads(a.threads, || -> anyhow::Result<_> {
+    let out = a.threads.run(|| -> anyhow::Result<_> {
         let pruned = m.prune(&cfg)?;
         eprintln!(
             "prune: {} {}: channels {:?} -> {:?}, {} -> {} parameters{}",

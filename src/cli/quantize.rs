@@ -11,7 +11,7 @@ use hogsvm::cnn::{QuantMode, QuantizeConfig};
 use hogsvm::data::{LoadOptions, Split};
 use hogsvm::model::{self, AnyModel};
 
-use super::options::{load_with, with_threads};
+use super::options::{load_with, Threads};
 
 /// `--mode`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -42,9 +42,8 @@ pub struct QuantizeArgs {
     /// Output model file (written atomically).
     #[arg(long)]
     out: PathBuf,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
 }
 
 /// Run `quantize`.
@@ -57,9 +56,7 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
         calib_images: a.calib_images,
     };
     cfg.validate()?;
-    if a.threads == Some(0) {
-        bail!("invalid --threads 0: must be at least 1");
-    }
+    a.threads.check()?;
     let m = match model::load_any(&a.model)? {
         AnyModel::Cnn(m) => m,
         other => bail!(
@@ -82,7 +79,7 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
             bail!("--calib is needed for static quantisation (or pass --mode dynamic)")
         }
     };
-    let q = with_threads(a.threads, || m.quantize(&cfg, calib.as_ref()))??;
+    let q = a.threads.run(|| m.quantize(&cfg, calib.as_ref()))??;
     q.save(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     let float_bytes = m.to_bytes()?.len();

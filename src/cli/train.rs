@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::classical_args::{self, ClassicalArgs};
 use super::cnn_args::CnnArgs;
-use super::options::{with_threads, TrainTestArgs};
+use super::options::{Threads, TrainTestArgs};
 
 /// Arguments of `train`.
 #[derive(Debug, Args)]
@@ -47,9 +47,8 @@ pub struct TrainArgs {
     /// Class weights: none, balanced, or one comma-separated weight per class.
     #[arg(long)]
     class_weight: Option<String>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    threads: Threads,
     /// Also write the test report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -100,7 +99,7 @@ fn finish<'a>(
     fill: impl FnOnce(TrainSummary<'a>) -> TrainSummary<'a>,
 ) -> anyhow::Result<(Report, f64)> {
     let t0 = Instant::now();
-    let report = with_threads(a.threads, || model.evaluate(test))??;
+    let report = a.threads.run(|| model.evaluate(test))??;
     let eval_s = t0.elapsed().as_secs_f64();
     model.save(&a.out)?;
     print!("{}", report.classification_report());
@@ -168,7 +167,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = config(&a)?;
     let (train, test, t_load) = datasets(&a, cfg.resize)?;
     let bar = spinner("training (HOG, feature map, PCA, SVM)");
-    let (model, times) = with_threads(a.threads, || cfg.fit(&train))??;
+    let (model, times) = a.threads.run(|| cfg.fit(&train))??;
     bar.finish_and_clear();
     let hog_features = cfg.hog_len(model.rows, model.cols)?;
     let (report, t_eval) = finish(&a, &model, (&train, &test, t_load), |s| TrainSummary {
@@ -217,9 +216,9 @@ fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
     let resize = a.sets.images.resize()?;
     let (train, test, t_load) = datasets(&a, resize)?;
     let epochs = cfg.epochs;
-    let (model, summary) = with_threads(a.threads, || {
-        cfg.fit(&train, &mut |log| eprintln!("{}", epoch_line(log, epochs)))
-    })??;
+    let (model, summary) = a
+        .threads
+        .run(|| cfg.fit(&train, &mut |log| eprintln!("{}", epoch_line(log, epochs))))??;
     let (report, t_eval) = finish(&a, &model, (&train, &test, t_load), |s| TrainSummary {
         stages: vec![StageTime {
             name: "train".into(),
