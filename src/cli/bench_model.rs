@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use hogsvm::compare::run::{latency_ms, predict_batched};
-use hogsvm::data::{self, LoadOptions, Split};
 use hogsvm::metrics::{median, percentile};
 use hogsvm::model;
 
-use super::options::{load_with, Threads};
+use super::options::{eval_set, Threads};
 
 /// Arguments of `bench-model`.
 #[derive(Debug, Args)]
@@ -38,19 +37,7 @@ pub struct BenchModelArgs {
 pub fn run(a: BenchModelArgs) -> anyhow::Result<()> {
     let any = model::load_any(&a.model)?;
     let m = any.classifier();
-    let split = if data::idx_pair(&a.data, Split::Test).is_some() {
-        Split::Test
-    } else {
-        Split::Train
-    };
-    let test = load_with(
-        &a.data,
-        &LoadOptions {
-            resize: m.load_resize(),
-            skip_invalid: false,
-            split,
-        },
-    )?;
+    let test = eval_set(&a.data, None, m.load_resize(), false)?;
     let (out, threads) = a.threads.run(|| -> anyhow::Result<_> {
         let mut best = f64::MAX;
         let mut pred = Vec::new();

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hogsvm::data::{self, LoadOptions, Split};
+use hogsvm::data::Split;
 use hogsvm::metrics::Report;
 use hogsvm::model;
 
-use super::options::{load_with, Threads};
+use super::options::{eval_set, Threads};
 
 /// Arguments of `eval`.
 #[derive(Debug, Args)]
@@ -76,25 +76,12 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     }
     let data_path = a.data.clone().context("--data or --features is required")?;
     let split = match a.split.as_deref() {
-        None => {
-            if data::idx_pair(&data_path, Split::Test).is_some() {
-                Split::Test
-            } else {
-                Split::Train
-            }
-        }
-        Some("train") => Split::Train,
-        Some("test") | Some("t10k") => Split::Test,
+        None => None,
+        Some("train") => Some(Split::Train),
+        Some("test") | Some("t10k") => Some(Split::Test),
         Some(o) => bail!("invalid --split `{o}`: expected train or test"),
     };
-    let ds = load_with(
-        &data_path,
-        &LoadOptions {
-            resize: m.load_resize(),
-            skip_invalid: a.skip_invalid,
-            split,
-        },
-    )?;
+    let ds = eval_set(&data_path, split, m.load_resize(), a.skip_invalid)?;
     if let Some(out) = &a.scores {
         let s = a.threads.run(|| m.scores(&ds))??;
         hogsvm::io::write_npy_f32(out, &s)?;

@@ -204,6 +204,30 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
     Ok(ds)
 }
 
+/// The images a model is evaluated on (`eval`, `bench-model`): `split` of `data`, by default its
+/// test split when it has one (an IDX pair or a `test/` folder) and else its training split,
+/// resized as the model was trained (see [`hogsvm::classifier::Classifier::load_resize`]).
+pub fn eval_set(
+    data: &Path,
+    split: Option<Split>,
+    resize: Option<(u32, u32)>,
+    skip_invalid: bool,
+) -> anyhow::Result<Dataset> {
+    let split = split.unwrap_or(if data::idx_pair(data, Split::Test).is_some() {
+        Split::Test
+    } else {
+        Split::Train
+    });
+    load_with(
+        data,
+        &LoadOptions {
+            resize,
+            skip_invalid,
+            split,
+        },
+    )
+}
+
 /// The test set and loading options shared by `train` and `compare`.
 #[derive(Debug, Clone, Args)]
 pub struct TrainTestArgs {

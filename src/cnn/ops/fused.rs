@@ -20,7 +20,7 @@ use super::conv::{
     conv2d, conv_forward, conv_geom, im2col, input_grad_chunk, sum_partials, weight_grad_gemm,
 };
 use super::cpu::{check_f32, cpu_forward, f32_slice, with_scratch3, F32In, In, Out, DW_CHUNK};
-use super::pool::{argmax4, max_pool2d, pool_geom, window_argmax};
+use super::pool::{argmax4, max_pool2d, pool_geom, pooled, window_argmax};
 use super::relu::relu;
 
 /// Per-channel affine `v·a + b` applied before pooling (batch norm folded to a scale and shift),
@@ -153,10 +153,7 @@ impl PoolReluOp {
         let (y, codes) = pool_relu_fwd(x, l.dims(), self.k, None)?;
         put_routes(&self.routes, codes);
         let (_, _, _, oh, ow) = pool_geom(l.dims(), self.k)?;
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((l.dims()[0], l.dims()[1], oh, ow)),
-        ))
+        pooled(y, l.dims(), oh, ow)
     }
 }
 

@@ -105,11 +105,13 @@ impl MaxPoolOp {
                     }
                 }
             });
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((l.dims()[0], l.dims()[1], oh, ow)),
-        ))
+        pooled(y, l.dims(), oh, ow)
     }
+}
+
+/// The output of a pooling op on an `(N, C, H, W)` input of dims `d`: `y` as `(N, C, OH, OW)`.
+pub(super) fn pooled(y: Vec<f32>, d: &[usize], oh: usize, ow: usize) -> Out {
+    Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
 }
 
 impl CustomOp1 for MaxPoolOp {
