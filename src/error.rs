@@ -244,3 +244,31 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each check passes on its boundary as documented, refuses NaN and infinities, and names
+    /// the parameter, the reason and the value as given (an `f32` printed as an `f32`).
+    #[test]
+    fn param_checks() {
+        assert!(param("a", 1e-30).positive("r").is_ok());
+        assert!(param("a", 0.0).positive("r").is_err());
+        assert!(param("a", 0.0f32).non_negative("r").is_ok());
+        assert!(param("a", -0.5).non_negative("r").is_err());
+        assert!(param("a", 45.0).within(0.0..=45.0, "r").is_ok());
+        assert!(param("a", 1.0).within(0.0..1.0, "r").is_err());
+        for bad in [f64::NAN, f64::INFINITY] {
+            assert!(param("a", bad).non_negative("r").is_err(), "{bad}");
+            assert!(param("a", bad).within(.., "r").is_err(), "{bad}");
+        }
+        let e = param("lr", 0.1f32 - 0.2)
+            .positive("must be > 0")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid parameter `lr`: must be > 0 (got -0.1)"
+        );
+    }
+}

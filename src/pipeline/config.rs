@@ -195,6 +195,21 @@ impl ClassicalConfig {
 mod tests {
     use super::*;
 
+    /// The unknown-key message lists HOG's keys, each stage's in pipeline order (a key two
+    /// stages share, `gamma`, once) and the SVM's: the text it had when the list was written by
+    /// hand.
+    #[test]
+    fn keys_list_every_stage_in_order() {
+        assert_eq!(
+            keys(),
+            "cell, cell-rows, cell-cols, block, block-rows, block-cols, orientations, block-norm, \
+             sqrt, extra-cell, resize, feature-map, normalize, standardize, pca, whiten, rff, \
+             nystroem, kmeans, gamma, flip, c, loss, tol, max-iter, class-weight or seed"
+        );
+        let e = ClassicalConfig::default().set("bogus", "1").unwrap_err();
+        assert!(e.to_string().contains(&keys()), "{e}");
+    }
+
     /// `with` applies settings in an order of its own: a refining key given before its stage,
     /// or the main cell after an extra descriptor, gives the same configuration; an alias ranks
     /// like its key.
