@@ -278,7 +278,7 @@ pub(super) fn one() -> f64 {
 // ---------------------------------------------------------------- pipeline stage
 
 use crate::onnx::{attr_int, unsupported, Graph};
-use crate::settings::{count_or_none, num, Configure, Setting};
+use crate::settings::{count_or_none, seed_of, Configure, Setting};
 use crate::stage::{FeatureStage, Learned, Stateless};
 
 /// `feature-map` (alias `map`): `none`, `hellinger` or `chi2[:STEPS[:L]]`.
@@ -330,7 +330,7 @@ pub(super) fn set_kernel_key<P: Default>(
             parse_gamma(v)?;
             return Ok(Setting::Needs("gamma"));
         }
-        ("seed", Some((_, _, _, seed))) => *seed = num("seed", v)?,
+        ("seed", fields) => return seed_of(fields.map(|f| f.3), v),
         _ => return Ok(Setting::Unknown),
     }
     Ok(Setting::Set)
