@@ -5,7 +5,7 @@
 # HOGSVM_BIN=PATH set: that binary (a path, relative to the repository root, or a name on PATH);
 # nothing is built. A cargo integration test passes env!("CARGO_BIN_EXE_hogsvm") this way, so no
 # nested `cargo build` runs (tests/peer_scripts.rs).
-# Otherwise: `cargo build --release --quiet` here, then target/release/hogsvm (under
+# Otherwise: `cargo build --release --locked --quiet --bin hogsvm` here, then target/release/hogsvm (under
 # $CARGO_TARGET_DIR instead of target/ when that is set).
 set -euo pipefail
 if [ -n "${HOGSVM_BIN:-}" ]; then
@@ -19,7 +19,7 @@ if [ -n "${HOGSVM_BIN:-}" ]; then
   fi
   echo "$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 else
-  cargo build --release --quiet >&2
+  cargo build --release --locked --quiet --bin hogsvm >&2
   target="${CARGO_TARGET_DIR:-target}"
   case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
   echo "$target/release/hogsvm"

@@ -103,8 +103,13 @@ def read_hogsvm_model(path):
         die(f"{path}: the CNN has squeeze-and-excitation (se_reduction {cfg['se_reduction']}), "
             "which this script does not build; train one with --se none")
     body = data[8 + n:]
+    # hogsvm's checksum, in name order: format version 1, the tensors' bytes; version 2, each
+    # tensor's name, dtype, shape and bytes (lengths as u64 LE), then the metadata text up to the
+    # checksum's 8 hex digits.
+    v2 = int(env.get("format_version", 1)) >= 2
     tensors, crc = {}, 0
-    for name in sorted(header):  # hogsvm's checksum: the tensors' bytes in name order
+    u64 = lambda v: int(v).to_bytes(8, "little")  # noqa: E731
+    for name in sorted(header):
         t = header[name]
         if t.get("dtype") != "F32":
             die(f"{path}: tensor {name} is {t.get('dtype')}, expected F32 (a float model)")
@@ -112,8 +117,13 @@ def read_hogsvm_model(path):
         shape = [int(d) for d in t["shape"]]
         if not (0 <= a <= b <= len(body)) or b - a != 4 * int(np.prod(shape, dtype=np.int64)):
             die(f"{path}: tensor {name}: data_offsets {a}..{b} do not fit shape {shape}")
+        if v2:
+            crc = zlib.crc32(u64(len(name.encode())) + name.encode() + t["dtype"].encode(), crc)
+            crc = zlib.crc32(u64(len(shape)) + b"".join(u64(d) for d in shape) + u64(b - a), crc)
         crc = zlib.crc32(body[a:b], crc)
         tensors[name] = np.frombuffer(body, "<f4", count=(b - a) // 4, offset=a).reshape(shape).astype(np.float32)
+    if v2:
+        crc = zlib.crc32(meta["hogsvm"][:-10].encode(), crc)
     if "crc32" in env and f"{crc:08x}" != env["crc32"]:
         die(f"{path}: checksum {crc:08x} does not match the metadata's {env['crc32']} (damaged file?)")
     extra = env.get("extra") if isinstance(env.get("extra"), dict) else env  # flattened in practice

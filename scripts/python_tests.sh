@@ -14,10 +14,9 @@ py="$("$here/venv.sh" "$here/requirements-python.txt" | tail -n 1)"
 # onnxruntime, for the tests of Model.export_onnx (the same venv as scripts/onnx_check.sh).
 "$here/venv.sh" "$here/requirements-onnx.txt" >/dev/null
 # The CLI, for the tests that pass model files between Python and the command line.
-if [ -z "${HOGSVM_BIN:-}" ]; then
-  cargo build --release --locked --quiet --bin hogsvm
-  export HOGSVM_BIN="$PWD/target/release/hogsvm"
-fi
+# (scripts/hogsvm_bin.sh: $HOGSVM_BIN, else a release build under $CARGO_TARGET_DIR or target/.)
+HOGSVM_BIN="$("$here/hogsvm_bin.sh" | tail -n 1)"
+export HOGSVM_BIN
 # maturin (the build backend) runs as a program: the venv's bin/ first on PATH.
 export PATH="$(dirname "$py"):$PATH"
 # Which crates the wheel build compiled: one line, from pip's verbose log.

@@ -76,6 +76,27 @@ pub trait Classifier: Send + Sync {
     }
 }
 
+/// An error unless every one of a model's outputs is finite: a NaN would otherwise become label
+/// 0 with a "probability" of -3.4e38, with exit 0. `values` holds `row_len` outputs per image;
+/// `name(i)` names image `i` of them.
+pub fn check_finite_outputs(
+    values: impl IntoIterator<Item = f32>,
+    row_len: usize,
+    name: impl Fn(usize) -> String,
+) -> Result<()> {
+    match values.into_iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::Model {
+            path: None,
+            source: crate::model::container::ModelError::invalid(format!(
+                "the model's output for {} is not a finite number: its weights overflow on this \
+                 input",
+                name(i / row_len.max(1))
+            )),
+        }),
+    }
+}
+
 /// A test set must name the model's classes in the model's order.
 pub fn check_classes(model: &[String], data: &[String]) -> Result<()> {
     if model != data {

@@ -119,6 +119,35 @@ pub enum Error {
         reason: String,
     },
 
+    /// An output cannot be written where it was asked for (a folder, a block device, a file
+    /// that is also an input).
+    #[error("{}: cannot write the output here: {reason}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+
+    /// Work that would need more memory than the budget allows, refused before it allocates.
+    #[error(
+        "{what} needs about {} of memory, more than the budget of {} ({budget_source}); {hint}",
+        human_bytes(*needed),
+        human_bytes(*budget)
+    )]
+    Memory {
+        /// What would allocate it (a stage and its parameters).
+        what: String,
+        /// Bytes it would need.
+        needed: u64,
+        /// Bytes allowed.
+        budget: u64,
+        /// Where the budget comes from.
+        budget_source: String,
+        /// What to change.
+        hint: String,
+    },
+
     /// A dataset is unusable as a whole (no images, one size mismatch, ...).
     #[error("{}: {reason}", path.display())]
     Dataset {
@@ -146,6 +175,22 @@ pub(crate) fn check_cols(what: &str, want: usize, got: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Bytes as a short human figure (`1.5 GiB`, `300 MiB`, `12 KiB`, `100 B`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    for (unit, shift) in UNITS {
+        let v = bytes as f64 / (1u64 << shift) as f64;
+        if v >= 1.0 {
+            return if v >= 100.0 {
+                format!("{v:.0} {unit}")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+    }
+    format!("{bytes} B")
 }
 
 /// A float hyper-parameter (`f32` or `f64`) to check, named for the error: the one vocabulary

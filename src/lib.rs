@@ -29,6 +29,7 @@
 #[macro_use]
 mod macros;
 
+pub mod budget;
 pub mod classifier;
 #[cfg(feature = "cnn")]
 pub mod cnn;

@@ -102,11 +102,18 @@ impl Report {
                 }
             })
             .collect();
+        // Macro averages run over the classes that occur in the labels or the predictions, as
+        // scikit-learn's do by default: a model's class absent from a test subset and never
+        // predicted is not a class of this evaluation.
+        let present: Vec<&ClassScores> = (0..k)
+            .filter(|&c| per_class[c].support > 0 || (0..k).any(|t| confusion[t][c] > 0))
+            .map(|c| &per_class[c])
+            .collect();
         let mean = |f: &dyn Fn(&ClassScores) -> f64| {
-            if k == 0 {
+            if present.is_empty() {
                 0.0
             } else {
-                per_class.iter().map(f).sum::<f64>() / k as f64
+                present.iter().map(|c| f(c)).sum::<f64>() / present.len() as f64
             }
         };
         let wmean = |f: &dyn Fn(&ClassScores) -> f64| {
@@ -273,6 +280,18 @@ mod tests {
             text.contains("accuracy") && text.contains("0.6000"),
             "{text}"
         );
+    }
+
+    /// Defect class: macro averages counted classes absent from both the labels and the
+    /// predictions (scikit-learn's default leaves them out).
+    #[test]
+    fn macro_averages_skip_classes_absent_from_labels_and_predictions() {
+        // Class 2 of 4 occurs nowhere; class 3 only as a prediction.
+        let r = Report::new(&[0, 0, 1, 1], &[0, 1, 1, 3], &names(4)).unwrap();
+        let f1 = [2.0 / 3.0, 0.5, 0.0]; // classes 0, 1, 3
+        let want = f1.iter().sum::<f64>() / 3.0;
+        assert!((r.macro_avg.f1 - want).abs() < 1e-12, "{}", r.macro_avg.f1);
+        assert_eq!(r.per_class.len(), 4);
     }
 
     #[test]

@@ -2,12 +2,24 @@
 //!
 //! Why not linfa-reduction's PCA: measured here it takes ~34 s to fit 60000 x 1296 -> 128, and
 //! linfa 0.8.1's `explained_variance()` divides by (k - 1) and `explained_variance_ratio()` sums
-//! only the kept components. This module computes the covariance with a blocked, parallel Gram
-//! product (fixed row blocks summed in a fixed order, so the result does not depend on the
-//! thread count) and its leading eigenvectors by randomized subspace iteration (Halko,
-//! Martinsson & Tropp 2011: a seeded Gaussian start, power iterations with re-orthonormalisation,
-//! then a small dense eigenproblem solved by `linfa_linalg`). Explained-variance ratios are
-//! eigenvalues over the trace of the covariance, as scikit-learn reports them.
+//! only the kept components.
+//!
+//! PCA's cost follows the smaller of the two sides of the `n x d` data (the [`Solver`] rule):
+//! * **covariance** (`d <= n`, or `d <=` [`COVARIANCE_MAX_DIM`]): the `d x d` covariance from a
+//!   blocked, parallel Gram product (fixed row blocks summed in a fixed order, so the result does
+//!   not depend on the thread count; a few blocks at a time, so memory stays a few `d x d`
+//!   matrices), then its leading eigenvectors by randomized subspace iteration (Halko, Martinsson
+//!   & Tropp 2011: a seeded Gaussian start, power iterations with re-orthonormalisation, then a
+//!   small dense eigenproblem solved by `linfa_linalg`);
+//! * **data matrix** (`d > n` and `d >` [`COVARIANCE_MAX_DIM`], e.g. HOG of photos: ~55,000
+//!   dimensions at 224x224, whose covariance alone would take 24 GB): the same randomized range
+//!   finder on the centred data matrix itself, never forming a `d x d` matrix. Its products run
+//!   in f32 on fixed blocks (row blocks for `X Z`, column panels for `Q^T X`, each summed over
+//!   row blocks in order, in f64), so the same seed gives the same bytes for any thread count;
+//!   the `l x l` problem at the end is solved in f64.
+//!
+//! Either way, explained variances are the eigenvalues over `n - 1` and their ratios the
+//! eigenvalues over the total variance (the trace), as scikit-learn reports them.
 
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
@@ -95,6 +107,33 @@ fn column_means(x: ArrayView2<'_, f32>) -> Array1<f64> {
 
 /// Rows per block of the covariance product.
 const BLOCK_ROWS: usize = 4096;
+/// Row blocks of the covariance product computed at once (their partial `d x d` products are
+/// held until added, in block order).
+const BLOCKS_AT_ONCE: usize = 4;
+/// Largest dimension for which the covariance path is used when `d > n`: its `d x d` f64
+/// matrix is then at most 128 MiB.
+pub const COVARIANCE_MAX_DIM: usize = 4096;
+
+/// How PCA finds its components (see the [module docs](self)); chosen from the data's shape by
+/// [`Solver::for_shape`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solver {
+    /// Eigenvectors of the `d x d` covariance.
+    Covariance,
+    /// Randomized range finder on the `n x d` centred data matrix.
+    DataMatrix,
+}
+
+impl Solver {
+    /// The solver for `n` rows of `d` features.
+    pub fn for_shape(n: usize, d: usize) -> Solver {
+        if d <= n || d <= COVARIANCE_MAX_DIM {
+            Solver::Covariance
+        } else {
+            Solver::DataMatrix
+        }
+    }
+}
 
 /// How many principal components to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -166,40 +205,89 @@ pub struct Pca {
 }
 
 impl PcaParams {
-    /// Fit on the rows of `x`.
+    /// Fit on the rows of `x`, with the solver [`Solver::for_shape`] picks.
     pub fn fit(&self, x: ArrayView2<'_, f32>) -> Result<Pca> {
-        let (n, d) = x.dim();
+        self.fit_with(x, Solver::for_shape(x.nrows(), x.ncols()))
+    }
+
+    /// Whether a fit on `n` rows of `d` features can keep the components asked for.
+    pub fn check_shape(&self, n: usize, d: usize) -> Result<()> {
         if n < 2 {
             return Err(Error::param("features", "PCA needs at least 2 rows", n));
         }
         let max_k = d.min(n);
         match self.components {
-            Components::Count(k) if k == 0 || k > max_k => {
-                return Err(Error::param(
-                    "pca",
-                    format!("component count must be in 1..={max_k} (min of rows and columns)"),
-                    k,
-                ))
-            }
-            Components::Variance(f) if !(f > 0.0 && f <= 1.0) => {
-                return Err(Error::param(
-                    "pca",
-                    "variance fraction must be in (0, 1]",
-                    f,
-                ))
-            }
-            _ => {}
+            Components::Count(k) if k == 0 || k > max_k => Err(Error::param(
+                "pca",
+                format!(
+                    "component count must be in 1..={max_k} (the smaller of {n} training rows \
+                     and {d} features)"
+                ),
+                k,
+            )),
+            Components::Variance(f) if !(f > 0.0 && f <= 1.0) => Err(Error::param(
+                "pca",
+                "variance fraction must be in (0, 1]",
+                f,
+            )),
+            _ => Ok(()),
         }
+    }
+
+    /// The most components a fit on `n x d` data can keep.
+    fn max_components(&self, n: usize, d: usize) -> usize {
+        match self.components {
+            Components::Count(k) => k.min(n).min(d),
+            Components::Variance(_) => n.min(d),
+        }
+    }
+
+    /// Bytes fitting on `n x d` features allocates at its peak, beyond the input (the
+    /// covariance or the data-matrix iterates, and the projected output).
+    pub fn fit_bytes(&self, n: usize, d: usize) -> u64 {
+        use crate::budget::bytes_of;
+        let k = self.max_components(n, d);
+        let l = (k + self.oversampling).min(n.max(1)).min(d.max(1));
+        let work = match Solver::for_shape(n, d) {
+            Solver::Covariance => {
+                let blocks = n.div_ceil(BLOCK_ROWS).clamp(1, BLOCKS_AT_ONCE);
+                bytes_of(&[d, d, 8 + 4 * blocks]).saturating_add(bytes_of(&[l, d, 8, 3]))
+            }
+            Solver::DataMatrix => bytes_of(&[l, d, 8 + 8 + 4])
+                .saturating_add(bytes_of(&[l, n, 8 + 8 + 4]))
+                .saturating_add(bytes_of(&[
+                    rayon::current_num_threads(),
+                    DATA_BLOCK_VALUES,
+                    8,
+                ])),
+        };
+        work.saturating_add(bytes_of(&[n, k, 4]))
+    }
+
+    /// Fit on the rows of `x` with `solver`.
+    fn fit_with(&self, x: ArrayView2<'_, f32>, solver: Solver) -> Result<Pca> {
+        let (n, d) = x.dim();
+        self.check_shape(n, d)?;
+        let max_k = d.min(n);
         let mean = column_means(x);
         let mean32 = mean.mapv(|v| v as f32);
-        let cov = covariance(x, &mean32);
-        let trace: f64 = cov.diag().sum();
+        let cov = match solver {
+            Solver::Covariance => Some(covariance(x, &mean32)),
+            Solver::DataMatrix => None,
+        };
+        let trace: f64 = match &cov {
+            Some(c) => c.diag().sum(),
+            None => centred_sum_of_squares(x, &mean32),
+        };
         let mut k = match self.components {
             Components::Count(k) => k,
             Components::Variance(_) => 32.min(max_k),
         };
         loop {
-            let (vals, vecs) = top_eigen(&cov, k, self)?;
+            let (vals, vecs) = match &cov {
+                Some(c) => top_eigen(c, k, self)?,
+                None => top_eigen_data(x, &mean32, k, self)?,
+            };
             let keep = match self.components {
                 Components::Count(_) => Some(k),
                 Components::Variance(f) => {
@@ -272,34 +360,37 @@ fn covariance(x: ArrayView2<'_, f32>, mean: &Array1<f32>) -> Array2<f64> {
         .step_by(PANEL)
         .map(|a| (a, (a + PANEL).min(d)))
         .collect();
-    let parts: Vec<Array2<f32>> = x
-        .axis_chunks_iter(Axis(0), BLOCK_ROWS)
-        .into_par_iter()
-        .map(|blk| {
-            let c = &blk - mean;
-            let mut g = Array2::<f32>::zeros((d, d));
-            for (a, &(i0, i1)) in panels.iter().enumerate() {
-                for &(j0, j1) in &panels[a..] {
-                    let prod = c.slice(s![.., i0..i1]).t().dot(&c.slice(s![.., j0..j1]));
-                    g.slice_mut(s![i0..i1, j0..j1]).assign(&prod);
-                }
-            }
-            g
-        })
-        .collect();
+    let blocks: Vec<ArrayView2<'_, f32>> = x.axis_chunks_iter(Axis(0), BLOCK_ROWS).collect();
     let mut cov = Array2::<f64>::zeros((d, d));
-    // Each element sums the blocks in block order, whatever the thread count.
-    cov.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(r, mut row)| {
-            for p in &parts {
-                let src = p.row(r);
-                for c in r..d {
-                    row[c] += src[c] as f64;
+    // A few blocks at a time; each element sums the blocks in block order, whatever the thread
+    // count and however many are computed at once.
+    for batch in blocks.chunks(BLOCKS_AT_ONCE) {
+        let parts: Vec<Array2<f32>> = batch
+            .par_iter()
+            .map(|blk| {
+                let c = blk - mean;
+                let mut g = Array2::<f32>::zeros((d, d));
+                for (a, &(i0, i1)) in panels.iter().enumerate() {
+                    for &(j0, j1) in &panels[a..] {
+                        let prod = c.slice(s![.., i0..i1]).t().dot(&c.slice(s![.., j0..j1]));
+                        g.slice_mut(s![i0..i1, j0..j1]).assign(&prod);
+                    }
                 }
-            }
-        });
+                g
+            })
+            .collect();
+        cov.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(r, mut row)| {
+                for p in &parts {
+                    let src = p.row(r);
+                    for c in r..d {
+                        row[c] += src[c] as f64;
+                    }
+                }
+            });
+    }
     for r in 0..d {
         for c in 0..r {
             cov[[r, c]] = cov[[c, r]];
@@ -339,7 +430,13 @@ fn top_eigen(c: &Array2<f64>, k: usize, p: &PcaParams) -> Result<(Array1<f64>, A
             .map_err(|e| Error::param("pca", format!("eigendecomposition failed: {e}"), l))?;
         (vals, small.t().dot(&qt))
     };
-    // Sort descending.
+    Ok(sorted_pairs(vals, vecs, k))
+}
+
+/// The `k` largest eigenpairs of (`vals`, `vecs` as rows), eigenvalues descending and clamped at
+/// 0, each vector with its largest-magnitude entry positive (a deterministic sign).
+fn sorted_pairs(vals: Array1<f64>, vecs: Array2<f64>, k: usize) -> (Array1<f64>, Array2<f64>) {
+    let d = vecs.ncols();
     let mut order: Vec<usize> = (0..vals.len()).collect();
     order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
     let k = k.min(order.len());
@@ -354,7 +451,178 @@ fn top_eigen(c: &Array2<f64>, k: usize, p: &PcaParams) -> Result<(Array1<f64>, A
         let sign = if big < 0.0 { -1.0 } else { 1.0 };
         out_vecs.row_mut(r).assign(&v.mapv(|x| x * sign));
     }
-    Ok((out_vals, out_vecs))
+    (out_vals, out_vecs)
+}
+
+/// Values per block of the data-matrix products (a block of rows, or a panel of columns, of the
+/// centred data, copied in f32): 16 MiB.
+const DATA_BLOCK_VALUES: usize = 1 << 22;
+/// Rows per block of the data-matrix products: as many as fit [`DATA_BLOCK_VALUES`], 1 to 256
+/// (it depends on `d` only, never on the thread count).
+fn data_rows(d: usize) -> usize {
+    (DATA_BLOCK_VALUES / d.max(1)).clamp(1, 256)
+}
+/// Columns per panel of `Q^T X`.
+const DATA_PANEL: usize = 512;
+
+/// `sum((x - mean)^2)` in f64, over fixed row blocks added in order.
+fn centred_sum_of_squares(x: ArrayView2<'_, f32>, mean: &Array1<f32>) -> f64 {
+    let rows = data_rows(x.ncols());
+    let parts: Vec<f64> = x
+        .axis_chunks_iter(Axis(0), rows)
+        .into_par_iter()
+        .map(|blk| {
+            let mut s = 0.0f64;
+            for row in blk.axis_iter(Axis(0)) {
+                for (&v, &m) in row.iter().zip(mean) {
+                    let c = (v - m) as f64;
+                    s += c * c;
+                }
+            }
+            s
+        })
+        .collect();
+    parts.iter().sum()
+}
+
+/// `(X_c M^T)^T` (`l x n`) for the centred data `X_c = x - mean` and `mt` (`l x d`): each row
+/// block of `x` centred and multiplied on its own, in f32.
+fn centred_times(x: ArrayView2<'_, f32>, mean: &Array1<f32>, mt: &Array2<f64>) -> Array2<f64> {
+    let m32 = mt.t().mapv(|v| v as f32);
+    let rows = data_rows(x.ncols());
+    let parts: Vec<Array2<f32>> = x
+        .axis_chunks_iter(Axis(0), rows)
+        .into_par_iter()
+        .map(|blk| (&blk - mean).dot(&m32))
+        .collect();
+    let mut out = Array2::<f64>::zeros((mt.nrows(), x.nrows()));
+    for (b, p) in parts.iter().enumerate() {
+        out.slice_mut(s![.., b * rows..b * rows + p.nrows()])
+            .assign(&p.t().mapv(|v| v as f64));
+    }
+    out
+}
+
+/// `Q^T X_c` (`l x d`) for `qt` (`l x n`): each panel of columns in parallel, summed over the
+/// row blocks in order (f32 products, f64 sums).
+fn times_centred(x: ArrayView2<'_, f32>, mean: &Array1<f32>, qt: &Array2<f64>) -> Array2<f64> {
+    let (n, d) = x.dim();
+    let q32 = qt.t().mapv(|v| v as f32);
+    let rows = data_rows(DATA_PANEL);
+    let panels: Vec<(usize, usize)> = (0..d)
+        .step_by(DATA_PANEL)
+        .map(|a| (a, (a + DATA_PANEL).min(d)))
+        .collect();
+    let parts: Vec<Array2<f64>> = panels
+        .par_iter()
+        .map(|&(j0, j1)| {
+            let m = mean.slice(s![j0..j1]);
+            let mut acc = Array2::<f64>::zeros((qt.nrows(), j1 - j0));
+            for r0 in (0..n).step_by(rows) {
+                let r1 = (r0 + rows).min(n);
+                let c = &x.slice(s![r0..r1, j0..j1]) - &m;
+                let prod = q32.slice(s![r0..r1, ..]).t().dot(&c);
+                acc.zip_mut_with(&prod, |a, &p| *a += p as f64);
+            }
+            acc
+        })
+        .collect();
+    let mut out = Array2::<f64>::zeros((qt.nrows(), d));
+    for (&(j0, j1), p) in panels.iter().zip(&parts) {
+        out.slice_mut(s![.., j0..j1]).assign(p);
+    }
+    out
+}
+
+/// Orthonormalise the rows of `q` by Cholesky QR, twice (CholeskyQR2): `G = q q^T = L L^T`,
+/// `q <- L^-1 q`, as matrix products (the rows may be long: `n` or `d`). Falls back to modified
+/// Gram-Schmidt when `G` is not numerically positive definite (rank-deficient data).
+fn orthonormalise_rows_long(q: &mut Array2<f64>) {
+    for _ in 0..2 {
+        let g = q.dot(&q.t());
+        match cholesky_inverse(&g) {
+            Some(linv) => *q = linv.dot(q),
+            None => {
+                orthonormalise_rows(q);
+                return;
+            }
+        }
+    }
+}
+
+/// `L^-1` for the Cholesky factor `L` of the symmetric `g`, or `None` when a pivot is not
+/// clearly positive.
+fn cholesky_inverse(g: &Array2<f64>) -> Option<Array2<f64>> {
+    let l = g.nrows();
+    let mut f = Array2::<f64>::zeros((l, l));
+    let scale = g.diag().iter().fold(0.0f64, |m, &v| m.max(v.abs()));
+    for i in 0..l {
+        for j in 0..=i {
+            let mut v = g[[i, j]];
+            for k in 0..j {
+                v -= f[[i, k]] * f[[j, k]];
+            }
+            if i == j {
+                if v.is_nan() || v <= scale * 1e-13 {
+                    return None;
+                }
+                f[[i, i]] = v.sqrt();
+            } else {
+                f[[i, j]] = v / f[[j, j]];
+            }
+        }
+    }
+    // Forward substitution for each column of the identity.
+    let mut inv = Array2::<f64>::zeros((l, l));
+    for c in 0..l {
+        for i in c..l {
+            let mut v = if i == c { 1.0 } else { 0.0 };
+            for k in c..i {
+                v -= f[[i, k]] * inv[[k, c]];
+            }
+            inv[[i, c]] = v / f[[i, i]];
+        }
+    }
+    Some(inv)
+}
+
+/// Leading `k` eigenpairs of the covariance numerator `X_c^T X_c` of `x`, from the data matrix
+/// itself (randomized range finder; see the [module docs](self)): eigenvalues descending,
+/// vectors as rows with a deterministic sign, as [`top_eigen`] returns them.
+fn top_eigen_data(
+    x: ArrayView2<'_, f32>,
+    mean: &Array1<f32>,
+    k: usize,
+    p: &PcaParams,
+) -> Result<(Array1<f64>, Array2<f64>)> {
+    use linfa_linalg::eigh::Eigh;
+    let (n, d) = x.dim();
+    let l = (k + p.oversampling).min(n).min(d);
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    let omega = Array2::<f64>::from_shape_fn((l, d), |_| StandardNormal.sample(&mut rng));
+    let mut yt = centred_times(x, mean, &omega);
+    orthonormalise_rows_long(&mut yt);
+    for _ in 0..p.power_iterations {
+        let mut zt = times_centred(x, mean, &yt);
+        orthonormalise_rows_long(&mut zt);
+        yt = centred_times(x, mean, &zt);
+        orthonormalise_rows_long(&mut yt);
+    }
+    // B = Q^T X_c (l x d); B B^T = U S^2 U^T; the right singular vectors are S^-1 U^T B.
+    let b = times_centred(x, mean, &yt);
+    let bbt = b.dot(&b.t());
+    let bbt = (&bbt + &bbt.t()) * 0.5;
+    let (vals, u) = bbt
+        .eigh()
+        .map_err(|e| Error::param("pca", format!("eigendecomposition failed: {e}"), l))?;
+    let mut vecs = u.t().dot(&b);
+    for (mut row, &v) in vecs.axis_iter_mut(Axis(0)).zip(vals.iter()) {
+        let s = v.max(0.0).sqrt();
+        if s > 0.0 {
+            row /= s;
+        }
+    }
+    Ok(sorted_pairs(vals, vecs, k))
 }
 
 /// Modified Gram-Schmidt, twice ("twice is enough"), on the rows of `q`. A row that vanishes
@@ -538,6 +806,15 @@ impl Configure for ScalerParams {
 impl FeaturePlan for ScalerParams {
     type Fitted = StandardScaler;
 
+    fn planned_dim(&self, _: usize, d: usize) -> usize {
+        d
+    }
+
+    /// In place: the mean and variance only.
+    fn fit_bytes(&self, _: usize, d: usize) -> u64 {
+        crate::budget::bytes_of(&[d, 16])
+    }
+
     fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<StandardScaler> {
         StandardScaler::fit(x)
     }
@@ -631,6 +908,18 @@ impl Configure for PcaParams {
 
 impl FeaturePlan for PcaParams {
     type Fitted = Pca;
+
+    fn planned_dim(&self, n: usize, d: usize) -> usize {
+        self.max_components(n, d)
+    }
+
+    fn check_fit(&self, n: usize, d: usize) -> Result<()> {
+        self.check_shape(n, d)
+    }
+
+    fn fit_bytes(&self, n: usize, d: usize) -> u64 {
+        PcaParams::fit_bytes(self, n, d)
+    }
 
     fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Pca> {
         PcaParams::fit(self, x)

@@ -50,6 +50,44 @@ pub trait Configure: Sized {
     fn validate(_slot: &Self::Slot) -> Result<()> {
         Ok(())
     }
+
+    /// Fit the field to training data of `rows` feature rows, where a setting cannot apply as
+    /// given (more Nystroem landmarks than rows): change it to what the fit will do, so that
+    /// the model's stored configuration says what it did, and say so (a note for the user).
+    fn fit_to(_slot: &mut Self::Slot, _rows: usize) -> Option<String> {
+        None
+    }
+}
+
+/// Split a spec `a=1,b=2,3,c=x` into `[(a, 1), (b, "2,3"), (c, x)]` (a token without `=`
+/// continues the previous value). A key given twice (case and `_`/`-` aside) is an error naming
+/// it: a spec that says two things is a mistake, not "the last one wins".
+pub fn pairs(spec: &str, what: &'static str) -> Result<Vec<(String, String)>> {
+    let norm = |k: &str| k.to_ascii_lowercase().replace('_', "-");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for tok in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match tok.split_once('=') {
+            Some((k, v)) => {
+                let k = k.trim();
+                if out.iter().any(|(o, _)| norm(o) == norm(k)) {
+                    return Err(Error::param(
+                        what,
+                        format!("`{k}` is given twice in one spec"),
+                        spec,
+                    ));
+                }
+                out.push((k.to_string(), v.trim().to_string()))
+            }
+            None => match out.last_mut() {
+                Some((_, v)) => {
+                    v.push(',');
+                    v.push_str(tok);
+                }
+                None => return Err(Error::param(what, "expected key=value,...", tok)),
+            },
+        }
+    }
+    Ok(out)
 }
 
 /// Parse a number.

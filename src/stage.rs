@@ -32,11 +32,7 @@ impl<'a> Flow<'a> {
     pub fn into_features(self, stage: &str) -> Result<Array2<f32>> {
         match self {
             Flow::Features(x) => Ok(x),
-            Flow::Images(_) => Err(Error::param(
-                "pipeline",
-                format!("stage `{stage}` needs features, but the data are still images"),
-                stage,
-            )),
+            Flow::Images(_) => Err(still_images(stage)),
         }
     }
 
@@ -51,6 +47,15 @@ impl<'a> Flow<'a> {
             )),
         }
     }
+}
+
+/// The error of a feature stage placed before HOG.
+fn still_images(stage: &str) -> Error {
+    Error::param(
+        "pipeline",
+        format!("stage `{stage}` needs features, but the data are still images"),
+        stage,
+    )
 }
 
 /// The shape of one image's data between two stages.
@@ -139,10 +144,34 @@ pub trait Stage: Learned {
     fn output_shape(&self, input: Shape) -> Result<Shape>;
 }
 
+/// What fitting a stage will take, known before it runs: [`ClassicalConfig::fit`] walks the
+/// plan with it and checks every stage against the memory budget before any stage runs, so a
+/// valid setting too large for the machine is an error up front, not an allocation failure
+/// after minutes of work.
+///
+/// [`ClassicalConfig::fit`]: crate::pipeline::ClassicalConfig::fit
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    /// Rows after the stage (the HOG stage doubles them when training on mirrored images too).
+    pub rows: usize,
+    /// Shape of each row after the stage (for a stage whose output size depends on the fit,
+    /// the largest it can be).
+    pub output: Shape,
+    /// Bytes the fit allocates at its peak beyond its input: its output, its parameters, its
+    /// work matrices.
+    pub bytes: u64,
+}
+
 /// A configured stage, before fitting.
 pub trait StagePlan {
     /// The fitted stage.
     type Fitted: Stage;
+
+    /// Name in errors and timings (the fitted stage's).
+    const NAME: &'static str;
+
+    /// What fitting on `n` rows of shape `input` will take.
+    fn cost(&self, n: usize, input: Shape) -> Result<Cost>;
 
     /// Fit on the training data `x` (labels `y`, which a stage that adds training examples
     /// extends) and return the fitted stage and the transformed data.
@@ -190,6 +219,21 @@ pub trait FeaturePlan {
     /// The fitted stage.
     type Fitted: FeatureStage;
 
+    /// Output length for `n` inputs of length `d`, before fitting (the largest it can be).
+    fn planned_dim(&self, n: usize, d: usize) -> usize;
+
+    /// Whether the stage's parameters fit `n` inputs of length `d` (a PCA component count
+    /// above both), checked before any stage runs; the fit makes the same check.
+    fn check_fit(&self, _n: usize, _d: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Bytes fitting on `n x d` features allocates at its peak beyond the input; by default its
+    /// `n x planned_dim` f32 output.
+    fn fit_bytes(&self, n: usize, d: usize) -> u64 {
+        crate::budget::bytes_of(&[n, self.planned_dim(n, d), 4])
+    }
+
     /// Fit on `n x d` training features.
     fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Self::Fitted>;
 
@@ -205,6 +249,20 @@ pub trait FeaturePlan {
 
 impl<T: FeaturePlan> StagePlan for T {
     type Fitted = T::Fitted;
+    const NAME: &'static str = <T::Fitted as FeatureStage>::NAME;
+
+    fn cost(&self, n: usize, input: Shape) -> Result<Cost> {
+        let d = match input {
+            Shape::Features(d) => d,
+            Shape::Image { .. } => return Err(still_images(Self::NAME)),
+        };
+        self.check_fit(n, d)?;
+        Ok(Cost {
+            rows: n,
+            output: Shape::Features(self.planned_dim(n, d)),
+            bytes: self.fit_bytes(n, d),
+        })
+    }
 
     fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(T::Fitted, Flow<'a>)> {
         let x = x.into_features(<T::Fitted as FeatureStage>::NAME)?;
@@ -230,6 +288,10 @@ pub trait Stateless: FeatureStage + Copy {}
 
 impl<T: Stateless> FeaturePlan for T {
     type Fitted = T;
+
+    fn planned_dim(&self, _: usize, d: usize) -> usize {
+        self.out_dim(d)
+    }
 
     fn fit_features(&self, _: ArrayView2<'_, f32>) -> Result<T> {
         Ok(*self)

@@ -395,7 +395,7 @@ fn export_cli_writes_atomically_and_refuses_bad_input() {
     let foreign = dir.path().join("foreign.safetensors");
     std::fs::write(&foreign, b"not a model at all").unwrap();
     let newer = dir.path().join("newer.safetensors");
-    std::fs::write(&newer, common::with_format_version(&b_ok, b'2')).unwrap();
+    std::fs::write(&newer, common::with_format_version(&b_ok, b'3')).unwrap();
     let bad_out = dir.path().join("bad.onnx");
     let missing = dir.path().join("none.safetensors");
     for (what, m, extra, needle) in [

@@ -203,15 +203,26 @@ fn folder_shapes_one_class_empty_classes_no_images() {
         &["--test-split", "0.3"],
     );
     assert_error(&o, &["2 classes"]);
-    // An empty class folder: a warning, the class kept.
-    std::fs::create_dir_all(one.join("zzz-empty")).unwrap();
+    // Empty class folders (defect class: phantom classes): one warning line, not classes.
+    for i in 0..300 {
+        std::fs::create_dir_all(one.join(format!("zzz-empty-{i:03}"))).unwrap();
+    }
     let o = extract(&one, &out, &[]);
     assert_ok(&o);
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("class folder `zzz-empty` holds no images"),
-        "{}",
-        stderr(&o)
+        err.contains("300 class(es) without images left out (`zzz-empty-000` and 299 more)"),
+        "{err}"
     );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Two real classes beside them: two classes are trained, not 302.
+    for i in 0..6 {
+        gray_png(&one.join(format!("other/{i}.png")), 28, 28);
+    }
+    let m = dir.path().join("m2.safetensors");
+    assert_ok(&train_cli(&one, &m, &["--test-split", "0.3"]));
+    let model = hogsvm::model::load_any(&m).unwrap();
+    assert_eq!(model.classifier().class_names(), ["only", "other"]);
 }
 
 fn idx_bytes(magic: [u8; 4], dims: &[u32], data: &[u8]) -> Vec<u8> {
@@ -299,7 +310,10 @@ fn damaged_models_and_mismatched_inputs_through_the_cli() {
     // Images of another size than the model's, in an image folder with other classes.
     let other = dir.path().join("other");
     gray_png(&other.join("a/x.png"), 40, 40);
-    assert_error(&eval_cli(&model, &other, &[]), &["class names"]);
+    assert_error(
+        &eval_cli(&model, &other, &[]),
+        &["class `a`", "not one of the model's"],
+    );
     // predict resizes raw images to the model's input and still answers.
     let o = predict_cli(&model, &other, &[]);
     assert_ok(&o);

@@ -192,15 +192,31 @@ fn hog_batch<'py>(
     }
 }
 
-/// A pool of `n_jobs` threads (`None`: rayon's global pool, all cores).
+/// A pool of `n_jobs` threads (`None`: rayon's global pool, all cores), capped at the library's
+/// threads per core ([`hogsvm::budget::cap_threads`]) with a Python `RuntimeWarning`.
 fn pool(n_jobs: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
     match n_jobs {
         Some(0) => Err(PyValueError::new_err("n_jobs must be at least 1")),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map(Some)
-            .map_err(|e| PyValueError::new_err(e.to_string())),
+        Some(_) => {
+            let (n, warning) = hogsvm::budget::cap_threads(n_jobs);
+            if let Some(w) = warning {
+                Python::attach(|py| {
+                    let msg = std::ffi::CString::new(w.replace("threads requested", "n_jobs"))
+                        .unwrap_or_default();
+                    PyErr::warn(
+                        py,
+                        py.get_type::<pyo3::exceptions::PyRuntimeWarning>().as_any(),
+                        &msg,
+                        1,
+                    )
+                })?;
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map(Some)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        }
         None => Ok(None),
     }
 }

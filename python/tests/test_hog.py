@@ -186,3 +186,21 @@ def test_calls_with_changing_parameters_reuse_nothing_stale():
     with pytest.raises(ValueError, match="pixels_per_cell"):
         hogsvm.hog(imgs[0], pixels_per_cell=(4,))
     assert hogsvm.hog(imgs[0], pixels_per_cell=(4, 4), cells_per_block=(2, 2)).shape == want.shape
+
+
+def test_hostile_dtypes_and_thread_counts():
+    """Defect classes: a big-endian float32 image gave float64 features; an integer output
+    dtype truncated every feature to 0; n_jobs=20000 started 20000 threads."""
+    rng = np.random.default_rng(3)
+    im = rng.random((32, 32), dtype=np.float32)
+    native = hogsvm.hog(im)
+    big = hogsvm.hog(im.astype(">f4"))
+    assert big.dtype == np.float32 and np.array_equal(big, native)
+    batch = np.stack([im, im])
+    assert np.array_equal(hogsvm.hog_batch(batch.astype(">f4"), dtype=None)[0], native)
+    for bad in (np.int8, np.uint8, np.int64, bool):
+        with pytest.raises(ValueError, match="floating-point"):
+            hogsvm.hog_batch(batch, dtype=bad)
+    with pytest.warns(RuntimeWarning, match="n_jobs"):
+        rows = hogsvm.hog_batch(batch, n_jobs=20000)
+    assert np.array_equal(rows, hogsvm.hog_batch(batch, n_jobs=1))

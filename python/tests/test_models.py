@@ -15,7 +15,25 @@ from hogsvm.sklearn import HogSvmClassifier
 from test_sklearn import data
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-BIN = os.environ.get("HOGSVM_BIN", os.path.join(ROOT, "target", "release", "hogsvm"))
+
+
+def hogsvm_bin(env):
+    """The CLI the tests run: $HOGSVM_BIN, else the release build under $CARGO_TARGET_DIR
+    (relative to the repository root), else under target/ (as scripts/hogsvm_bin.sh finds it)."""
+    if env.get("HOGSVM_BIN"):
+        return env["HOGSVM_BIN"]
+    target = os.path.join(ROOT, env.get("CARGO_TARGET_DIR") or "target")
+    return os.path.join(target, "release", "hogsvm")
+
+
+BIN = hogsvm_bin(os.environ)
+
+
+def test_the_cli_is_found_under_cargo_target_dir():
+    """Defect class: with CARGO_TARGET_DIR set, the tests looked for the CLI in ./target."""
+    assert hogsvm_bin({"HOGSVM_BIN": "/x/hogsvm", "CARGO_TARGET_DIR": "/t"}) == "/x/hogsvm"
+    assert hogsvm_bin({"CARGO_TARGET_DIR": "/t"}) == "/t/release/hogsvm"
+    assert hogsvm_bin({}) == os.path.join(ROOT, "target", "release", "hogsvm")
 
 
 def cli(*args):

@@ -4,6 +4,7 @@ import os
 import pickle
 
 import numpy as np
+import pytest
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV
@@ -11,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 import hogsvm
-from hogsvm.sklearn import HogTransformer
+from hogsvm.sklearn import HogSvmClassifier, HogTransformer
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "fashion-mnist")
 
@@ -62,3 +63,16 @@ def test_clone_and_pickle():
     x, _, _, _ = data(5)
     back = pickle.loads(pickle.dumps(t.fit(x)))
     assert np.array_equal(back.transform(x), t.transform(x))
+
+
+def test_nan_labels_are_refused():
+    """Defect class: a NaN label became a class named "nan"."""
+    x, y, _, _ = data(40)
+    yf = y.astype(float)
+    yf[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        HogSvmClassifier().fit(x, yf)
+    yo = y.astype(object)
+    yo[5] = None
+    with pytest.raises(ValueError, match="None"):
+        HogSvmClassifier().fit(x, yo)

@@ -174,6 +174,17 @@ fn shell_quote(s: &str) -> String {
 
 /// Run `compare`.
 pub fn run(a: CompareArgs) -> anyhow::Result<()> {
+    // A failed run leaves no empty report folder behind (one it did not find there).
+    let existed = a.out.exists();
+    let out = a.out.clone();
+    let r = run_compare(a);
+    if r.is_err() && !existed {
+        let _ = std::fs::remove_dir(&out);
+    }
+    r
+}
+
+fn run_compare(a: CompareArgs) -> anyhow::Result<()> {
     let started = SystemTime::now();
     let t0 = Instant::now();
     // Everything that can be checked before the (long) run is checked first.
@@ -259,6 +270,18 @@ pub fn run(a: CompareArgs) -> anyhow::Result<()> {
         .map(|s| hogsvm::compare::curve::parse_sizes(s, train.len(), a.repeats))
         .transpose()
         .context("--train-sizes")?;
+    // Every classical pipeline at every training size it will see: settings that cannot fit
+    // (a PCA count above a curve's smallest size) and memory, before anything is trained.
+    let all_sizes = std::iter::once(train.len()).chain(sizes.iter().flat_map(|(s, _)| s.clone()));
+    for size in all_sizes {
+        for p in &pipelines {
+            if let PipelineConfig::Classical(c) = &p.config {
+                let (c, _) = c.fitted_to(size);
+                c.check_fit(size, train.rows, train.cols, train.class_names.len())
+                    .with_context(|| format!("pipeline {} at {size} training images", p.name))?;
+            }
+        }
+    }
     let load_seconds = t_load.elapsed().as_secs_f64();
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("{}: cannot create the output folder", a.out.display()))?;

@@ -47,6 +47,17 @@ pub struct EvalArgs {
 
 /// Run `eval`.
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    if let Some(out) = &a.scores {
+        let mut inputs = vec![("--model", a.model.as_path())];
+        for (flag, p) in [
+            ("--data", &a.data),
+            ("--features", &a.features),
+            ("--labels", &a.labels),
+        ] {
+            inputs.extend(p.as_deref().map(|p| (flag, p)));
+        }
+        hogsvm::io::check_outputs(&[("--scores", out)], &inputs)?;
+    }
     let any = model::load_any(&a.model)?;
     let m = any.classifier();
     if let (Some(fp), Some(lp)) = (&a.features, &a.labels) {
@@ -81,7 +92,13 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         Some("test") | Some("t10k") => Some(Split::Test),
         Some(o) => bail!("invalid --split `{o}`: expected train or test"),
     };
-    let ds = eval_set(&data_path, split, m.load_resize(), a.skip_invalid)?;
+    let ds = eval_set(
+        &data_path,
+        split,
+        m.load_resize(),
+        a.skip_invalid,
+        m.class_names(),
+    )?;
     if let Some(out) = &a.scores {
         let s = a.threads.run(|| m.scores(&ds))??;
         hogsvm::io::write_npy_f32(out, &s)?;

@@ -29,6 +29,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     let batch: Batch = a.batch.parse()?;
     let opts = ExportOptions::default().opset(a.opset).batch(batch);
     opts.validate()?;
+    hogsvm::io::check_outputs(&[("--out", &a.out)], &[("--model", &a.model)])?;
     let any = model::load_any(&a.model)?;
     let m = any.classifier();
     m.export_onnx(&a.out, &opts)

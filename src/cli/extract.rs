@@ -113,14 +113,19 @@ fn load(args: &DataArgs) -> anyhow::Result<Dataset> {
     Ok(ds)
 }
 
-/// Images decoded and extracted at a time: memory stays bounded by this many images' pixels
-/// and features, whatever the size of the dataset.
-const CHUNK: usize = 4096;
+/// Bytes of pixels and features one chunk holds: memory stays bounded by this (and each
+/// thread's decoder buffers), whatever the size of the dataset and of its images.
+const CHUNK_BYTES: usize = 128 << 20;
+/// Most images in one chunk (small images: fewer, larger writes are not faster).
+const CHUNK_IMAGES: usize = 4096;
 
 /// Run `extract`: stream the dataset chunk by chunk into the .npy file.
 pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
-    let describer = Describer::of(&a)?;
     let labels_out = a.labels.clone().unwrap_or_else(|| labels_path(&a.out));
+    let mut inputs = vec![("--data", a.data.data.as_path())];
+    inputs.extend(a.model.as_deref().map(|m| ("--model", m)));
+    hogsvm::io::check_outputs(&[("--out", &a.out), ("--labels", &labels_out)], &inputs)?;
+    let describer = Describer::of(&a)?;
     let mut opts = a.data.load_options()?;
     if let Some(r) = describer.resize() {
         opts.resize = Some(r);
@@ -141,7 +146,12 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let (mut d, mut size) = (0usize, (0usize, 0usize));
     let mut feats: Vec<f32> = Vec::new();
     let (class_names, report) = a.threads.run(|| {
-        data::for_each_chunk(&a.data.data, &opts, CHUNK, |chunk, total| {
+        let chunk_images = |rows: usize, cols: usize| {
+            let d = describer.feature_len(rows, cols).unwrap_or(0);
+            let per_image = rows * cols + 4 * d;
+            (CHUNK_BYTES / per_image.max(1)).clamp(1, CHUNK_IMAGES)
+        };
+        data::for_each_chunk(&a.data.data, &opts, chunk_images, |chunk, total| {
             if writer.is_none() {
                 d = describer.feature_len(chunk.rows, chunk.cols)?;
                 size = (chunk.rows, chunk.cols);

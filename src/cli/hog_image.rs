@@ -27,14 +27,13 @@ pub struct HogImageArgs {
 pub fn run(a: HogImageArgs) -> anyhow::Result<()> {
     let hog = Hog::new(a.hog.params()?)?;
     let resize = a.resize.as_deref().map(parse_size).transpose()?;
+    hogsvm::io::check_outputs(&[("--out", &a.out)], &[("IMAGE", &a.image)])?;
     let img = decode_gray(&a.image, resize)?;
     let (w, h) = img.dimensions();
-    let vis = visualize::hog_image(
-        &hog,
-        ImageRef::gray_u8(img.as_raw(), h as usize, w as usize)?,
-    )?;
-    let png = vis.to_gray8();
-    hogsvm::io::write_png_gray(&a.out, &png)?;
+    let im = ImageRef::gray_u8(img.as_raw(), h as usize, w as usize)?;
+    hogsvm::io::write_png_gray_rows(&a.out, w, h, |emit| {
+        visualize::hog_image_gray8_rows(&hog, im, emit)
+    })?;
     println!("wrote {} ({w}x{h})", a.out.display());
     Ok(())
 }

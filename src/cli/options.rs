@@ -134,6 +134,7 @@ impl DataArgs {
             resize: self.images.resize()?,
             skip_invalid: self.images.skip_invalid,
             split,
+            classes: None,
         })
     }
 }
@@ -146,7 +147,8 @@ pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
 /// `--threads`, the one flag of every command that computes.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct Threads {
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 per core, a larger count is capped with a
+    /// warning).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -160,24 +162,29 @@ impl Threads {
         Ok(())
     }
 
-    /// The threads the command runs on: the flag's, or all cores.
+    /// The threads the command runs on: the flag's (capped, see [`hogsvm::budget::cap_threads`]),
+    /// or all cores.
     pub fn count(self) -> usize {
-        self.threads.unwrap_or_else(rayon::current_num_threads)
+        hogsvm::budget::cap_threads(self.threads).0
     }
 
-    /// Run `f` on a rayon pool of that many threads (the global pool when not given).
+    /// Run `f` on a rayon pool of [`Threads::count`] threads (the global pool when not given).
+    /// A capped request is said once, as a warning.
     pub fn run<T: Send>(self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        static WARNED: std::sync::Once = std::sync::Once::new();
         self.check()?;
-        match self.threads {
-            None => Ok(f()),
-            Some(n) => {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .context("cannot start the thread pool")?;
-                Ok(pool.install(f))
-            }
+        if self.threads.is_none() {
+            return Ok(f());
         }
+        let (n, warning) = hogsvm::budget::cap_threads(self.threads);
+        if let Some(w) = warning {
+            WARNED.call_once(|| eprintln!("hogsvm: warning: {w}"));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .context("cannot start the thread pool")?;
+        Ok(pool.install(f))
     }
 }
 
@@ -192,8 +199,17 @@ pub fn print_load_report(report: &hogsvm::data::LoadReport) {
             report.skipped.len()
         );
     }
-    for c in &report.empty_classes {
-        eprintln!("hogsvm: warning: class folder `{c}` holds no images");
+    if let Some(first) = report.empty_classes.first() {
+        let n = report.empty_classes.len();
+        let more = if n > 1 {
+            format!(" and {} more", n - 1)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "hogsvm: warning: {n} class(es) without images left out (`{first}`{more}): classes \
+             come from the data"
+        );
     }
 }
 
@@ -206,12 +222,14 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
 
 /// The images a model is evaluated on (`eval`, `bench-model`): `split` of `data`, by default its
 /// test split when it has one (an IDX pair or a `test/` folder) and else its training split,
-/// resized as the model was trained (see [`hogsvm::classifier::Classifier::load_resize`]).
+/// resized as the model was trained (see [`hogsvm::classifier::Classifier::load_resize`]), read
+/// as the model's `classes` (the data may hold a subset of them).
 pub fn eval_set(
     data: &Path,
     split: Option<Split>,
     resize: Option<(u32, u32)>,
     skip_invalid: bool,
+    classes: &[String],
 ) -> anyhow::Result<Dataset> {
     let split = split.unwrap_or(if data::idx_pair(data, Split::Test).is_some() {
         Split::Test
@@ -224,6 +242,7 @@ pub fn eval_set(
             resize,
             skip_invalid,
             split,
+            classes: Some(classes.to_vec()),
         },
     )
 }
@@ -252,7 +271,7 @@ impl TrainTestArgs {
         let opts = LoadOptions {
             resize,
             skip_invalid: self.images.skip_invalid,
-            split: Split::Train,
+            ..Default::default()
         };
         train_test_sets(data, self.test.as_deref(), self.test_split, seed, opts)
     }
@@ -271,8 +290,8 @@ pub enum TestSource {
 
 /// Train and test sets for `train` and `compare`: the training data at `data` (its train split),
 /// and as test set `test` when given, else a stratified `test_split` hold-out of the training
-/// data (drawn with `seed`), else the t10k-* files of a standard-split folder. `opts` is for
-/// both; its split is ignored.
+/// data (drawn with `seed`), else the t10k-* files of a standard-split folder, read with the
+/// training set's classes. `opts` is for both; its split is ignored.
 pub fn train_test_sets(
     data: &Path,
     test: Option<&Path>,
@@ -285,13 +304,23 @@ pub fn train_test_sets(
         ..opts
     };
     let train = load_with(data, &opts)?;
+    let opts = LoadOptions {
+        classes: Some(train.class_names.clone()),
+        ..opts
+    };
     if let Some(t) = test {
         let split = if data::is_standard_split(t) {
             Split::Test
         } else {
             Split::Train
         };
-        let test = load_with(t, &LoadOptions { split, ..opts })?;
+        let test = load_with(
+            t,
+            &LoadOptions {
+                split,
+                ..opts.clone()
+            },
+        )?;
         return Ok((train, test, TestSource::File(t.to_path_buf())));
     }
     if let Some(f) = test_split {

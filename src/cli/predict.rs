@@ -36,7 +36,7 @@ fn collect_images(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         } else if p.is_file() {
             out.push(p.clone());
         } else {
-            bail!("{}: no such file or folder", p.display());
+            return Err(hogsvm::io::not_a_file_or_folder(p).into());
         }
     }
     if out.is_empty() {

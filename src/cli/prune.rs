@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use hogsvm::classifier::Classifier;
 use hogsvm::cnn::{PruneConfig, PruneMethod};
-use hogsvm::data::{LoadOptions, Split};
+use hogsvm::data::LoadOptions;
 use hogsvm::model::{self, AnyModel};
 
 use super::options::{load_with, Threads};
@@ -61,11 +61,16 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     };
     cfg.validate()?;
     a.threads.check()?;
-    let AnyModel::Cnn(m) = model::load_any(&a.model)? else {
-        bail!(
-            "{}: prune needs a CNN model (this one is a classical model)",
-            a.model.display()
-        );
+    let mut inputs = vec![("--model", a.model.as_path())];
+    inputs.extend(a.data.as_deref().map(|d| ("--data", d)));
+    hogsvm::io::check_outputs(&[("--out", &a.out)], &inputs)?;
+    let m = match model::load_any(&a.model)? {
+        AnyModel::Cnn(m) => m,
+        other => bail!(
+            "{}: prune needs a float CNN model (this one is a {} model)",
+            a.model.display(),
+            other.classifier().kind()
+        ),
     };
     let data = match (&a.data, cfg.finetune_epochs) {
         (_, 0) => None,
@@ -73,8 +78,8 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             p,
             &LoadOptions {
                 resize: m.load_resize(),
-                skip_invalid: false,
-                split: Split::Train,
+                classes: Some(m.class_names().to_vec()),
+                ..Default::default()
             },
         )?),
         (None, _) => bail!("--data is needed to fine-tune (or pass --finetune-epochs 0)"),

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use hogsvm::classifier::Classifier;
 use hogsvm::cnn::{QuantMode, QuantizeConfig};
-use hogsvm::data::{LoadOptions, Split};
+use hogsvm::data::LoadOptions;
 use hogsvm::model::{self, AnyModel};
 
 use super::options::{load_with, Threads};
@@ -57,6 +57,9 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
     };
     cfg.validate()?;
     a.threads.check()?;
+    let mut inputs = vec![("--model", a.model.as_path())];
+    inputs.extend(a.calib.as_deref().map(|c| ("--calib", c)));
+    hogsvm::io::check_outputs(&[("--out", &a.out)], &inputs)?;
     let m = match model::load_any(&a.model)? {
         AnyModel::Cnn(m) => m,
         other => bail!(
@@ -66,15 +69,13 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
         ),
     };
     let calib = match (&a.calib, cfg.mode) {
-        (_, QuantMode::Dynamic) => None,
-        (Some(p), QuantMode::Static) => Some(load_with(
-            p,
-            &LoadOptions {
-                resize: None,
-                skip_invalid: false,
-                split: Split::Train,
-            },
-        )?),
+        (Some(p), QuantMode::Dynamic) => bail!(
+            "--calib {} is not used by --mode dynamic (which measures each input as it comes): \
+             drop it, or use --mode static",
+            p.display()
+        ),
+        (None, QuantMode::Dynamic) => None,
+        (Some(p), QuantMode::Static) => Some(load_with(p, &LoadOptions::default())?),
         (None, QuantMode::Static) => {
             bail!("--calib is needed for static quantisation (or pass --mode dynamic)")
         }

@@ -158,14 +158,28 @@ fn write_json(path: &Path, report: &Report, summary: &TrainSummary<'_>) -> anyho
     Ok(())
 }
 
+/// The outputs (`--out`, `--json`) against the inputs, before any work.
+fn check_outputs(a: &TrainArgs) -> anyhow::Result<()> {
+    let mut outputs = vec![("--out", a.out.as_path())];
+    outputs.extend(a.json.as_deref().map(|j| ("--json", j)));
+    let mut inputs = vec![("--data", a.data.as_path())];
+    inputs.extend(a.sets.test.as_deref().map(|t| ("--test", t)));
+    Ok(hogsvm::io::check_outputs(&outputs, &inputs)?)
+}
+
 /// Run `train`.
 pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    check_outputs(&a)?;
     if a.model == "cnn" {
         return train_cnn(a);
     }
     a.cnn.refuse_for_classical()?;
     let cfg = config(&a)?;
     let (train, test, t_load) = datasets(&a, cfg.resize)?;
+    let (cfg, notes) = cfg.fitted_to(train.len());
+    for n in notes {
+        eprintln!("hogsvm: warning: {n}");
+    }
     let bar = spinner("training (HOG, feature map, PCA, SVM)");
     let (model, times) = a.threads.run(|| cfg.fit(&train))??;
     bar.finish_and_clear();

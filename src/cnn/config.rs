@@ -414,21 +414,8 @@ impl CnnConfig {
     /// Parse `key=value` pairs separated by commas (a token without `=` continues the previous
     /// value, so `channels=32,64,epochs=5` works) over the defaults, and validate.
     pub fn from_spec(spec: &str) -> Result<CnnConfig> {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for tok in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            match tok.split_once('=') {
-                Some((k, v)) => pairs.push((k.to_string(), v.to_string())),
-                None => match pairs.last_mut() {
-                    Some((_, v)) => {
-                        v.push(',');
-                        v.push_str(tok);
-                    }
-                    None => return Err(Error::param("cnn", "expected key=value", tok)),
-                },
-            }
-        }
         let mut c = CnnConfig::default();
-        for (k, v) in pairs {
+        for (k, v) in crate::settings::pairs(spec, "cnn")? {
             c.set(&k, &v)?;
         }
         c.validate()?;

@@ -93,7 +93,22 @@ pub(crate) fn param_shapes(
         }
         c_in = c;
     }
-    let mut f_in = c_in * fr * fc;
+    // Checked: the sizes may come from a model file's metadata (a declared size is compared
+    // with the file's tensors before anything is allocated for it).
+    let mut f_in = c_in
+        .checked_mul(fr)
+        .and_then(|v| v.checked_mul(fc))
+        .filter(|&v| {
+            v.checked_mul(cfg.hidden.first().copied().unwrap_or(n_classes))
+                .is_some()
+        })
+        .ok_or_else(|| {
+            Error::param(
+                "input",
+                "image size overflows the dense layer's dimensions",
+                format!("{rows}x{cols}"),
+            )
+        })?;
     for (i, &h) in cfg.hidden.iter().enumerate() {
         v.push((format!("fc{i}.weight"), vec![h, f_in], true));
         v.push((format!("fc{i}.bias"), vec![h], false));
@@ -102,6 +117,20 @@ pub(crate) fn param_shapes(
     v.push(("out.weight".into(), vec![n_classes, f_in], true));
     v.push(("out.bias".into(), vec![n_classes], false));
     Ok(v)
+}
+
+/// The batch-norm running statistics, by name, with their length.
+pub(crate) fn buffer_shapes(cfg: &CnnConfig) -> Vec<(String, usize)> {
+    cfg.channels
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &c)| {
+            [
+                (format!("bn{i}.running_mean"), c),
+                (format!("bn{i}.running_var"), c),
+            ]
+        })
+        .collect()
 }
 
 impl Net {
@@ -114,8 +143,18 @@ impl Net {
         rng: &mut ChaCha8Rng,
     ) -> Result<Net> {
         let dev = super::device();
+        let shapes = param_shapes(cfg, rows, cols, n_classes)?;
+        let count = shapes.iter().fold(0u64, |a, (_, s, _)| {
+            a.saturating_add(crate::budget::bytes_of(s))
+        });
+        // The weights, their gradients and the optimiser's two moments.
+        crate::budget::check_memory(
+            format!("a CNN of {count} parameters ({rows}x{cols} images)"),
+            count.saturating_mul(16),
+            "use fewer channels, a smaller hidden layer or smaller images (--resize)",
+        )?;
         let mut params = BTreeMap::new();
-        for (name, shape, decay) in param_shapes(cfg, rows, cols, n_classes)? {
+        for (name, shape, decay) in shapes {
             let n: usize = shape.iter().product();
             let values: Vec<f32> = if name.ends_with(".weight") && shape.len() > 1 {
                 // He (Kaiming) normal, fan-in mode, for ReLU: std = sqrt(2 / fan_in).
@@ -137,15 +176,13 @@ impl Net {
             params.insert(name, Param { var, decay });
         }
         let mut buffers = BTreeMap::new();
-        for (i, &c) in cfg.channels.iter().enumerate() {
-            buffers.insert(
-                format!("bn{i}.running_mean"),
-                Tensor::zeros(c, DType::F32, &dev).map_err(ce("initialising weights"))?,
-            );
-            buffers.insert(
-                format!("bn{i}.running_var"),
-                Tensor::ones(c, DType::F32, &dev).map_err(ce("initialising weights"))?,
-            );
+        for (name, c) in buffer_shapes(cfg) {
+            let t = if name.ends_with("running_var") {
+                Tensor::ones(c, DType::F32, &dev)
+            } else {
+                Tensor::zeros(c, DType::F32, &dev)
+            };
+            buffers.insert(name, t.map_err(ce("initialising weights"))?);
         }
         Ok(Net {
             channels: cfg.channels.clone(),

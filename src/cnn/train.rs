@@ -195,6 +195,12 @@ fn for_each_logits(
         let x =
             Tensor::from_slice(&buf, (chunk.len(), 1, rows, cols), &super::device()).map_err(&e)?;
         let (logits, _) = net.forward(&x, None)?;
+        let values = logits
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(&e)?;
+        let k = values.len() / chunk.len().max(1);
+        crate::classifier::check_finite_outputs(values, k, |i| format!("image {}", chunk[i]))?;
         each(&logits)?;
     }
     Ok(())

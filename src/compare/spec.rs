@@ -122,23 +122,7 @@ impl PipelineSpec {
     }
 }
 
-/// Split `a=1,b=2,3,c=x` into `[(a, 1), (b, "2,3"), (c, x)]`.
-pub fn pairs(spec: &str, what: &'static str) -> Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for tok in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        match tok.split_once('=') {
-            Some((k, v)) => out.push((k.trim().to_string(), v.trim().to_string())),
-            None => match out.last_mut() {
-                Some((_, v)) => {
-                    v.push(',');
-                    v.push_str(tok);
-                }
-                None => return Err(Error::param(what, "expected key=value,...", tok)),
-            },
-        }
-    }
-    Ok(out)
-}
+pub use crate::settings::pairs;
 
 use crate::pipeline::is_none;
 
@@ -322,7 +306,7 @@ impl FileEntry {
 impl PipelinesFile {
     /// Read a `.toml` or `.json` file (by extension; anything else is tried as TOML).
     pub fn read(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::io::read_text(path, "pipelines")?;
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -367,6 +351,12 @@ mod tests {
         );
         assert!(pairs("oops", "x").is_err());
         assert!(pairs("", "x").unwrap().is_empty());
+        // A key given twice is an error, not "the last one wins" (spelling and case aside).
+        let e = pairs("pca=64,c=1,PCA=32", "classical")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`PCA` is given twice"), "{e}");
+        assert!(pairs("class_weight=1,class-weight=2", "x").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Image folders: `root/<class>/<image>` (images may sit in nested folders below a class).
 //!
-//! Classes are the sub-folders of `root`, sorted by name; their index is the label. Files whose
+//! Classes are the sub-folders of `root` that hold images, sorted by name; their index is the
+//! label (see [`super::LoadOptions::classes`] for empty folders and a model's classes). Files whose
 //! extension is not an image format are ignored; hidden files (leading `.`) too. Images are
 //! decoded by the `image` crate with decoding limits (a decompression bomb is an error, not an
 //! allocation), converted to 8-bit grayscale (ITU-R BT.709 luma, as `image` does) and optionally
@@ -89,16 +90,11 @@ pub fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Decode one image file to 8-bit grayscale, with limits, optionally resized to `(w, h)`.
 pub fn decode_gray(path: &Path, resize: Option<(u32, u32)>) -> Result<image::GrayImage> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if len > MAX_ALLOC {
-        return Err(Error::Decode {
-            path: path.to_path_buf(),
-            reason: format!("file of {len} bytes is larger than the {MAX_ALLOC}-byte limit"),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_file(path, MAX_ALLOC, "image").map_err(|e| match e {
+        // A decode error (skippable with --skip-invalid), not an I/O one.
+        Error::InvalidFile { path, reason } => Error::Decode { path, reason },
+        e => e,
+    })?;
     decode_gray_bytes(&bytes, path, resize)
 }
 
@@ -141,7 +137,8 @@ pub fn decode_gray_bytes(
     if img.width() == 0 || img.height() == 0 {
         return Err(derr("image has zero width or height".into()));
     }
-    let gray = img.to_luma8();
+    // Moves the pixels when the image is 8-bit gray already (no copy).
+    let gray = img.into_luma8();
     Ok(match resize {
         Some((w, h)) if (w, h) != gray.dimensions() => {
             image::imageops::resize(&gray, w, h, FilterType::Triangle)
@@ -154,8 +151,12 @@ pub fn decode_gray_bytes(
 pub type LabelledFiles = Vec<(PathBuf, u32)>;
 
 /// The files of an image folder with their labels, the class names, and the report so far
-/// (empty classes). Nothing is decoded yet.
-pub fn list_folder(root: &Path) -> Result<(LabelledFiles, Vec<String>, LoadReport)> {
+/// (classes left out). Nothing is decoded yet. Classes are settled as
+/// [`LoadOptions::classes`] says: `wanted`, or the class folders that hold images.
+pub fn list_folder(
+    root: &Path,
+    wanted: Option<&[String]>,
+) -> Result<(LabelledFiles, Vec<String>, LoadReport)> {
     let mut report = LoadReport::default();
     let mut class_names = Vec::new();
     let mut files: Vec<(PathBuf, u32)> = Vec::new();
@@ -164,15 +165,11 @@ pub fn list_folder(root: &Path) -> Result<(LabelledFiles, Vec<String>, LoadRepor
             continue;
         }
         let label = class_names.len() as u32;
-        let before = files.len();
         files.extend(image_files_in(&p)?.into_iter().map(|f| (f, label)));
         let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if files.len() == before {
-            report.empty_classes.push(name.clone());
-        }
         class_names.push(name);
     }
     if class_names.is_empty() {
@@ -190,6 +187,11 @@ pub fn list_folder(root: &Path) -> Result<(LabelledFiles, Vec<String>, LoadRepor
                 IMAGE_EXTENSIONS.join(", ")
             ),
         });
+    }
+    let mut labels: Vec<u32> = files.iter().map(|(_, l)| *l).collect();
+    let class_names = super::settle_classes(&mut labels, class_names, wanted, &mut report, root)?;
+    for ((_, l), new) in files.iter_mut().zip(labels) {
+        *l = new;
     }
     Ok((files, class_names, report))
 }
@@ -238,7 +240,7 @@ pub fn decode_append(
 
 /// Load an image folder (see the module docs).
 pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
-    let (files, class_names, mut report) = list_folder(root)?;
+    let (files, class_names, mut report) = list_folder(root, opts.classes.as_deref())?;
     let mut ds = Dataset {
         rows: 0,
         cols: 0,

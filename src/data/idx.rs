@@ -25,6 +25,10 @@ pub const MAX_IDX_BYTES: u64 = 2 << 30;
 
 /// Read an IDX file; gzip is detected from its magic bytes, not its name.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(crate::io::not_a_file_or_folder(path));
+    }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::new(file);
     let mut head = [0u8; 2];

@@ -9,6 +9,13 @@
 //!
 //! Class names of IDX data come from a `classes.txt` beside the files (one name per line); else,
 //! when the folder's name contains "fashion", Fashion-MNIST's ten names; else the label numbers.
+//!
+//! **Classes come from the data** ([`LoadOptions::classes`]). A training set's classes are those
+//! with at least one image, in folder (or label) order: an empty class folder, or a label value
+//! no image has (an IDX label file holding 0-9 and one 255), is not a class; the loader leaves it
+//! out and names it in [`LoadReport::empty_classes`]. A set read for an existing model (its test
+//! set, `eval`) is read with the model's classes: its labels are matched to them by name, a
+//! class of the data outside them is an error naming it, and a class the data lack is fine.
 
 pub mod folder;
 pub mod idx;
@@ -199,6 +206,11 @@ pub struct LoadOptions {
     pub skip_invalid: bool,
     /// Split to read from an IDX folder.
     pub split: Split,
+    /// The classes to read the data as (a model's; the training set's, for its test set):
+    /// labels are matched to them by name, a class with images outside them is an error, and a
+    /// class without images is fine. `None`: the classes that have images (see the [module
+    /// docs](self)).
+    pub classes: Option<Vec<String>>,
 }
 
 /// What loading skipped or found odd, for the caller to report.
@@ -206,7 +218,7 @@ pub struct LoadOptions {
 pub struct LoadReport {
     /// Files skipped with `skip_invalid`, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
-    /// Class folders that held no image.
+    /// Classes left out for having no image (empty class folders, unused label values).
     pub empty_classes: Vec<String>,
 }
 
@@ -234,7 +246,7 @@ pub fn is_standard_split(dir: &Path) -> bool {
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
     if path.is_dir() {
         if let Some((images, labels)) = idx_pair(path, opts.split) {
-            return Ok((load_idx(&images, &labels, opts)?, LoadReport::default()));
+            return load_idx(&images, &labels, opts);
         }
         let other = match opts.split {
             Split::Train => Split::Test,
@@ -268,47 +280,57 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
                 reason: format!("labels file {} not found beside it", labels.display()),
             });
         }
-        return Ok((load_idx(path, &labels, opts)?, LoadReport::default()));
+        return load_idx(path, &labels, opts);
     }
-    Err(Error::io(
-        path,
-        std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
-    ))
+    Err(crate::io::not_a_file_or_folder(path))
 }
 
-/// Visit a dataset in chunks of at most `chunk` images, in order, so that memory stays bounded
-/// by the chunk (plus the IDX file itself, which is read whole): image folders are decoded
-/// chunk by chunk. `f` gets each chunk (same image size throughout) and the total number of
-/// images expected (files found; fewer arrive if some are skipped). Returns the class names and
-/// what loading skipped.
-pub fn for_each_chunk<F>(
+/// Visit a dataset in chunks, in order, so that memory stays bounded by the chunk (plus the IDX
+/// file itself, which is read whole): image folders are decoded chunk by chunk. A chunk holds
+/// `chunk(rows, cols)` images of `rows x cols` pixels (at least one): the caller sizes chunks by
+/// bytes, not by count, since a photo can be a thousand times a digit. Until the image size is
+/// known (a folder without `resize`), chunks hold one image. `f` gets each chunk (same image size
+/// throughout) and the total number of images expected (files found; fewer arrive if some are
+/// skipped). Returns the class names and what loading skipped.
+pub fn for_each_chunk<F, C>(
     path: &Path,
     opts: &LoadOptions,
-    chunk: usize,
+    chunk: C,
     mut f: F,
 ) -> Result<(Vec<String>, LoadReport)>
 where
     F: FnMut(&Dataset, usize) -> Result<()>,
+    C: Fn(usize, usize) -> usize,
 {
-    let chunk = chunk.max(1);
     let is_folder = path.is_dir()
         && idx_pair(path, Split::Train).is_none()
         && idx_pair(path, Split::Test).is_none();
     if !is_folder {
         let (ds, report) = load(path, opts)?;
         let n = ds.len();
+        let k = chunk(ds.rows, ds.cols).max(1);
         let mut start = 0;
         while start < n {
-            let end = (start + chunk).min(n);
+            let end = (start + k).min(n);
             f(&ds.subset(&(start..end).collect::<Vec<_>>()), n)?;
             start = end;
         }
         return Ok((ds.class_names, report));
     }
-    let (files, class_names, mut report) = folder::list_folder(path)?;
-    let (mut rows, mut cols) = (0, 0);
-    let mut seen = 0;
-    for part in files.chunks(chunk) {
+    let (files, class_names, mut report) = folder::list_folder(path, opts.classes.as_deref())?;
+    let (mut rows, mut cols) = match opts.resize {
+        Some((w, h)) => (h as usize, w as usize),
+        None => (0, 0),
+    };
+    let (mut seen, mut at) = (0, 0);
+    while at < files.len() {
+        let k = if rows == 0 {
+            1
+        } else {
+            chunk(rows, cols).max(1)
+        };
+        let part = &files[at..(at + k).min(files.len())];
+        at += part.len();
         let mut ds = Dataset {
             rows,
             cols,
@@ -330,8 +352,9 @@ where
     Ok((class_names, report))
 }
 
-/// Load an IDX images file and its labels file.
-pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Dataset> {
+/// Load an IDX images file and its labels file (classes settled as [`LoadOptions::classes`]
+/// says; the report names label values left out).
+pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
     let im = idx::read_idx(images)?;
     let lb = idx::read_idx(labels)?;
     if im.dims.len() != 3 {
@@ -366,7 +389,7 @@ pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Data
             reason: format!("empty IDX images file ({n} x {rows} x {cols})"),
         });
     }
-    let labels_u32: Vec<u32> = lb.data.iter().map(|&l| l as u32).collect();
+    let mut labels_u32: Vec<u32> = lb.data.iter().map(|&l| l as u32).collect();
     let max_label = labels_u32.iter().copied().max().unwrap_or(0) as usize;
     let dir = images.parent().unwrap_or(Path::new("."));
     let class_names = class_names_for(dir, max_label + 1)?;
@@ -379,6 +402,14 @@ pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Data
             ),
         });
     }
+    let mut report = LoadReport::default();
+    let class_names = settle_classes(
+        &mut labels_u32,
+        class_names,
+        opts.classes.as_deref(),
+        &mut report,
+        labels,
+    )?;
     let stem = images
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -397,13 +428,79 @@ pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Data
             ds = ds.resized(w, h);
         }
     }
-    Ok(ds)
+    Ok((ds, report))
+}
+
+/// Settle the classes of labelled data (see [`LoadOptions::classes`]): `labels` index `names`;
+/// they are rewritten to index the returned names. With `wanted`, the returned names are
+/// `wanted` and each data class with examples must be one of them (an error naming `path`
+/// otherwise); without, they are the classes with examples, in order, and the others go to
+/// `report.empty_classes`.
+pub(crate) fn settle_classes(
+    labels: &mut [u32],
+    names: Vec<String>,
+    wanted: Option<&[String]>,
+    report: &mut LoadReport,
+    path: &Path,
+) -> Result<Vec<String>> {
+    let mut counts = vec![0usize; names.len()];
+    for &l in labels.iter() {
+        counts[l as usize] += 1;
+    }
+    let (map, out): (Vec<Option<u32>>, Vec<String>) = match wanted {
+        Some(w) => {
+            let mut map = Vec::with_capacity(names.len());
+            for (name, &c) in names.iter().zip(&counts) {
+                let at = w.iter().position(|x| x == name);
+                if at.is_none() && c > 0 {
+                    return Err(Error::Dataset {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "class `{name}` ({c} images) is not one of the model's {} classes \
+                             ({})",
+                            w.len(),
+                            preview(w)
+                        ),
+                    });
+                }
+                map.push(at.map(|i| i as u32));
+            }
+            (map, w.to_vec())
+        }
+        None => {
+            let mut map = Vec::with_capacity(names.len());
+            let mut kept = Vec::new();
+            for (name, &c) in names.into_iter().zip(&counts) {
+                if c > 0 {
+                    map.push(Some(kept.len() as u32));
+                    kept.push(name);
+                } else {
+                    map.push(None);
+                    report.empty_classes.push(name);
+                }
+            }
+            (map, kept)
+        }
+    };
+    for l in labels.iter_mut() {
+        *l = map[*l as usize].expect("a label with examples is mapped");
+    }
+    Ok(out)
+}
+
+/// Up to five names, then how many more.
+fn preview(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    match names.len() {
+        n if n > 5 => format!("{}, and {} more", shown.join(", "), n - 5),
+        _ => shown.join(", "),
+    }
 }
 
 fn class_names_for(dir: &Path, n_classes: usize) -> Result<Vec<String>> {
     let f = dir.join("classes.txt");
     if f.is_file() {
-        let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+        let text = crate::io::read_text(&f, "classes.txt")?;
         return Ok(text
             .lines()
             .map(str::trim)
@@ -543,31 +640,42 @@ mod tests {
             let mut pixels = Vec::new();
             let mut labels = Vec::new();
             let mut sizes = Vec::new();
-            let (names, _) =
-                for_each_chunk(dir.path(), &LoadOptions::default(), chunk, |d, total| {
+            let (names, _) = for_each_chunk(
+                dir.path(),
+                &LoadOptions::default(),
+                |_, _| chunk,
+                |d, total| {
                     assert_eq!(total, 12);
                     assert!(d.len() <= chunk);
                     sizes.push(d.len());
                     pixels.extend_from_slice(&d.pixels);
                     labels.extend_from_slice(&d.labels);
                     Ok(())
-                })
-                .unwrap();
+                },
+            )
+            .unwrap();
             assert_eq!(names, whole.class_names);
             assert_eq!(
                 (pixels.clone(), labels.clone()),
                 (whole.pixels.clone(), whole.labels.clone())
             );
             assert_eq!(sizes.iter().sum::<usize>(), 12);
+            // Until the image size is known, one image.
+            assert_eq!(sizes[0], 1);
         }
         // IDX data chunks the same way.
         write_raw_idx(dir.path(), "train", 7, true);
         let mut n = 0;
-        for_each_chunk(dir.path(), &LoadOptions::default(), 3, |d, total| {
-            assert_eq!(total, 7);
-            n += d.len();
-            Ok(())
-        })
+        for_each_chunk(
+            dir.path(),
+            &LoadOptions::default(),
+            |_, _| 3,
+            |d, total| {
+                assert_eq!(total, 7);
+                n += d.len();
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(n, 7);
     }
@@ -621,9 +729,45 @@ mod tests {
         let b = dir.path().join("b");
         std::fs::create_dir_all(&b).unwrap();
         image::GrayImage::new(4, 4).save(b.join("x.png")).unwrap();
+        // Classes come from the data: the empty folder is left out and reported.
         let (ds, report) = load(dir.path(), &LoadOptions::default()).unwrap();
-        assert_eq!(ds.class_names, vec!["b", "empty"]);
+        assert_eq!(ds.class_names, vec!["b"]);
         assert_eq!(ds.labels, vec![0]);
         assert_eq!(report.empty_classes, vec!["empty"]);
+        // Read as a model's classes: the data may hold a subset; a class outside them is an
+        // error naming it.
+        let model = |names: &[&str]| LoadOptions {
+            classes: Some(names.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        let (ds, report) = load(dir.path(), &model(&["a", "b", "c"])).unwrap();
+        assert_eq!((ds.class_names.len(), ds.labels.clone()), (3, vec![1]));
+        assert!(report.empty_classes.is_empty());
+        let e = load(dir.path(), &model(&["a", "c"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("class `b` (1 images) is not one of the model's 2 classes"),
+            "{e}"
+        );
+    }
+
+    /// Defect class: phantom classes. Label values no image has are not classes: an IDX label
+    /// file holding 0..2 and one 255 gives 4 classes, not 256.
+    #[test]
+    fn unused_label_values_are_not_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        write_raw_idx(dir.path(), "train", 6, false);
+        let labels = idx::IdxArray {
+            dims: vec![6],
+            data: vec![0, 1, 2, 0, 255, 2],
+        };
+        let mut bytes = Vec::new();
+        idx::write_idx(&mut bytes, &labels).unwrap();
+        std::fs::write(dir.path().join("train-labels-idx1-ubyte"), bytes).unwrap();
+        let (ds, report) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.class_names, vec!["0", "1", "2", "255"]);
+        assert_eq!(ds.labels, vec![0, 1, 2, 0, 3, 2]);
+        assert_eq!(report.empty_classes.len(), 252);
     }
 }

@@ -360,10 +360,40 @@ impl Configure for NystroemParams {
     fn validate(slot: &Self::Slot) -> Result<()> {
         slot.as_ref().map_or(Ok(()), NystroemParams::validate)
     }
+
+    /// At most one landmark per training row (scikit-learn's `Nystroem` does the same, with a
+    /// warning): the stored configuration then says how many the model has.
+    fn fit_to(slot: &mut Self::Slot, rows: usize) -> Option<String> {
+        let p = slot.as_mut()?;
+        if p.dim <= rows || rows == 0 {
+            return None;
+        }
+        let note = format!(
+            "nystroem: {} landmarks asked for, but there are {rows} training rows; using {rows}",
+            p.dim
+        );
+        p.dim = rows;
+        Some(note)
+    }
 }
 
 impl FeaturePlan for NystroemParams {
     type Fitted = Nystroem;
+
+    /// At most one landmark per training row.
+    fn planned_dim(&self, n: usize, _: usize) -> usize {
+        self.dim.min(n)
+    }
+
+    /// The landmarks, their f64 kernel matrix and its factor, the k-means sums, and the
+    /// `n x m` output (the m x m projection is applied blockwise).
+    fn fit_bytes(&self, n: usize, d: usize) -> u64 {
+        use crate::budget::bytes_of;
+        let m = self.planned_dim(n, d);
+        bytes_of(&[m, d, 4 + 8])
+            .saturating_add(bytes_of(&[m, m, 8 * 3]))
+            .saturating_add(bytes_of(&[n, m, 4 * 2]))
+    }
 
     fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Nystroem> {
         NystroemParams::fit(self, x)

@@ -138,6 +138,15 @@ impl Configure for RffParams {
 impl FeaturePlan for RffParams {
     type Fitted = Rff;
 
+    fn planned_dim(&self, _: usize, _: usize) -> usize {
+        self.dim
+    }
+
+    /// The `d x dim` weights and the `n x dim` output.
+    fn fit_bytes(&self, n: usize, d: usize) -> u64 {
+        crate::budget::bytes_of(&[d.saturating_add(n), self.dim, 4])
+    }
+
     fn fit_features(&self, x: ArrayView2<'_, f32>) -> Result<Rff> {
         RffParams::fit(self, x)
     }

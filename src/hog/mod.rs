@@ -154,7 +154,7 @@ pub struct HogWorkspace {
     norm: NormScratch,
     /// Fast path: histogram offset of each pixel's cell, and the layout it was built for.
     cell_off: Vec<u32>,
-    cell_off_key: Option<(usize, usize, usize, usize, usize)>,
+    cell_off_key: Option<(usize, usize, usize, usize, usize, usize, usize)>,
 }
 
 impl HogWorkspace {
@@ -234,8 +234,9 @@ impl Hog {
         self.cell_histograms_into(img, &layout, &mut ws);
         let n = self.params.orientations;
         let cells = layout.n_cells_row * layout.n_cells_col;
-        let mut h = Vec::with_capacity(cells * n);
-        h.extend_from_slice(&ws.hist[..cells * n]);
+        // The first of the two copies holds the sums (no second allocation for a large image).
+        let mut h = std::mem::take(&mut ws.hist);
+        h.truncate(cells * n);
         Ok((layout, h))
     }
 
@@ -343,7 +344,8 @@ impl Hog {
             return;
         }
         let mut template = HogWorkspace::new();
-        self.prepare_cell_offsets(layout, &mut template);
+        let band = band_rows(layout.rows, layout.cols, 1);
+        self.prepare_cell_offsets(layout, &mut template, 0, band.min(layout.rows));
         out.par_chunks_mut(layout.len)
             .with_min_len(16)
             .enumerate()
@@ -358,6 +360,18 @@ impl Hog {
 
     /// Fill `ws.hist` with the cell histograms (already divided by the cell area).
     fn cell_histograms_into(&self, img: ImageRef<'_>, layout: &HogLayout, ws: &mut HogWorkspace) {
+        let band = band_rows(img.rows, img.cols, img.channels);
+        self.cell_histograms_in_bands(img, layout, ws, band)
+    }
+
+    /// [`Hog::cell_histograms_into`] in bands of `band` rows (an even count, or all rows).
+    fn cell_histograms_in_bands(
+        &self,
+        img: ImageRef<'_>,
+        layout: &HogLayout,
+        ws: &mut HogWorkspace,
+        band: usize,
+    ) {
         let n = self.params.orientations;
         let cells = layout.n_cells_row * layout.n_cells_col;
         ws.hist.clear();
@@ -367,38 +381,49 @@ impl Hog {
         ws.mags.resize(used_cols, 0.0);
         ws.gidx.resize(used_cols, 0);
         ws.gcol.resize(used_cols, 0);
-        match img.pixels {
-            Pixels::U8(p) if !self.params.transform_sqrt && img.channels == 1 => {
-                hist_gray_u8_dispatch(self, p, img.rows, img.cols, layout, ws)
-            }
-            Pixels::U8(p) if !self.params.transform_sqrt => self.hist_multi_u8(p, img, layout, ws),
-            Pixels::U8(p) => {
-                self.prepare_cell_offsets(layout, ws);
-                // scikit-image: u8 -> float64, then sqrt.
-                ws.fimg.clear();
-                ws.fimg.extend(p.iter().map(|&v| (v as f64).sqrt()));
-                self.hist_float(img, layout, ws)
-            }
-            Pixels::F32(p) => {
-                self.prepare_cell_offsets(layout, ws);
-                ws.fimg.clear();
-                if self.params.transform_sqrt {
-                    // float32 stays float32 in scikit-image: sqrt in f32.
-                    ws.fimg.extend(p.iter().map(|&v| v.sqrt() as f64));
-                } else {
-                    ws.fimg.extend(p.iter().map(|&v| v as f64));
+        // Bands of rows, so that the per-pixel work arrays of a large image stay small (one band
+        // for any image up to BAND_PIXELS). Each pixel adds into its own cell's bins in the
+        // same order either way, so the histograms are the same bits.
+        for r0 in (0..img.rows).step_by(band) {
+            let r1 = (r0 + band).min(img.rows);
+            match img.pixels {
+                Pixels::U8(p) if !self.params.transform_sqrt && img.channels == 1 => {
+                    hist_gray_u8_dispatch(self, p, img.rows, img.cols, layout, ws, (r0, r1))
                 }
-                self.hist_float(img, layout, ws)
-            }
-            Pixels::F64(p) => {
-                self.prepare_cell_offsets(layout, ws);
-                ws.fimg.clear();
-                if self.params.transform_sqrt {
-                    ws.fimg.extend(p.iter().map(|&v| v.sqrt()));
-                } else {
-                    ws.fimg.extend_from_slice(p);
+                Pixels::U8(p) if !self.params.transform_sqrt => {
+                    self.hist_multi_u8(p, img, layout, ws, (r0, r1))
                 }
-                self.hist_float(img, layout, ws)
+                Pixels::U8(p) => {
+                    // scikit-image: u8 -> float64, then sqrt.
+                    let f0 = self.prepare_float_band(layout, ws, (r0, r1));
+                    ws.fimg.extend(
+                        band_values(p, img, f0, r1)
+                            .iter()
+                            .map(|&v| (v as f64).sqrt()),
+                    );
+                    self.hist_float(img, layout, ws, (r0, r1), f0)
+                }
+                Pixels::F32(p) => {
+                    let f0 = self.prepare_float_band(layout, ws, (r0, r1));
+                    let v = band_values(p, img, f0, r1).iter();
+                    if self.params.transform_sqrt {
+                        // float32 stays float32 in scikit-image: sqrt in f32.
+                        ws.fimg.extend(v.map(|&v| v.sqrt() as f64));
+                    } else {
+                        ws.fimg.extend(v.map(|&v| v as f64));
+                    }
+                    self.hist_float(img, layout, ws, (r0, r1), f0)
+                }
+                Pixels::F64(p) => {
+                    let f0 = self.prepare_float_band(layout, ws, (r0, r1));
+                    let v = band_values(p, img, f0, r1);
+                    if self.params.transform_sqrt {
+                        ws.fimg.extend(v.iter().map(|&v| v.sqrt()));
+                    } else {
+                        ws.fimg.extend_from_slice(v);
+                    }
+                    self.hist_float(img, layout, ws, (r0, r1), f0)
+                }
             }
         }
         let area = (self.params.cell_rows * self.params.cell_cols) as f32;
@@ -406,6 +431,19 @@ impl Hog {
         for (v, &o) in even.iter_mut().zip(odd.iter()) {
             *v = (*v + o) / area;
         }
+    }
+
+    /// Cell offsets for the rows `r0..r1`, an empty `ws.fimg`, and the first image row the float
+    /// path's `ws.fimg` will hold (one row of halo above the band, for the gradients).
+    fn prepare_float_band(
+        &self,
+        layout: &HogLayout,
+        ws: &mut HogWorkspace,
+        (r0, r1): (usize, usize),
+    ) -> usize {
+        self.prepare_cell_offsets(layout, ws, r0, r1);
+        ws.fimg.clear();
+        r0.saturating_sub(1)
     }
 
     /// Add one row of (slot, magnitude) pairs into the histograms: even columns into the first
@@ -437,11 +475,15 @@ impl Hog {
         cols: usize,
         layout: &HogLayout,
         ws: &mut HogWorkspace,
+        (r0, r1): (usize, usize),
     ) {
         let n = self.params.orientations;
-        let npx = rows * cols;
+        // The band's pixels, `base..base + npx` of the flat image; `r0` is even (see
+        // `band_rows`), so a pixel's parity in the band is its parity in the image and
+        // `accumulate_row` pairs the same pixels as for the whole image at once.
+        let (base, npx) = (r0 * cols, (r1 - r0) * cols);
         let table = self.table.raw();
-        self.prepare_cell_offsets(layout, ws);
+        self.prepare_cell_offsets(layout, ws, r0, r1);
         ws.mags.resize(npx, 0.0);
         ws.gidx.resize(npx, 0);
         ws.slots.resize(npx, 0);
@@ -452,21 +494,22 @@ impl Hog {
             *gi = bins::table_index(gr, gc);
         }
         // (1) Interior rows, every column; the two border columns are redone below.
-        if rows > 2 {
-            let body = cols..npx - cols;
+        let (i0, i1) = (r0.max(1), r1.min(rows.saturating_sub(1)));
+        if i0 < i1 {
+            let body = (i0 * cols - base)..(i1 * cols - base);
             for (i, (m, gi)) in mags[body.clone()]
                 .iter_mut()
                 .zip(gidx[body.clone()].iter_mut())
                 .enumerate()
             {
-                let k = i + cols;
+                let k = base + body.start + i;
                 let gr = p[k + cols] as i32 - p[k - cols] as i32;
                 let gc = p[k + 1] as i32 - p[k - 1] as i32;
                 put(m, gi, gr, gc);
             }
         }
         // Border rows (no row gradient) and border columns (no column gradient).
-        for r in 0..rows {
+        for r in r0..r1 {
             let vertical = r > 0 && r + 1 < rows;
             let gr_at = |c: usize| {
                 if vertical {
@@ -479,12 +522,12 @@ impl Hog {
                 for c in 1..cols.saturating_sub(1) {
                     let k = r * cols + c;
                     let gc = p[k + 1] as i32 - p[k - 1] as i32;
-                    put(&mut mags[k], &mut gidx[k], 0, gc);
+                    put(&mut mags[k - base], &mut gidx[k - base], 0, gc);
                 }
             }
-            let k = r * cols;
+            let k = r * cols - base;
             put(&mut mags[k], &mut gidx[k], gr_at(0), 0);
-            let k = r * cols + cols - 1;
+            let k = r * cols + cols - 1 - base;
             put(&mut mags[k], &mut gidx[k], gr_at(cols - 1), 0);
         }
         // (2) Histogram slots. Masking the index to the table's power-of-two length removes
@@ -517,30 +560,39 @@ impl Hog {
         Self::accumulate_row(&mut ws.hist, slots, mags);
     }
 
-    /// Per-pixel histogram offset of the pixel's cell (`u32::MAX` outside every cell), cached
-    /// in the workspace for the current layout.
-    fn prepare_cell_offsets(&self, layout: &HogLayout, ws: &mut HogWorkspace) {
+    /// Per-pixel histogram offset of the pixel's cell (`u32::MAX` outside every cell) for the
+    /// image rows `r0..r1` (row `r0` first), cached in the workspace for the current layout and
+    /// band.
+    fn prepare_cell_offsets(
+        &self,
+        layout: &HogLayout,
+        ws: &mut HogWorkspace,
+        r0: usize,
+        r1: usize,
+    ) {
         let key = (
             layout.rows,
             layout.cols,
             self.params.cell_rows,
             self.params.cell_cols,
             self.params.orientations,
+            r0,
+            r1,
         );
         if ws.cell_off_key == Some(key) {
             return;
         }
         let n = self.params.orientations;
         let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
+        let used_rows = layout.n_cells_row * cr;
         ws.cell_off.clear();
-        ws.cell_off.resize(layout.rows * layout.cols, u32::MAX);
-        for yi in 0..layout.n_cells_row {
-            for r in yi * cr..(yi + 1) * cr {
-                let row = &mut ws.cell_off[r * layout.cols..(r + 1) * layout.cols];
-                for xi in 0..layout.n_cells_col {
-                    let off = ((yi * layout.n_cells_col + xi) * n) as u32;
-                    row[xi * cc..(xi + 1) * cc].fill(off);
-                }
+        ws.cell_off.resize((r1 - r0) * layout.cols, u32::MAX);
+        for r in r0..r1.min(used_rows) {
+            let yi = r / cr;
+            let row = &mut ws.cell_off[(r - r0) * layout.cols..(r - r0 + 1) * layout.cols];
+            for xi in 0..layout.n_cells_col {
+                let off = ((yi * layout.n_cells_col + xi) * n) as u32;
+                row[xi * cc..(xi + 1) * cc].fill(off);
             }
         }
         ws.cell_off_key = Some(key);
@@ -553,6 +605,7 @@ impl Hog {
         img: ImageRef<'_>,
         layout: &HogLayout,
         ws: &mut HogWorkspace,
+        (r0, r1): (usize, usize),
     ) {
         let n = self.params.orientations;
         let (rows, cols, ch) = (img.rows, img.cols, img.channels);
@@ -560,7 +613,7 @@ impl Hog {
         let used_rows = layout.n_cells_row * cr;
         let used_cols = layout.n_cells_col * cc;
         let px = |r: usize, c: usize, k: usize| p[(r * cols + c) * ch + k] as i32;
-        for r in 0..used_rows {
+        for r in r0..r1.min(used_rows) {
             let cell_base = (r / cr) * layout.n_cells_col;
             let vertical = r > 0 && r + 1 < rows;
             for c in 0..used_cols {
@@ -599,7 +652,16 @@ impl Hog {
     /// from `ws.fimg`, compare-based bins.
     // `c` indexes the pixel, its cell offset, slot and magnitude together.
     #[allow(clippy::needless_range_loop)]
-    fn hist_float(&self, img: ImageRef<'_>, layout: &HogLayout, ws: &mut HogWorkspace) {
+    /// `ws.fimg` holds the image's rows from `f0` on (the band `r0..r1` and a row of halo on
+    /// each side), `ws.cell_off` the band's offsets.
+    fn hist_float(
+        &self,
+        img: ImageRef<'_>,
+        layout: &HogLayout,
+        ws: &mut HogWorkspace,
+        (r0, r1): (usize, usize),
+        f0: usize,
+    ) {
         let n = self.params.orientations;
         let (rows, cols, ch) = (img.rows, img.cols, img.channels);
         let used_rows = layout.n_cells_row * self.params.cell_rows;
@@ -614,9 +676,9 @@ impl Hog {
                 a - b
             }
         };
-        let px = |r: usize, c: usize, k: usize| f[(r * cols + c) * ch + k];
-        for r in 0..used_rows {
-            let offs = &ws.cell_off[r * cols..r * cols + used_cols];
+        let px = |r: usize, c: usize, k: usize| f[((r - f0) * cols + c) * ch + k];
+        for r in r0..r1.min(used_rows) {
+            let offs = &ws.cell_off[(r - r0) * cols..(r - r0) * cols + used_cols];
             let vertical = r > 0 && r + 1 < rows;
             for c in 0..used_cols {
                 let horizontal = c > 0 && c + 1 < cols;
@@ -798,8 +860,31 @@ fn hist_gray_u8_dispatch(
     cols: usize,
     layout: &HogLayout,
     ws: &mut HogWorkspace,
+    band: (usize, usize),
 ) {
-    hog.hist_gray_u8(p, rows, cols, layout, ws)
+    hog.hist_gray_u8(p, rows, cols, layout, ws, band)
+}
+
+/// Largest image (pixels times channels) whose histograms are computed in one pass over whole
+/// per-pixel arrays; a larger one goes in bands of rows of about this size (16 MiB of f32
+/// magnitudes), so that HOG's memory beyond the image itself does not grow with it.
+pub const BAND_PIXELS: usize = 1 << 22;
+
+/// Rows per band for an image of `rows x cols x channels`: all of them up to
+/// [`BAND_PIXELS`] values, else an even number (at least 2), so that every band starts on an
+/// even pixel index.
+fn band_rows(rows: usize, cols: usize, channels: usize) -> usize {
+    let per_row = cols.saturating_mul(channels).max(1);
+    if rows.saturating_mul(per_row) <= BAND_PIXELS {
+        return rows.max(1);
+    }
+    ((BAND_PIXELS / per_row) & !1).max(2)
+}
+
+/// The values of image rows `f0..min(r1 + 1, rows)` (the band `r0..r1` with its halo rows).
+fn band_values<'a, T>(p: &'a [T], img: ImageRef<'_>, f0: usize, r1: usize) -> &'a [T] {
+    let row = img.cols * img.channels;
+    &p[f0 * row..(r1 + 1).min(img.rows) * row]
 }
 
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
@@ -856,4 +941,59 @@ fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f32 {
         s += f(x);
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bands of rows give the same histogram bits as one pass over the whole image, for every
+    /// path (gray u8, colour u8, the float paths), odd widths and cell sizes that do not divide
+    /// the image included (defect class: memory of a large image grew with it).
+    #[test]
+    fn banded_histograms_are_the_same_bits() {
+        let (rows, cols) = (37, 29);
+        let gray: Vec<u8> = (0..rows * cols)
+            .map(|i| ((i * 7919 + i / 13 * 31) % 251) as u8)
+            .collect();
+        let rgb: Vec<u8> = (0..rows * cols * 3)
+            .map(|i| ((i * 104729) % 253) as u8)
+            .collect();
+        let f32s: Vec<f32> = gray.iter().map(|&v| v as f32 / 255.0).collect();
+        for (cell, sqrt) in [(4, false), (3, true), (5, false), (8, true)] {
+            let hog = Hog::new(
+                HogParams::default()
+                    .cell(cell, cell)
+                    .block(2, 2)
+                    .transform_sqrt(sqrt),
+            )
+            .unwrap();
+            for img in [
+                ImageRef::gray_u8(&gray, rows, cols).unwrap(),
+                ImageRef::new(Pixels::U8(&rgb), rows, cols, 3).unwrap(),
+                ImageRef::gray_f32(&f32s, rows, cols).unwrap(),
+            ] {
+                let layout = hog.layout(rows, cols).unwrap();
+                let mut whole = HogWorkspace::new();
+                hog.cell_histograms_in_bands(img, &layout, &mut whole, rows);
+                for band in [2, 4, 6, 10] {
+                    let mut ws = HogWorkspace::new();
+                    hog.cell_histograms_in_bands(img, &layout, &mut ws, band);
+                    let k = layout.n_cells_row * layout.n_cells_col * hog.params().orientations;
+                    assert_eq!(
+                        whole.hist[..k]
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect::<Vec<_>>(),
+                        ws.hist[..k].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "cell {cell}, sqrt {sqrt}, {} channels, band {band}",
+                        img.channels()
+                    );
+                }
+            }
+        }
+        assert_eq!(band_rows(10, 10, 1), 10);
+        let b = band_rows(100_000, 3001, 1);
+        assert!(b.is_multiple_of(2) && b * 3001 <= BAND_PIXELS);
+    }
 }

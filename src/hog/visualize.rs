@@ -34,44 +34,150 @@ impl HogImage {
 /// Draw the HOG visualisation of `img`.
 pub fn hog_image(hog: &Hog, img: ImageRef<'_>) -> Result<HogImage> {
     let (layout, hist) = hog.cell_histograms(img)?;
-    let p = hog.params();
-    let n = p.orientations;
     let (rows, cols) = (img.rows(), img.cols());
     let mut data = vec![0f64; rows * cols];
-    let radius = (p.cell_rows.min(p.cell_cols) / 2) as f64 - 1.0;
-    let d: Vec<(f64, f64)> = (0..n)
+    let mut pts = Vec::new();
+    let d = directions(hog);
+    let mut canvas = Canvas {
+        data: &mut data,
+        row0: 0,
+        rows,
+        cols,
+        image_rows: rows,
+    };
+    for r in 0..layout.n_cells_row {
+        draw_cell_row(hog, &layout, &hist, &d, r, &mut canvas, &mut pts);
+    }
+    Ok(HogImage { rows, cols, data })
+}
+
+/// The visualisation as [`HogImage::to_gray8`] scales it, produced one band of cell rows at a
+/// time: `emit` gets the 8-bit rows in order (a few at a time), so memory holds the image, the
+/// cell histograms and one band, never the whole picture (a 16384x16384 image: about 0.6 GB
+/// instead of 4.8). Two passes over the histograms (the scale needs the maximum first); the
+/// pixels are those of `hog_image(..).to_gray8()` exactly, since each line stays inside its
+/// cell's band of rows (for cells of one pixel, where it does not, the whole picture is drawn).
+pub fn hog_image_gray8_rows(
+    hog: &Hog,
+    img: ImageRef<'_>,
+    emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let p = hog.params();
+    if radius(hog) < 0.0 {
+        return emit(hog_image(hog, img)?.to_gray8().as_raw());
+    }
+    let (layout, hist) = hog.cell_histograms(img)?;
+    let (rows, cols) = (img.rows(), img.cols());
+    let band = p.cell_rows;
+    let d = directions(hog);
+    let mut buf = vec![0f64; band * cols];
+    let mut pts = Vec::new();
+    let mut draw = |r: usize, buf: &mut [f64]| {
+        buf.fill(0.0);
+        let mut canvas = Canvas {
+            data: buf,
+            row0: r * band,
+            rows: band,
+            cols,
+            image_rows: rows,
+        };
+        draw_cell_row(hog, &layout, &hist, &d, r, &mut canvas, &mut pts);
+    };
+    let mut max = 0.0f64;
+    for r in 0..layout.n_cells_row {
+        draw(r, &mut buf);
+        max = buf.iter().cloned().fold(max, f64::max);
+    }
+    let scale = if max > 0.0 { 255.0 / max } else { 0.0 };
+    let mut out = vec![0u8; band * cols];
+    for r in 0..layout.n_cells_row {
+        draw(r, &mut buf);
+        for (o, &v) in out.iter_mut().zip(&buf) {
+            *o = (v * scale).round().clamp(0.0, 255.0) as u8;
+        }
+        emit(&out)?;
+    }
+    // Rows below the last whole cell are blank.
+    let rest = rows - layout.n_cells_row * band;
+    if rest > 0 {
+        out.fill(0);
+        for _ in 0..rest {
+            emit(&out[..cols])?;
+        }
+    }
+    Ok(())
+}
+
+/// The line's half length, scikit-image's `min(cell) // 2 - 1` (negative for one-pixel cells).
+fn radius(hog: &Hog) -> f64 {
+    let p = hog.params();
+    (p.cell_rows.min(p.cell_cols) / 2) as f64 - 1.0
+}
+
+/// Each orientation's line offsets `(dr, dc)` from the cell centre.
+fn directions(hog: &Hog) -> Vec<(f64, f64)> {
+    let n = hog.params().orientations;
+    let radius = radius(hog);
+    (0..n)
         .map(|o| {
             let mid = std::f64::consts::PI * (o as f64 + 0.5) / n as f64;
             (radius * mid.sin(), radius * mid.cos())
         })
-        .collect();
-    let mut pts = Vec::new();
-    for r in 0..layout.n_cells_row {
-        for c in 0..layout.n_cells_col {
-            let cr = (r * p.cell_rows + p.cell_rows / 2) as f64;
-            let cc = (c * p.cell_cols + p.cell_cols / 2) as f64;
-            for (o, &(dr, dc)) in d.iter().enumerate() {
-                // Python's int() truncates toward zero, as `as i64` does.
-                line(
-                    (cr - dc) as i64,
-                    (cc + dr) as i64,
-                    (cr + dc) as i64,
-                    (cc - dr) as i64,
-                    &mut pts,
-                );
-                let v = hist[(r * layout.n_cells_col + c) * n + o] as f64;
-                for &(y, x) in &pts {
-                    // numpy indexing: negative indices count from the end.
-                    let y = if y < 0 { y + rows as i64 } else { y };
-                    let x = if x < 0 { x + cols as i64 } else { x };
-                    if (0..rows as i64).contains(&y) && (0..cols as i64).contains(&x) {
-                        data[y as usize * cols + x as usize] += v;
-                    }
+        .collect()
+}
+
+/// Where lines are drawn: `rows` image rows from `row0` on, `cols` wide, of an image of
+/// `image_rows` rows (for numpy's wrap of negative indices).
+struct Canvas<'a> {
+    data: &'a mut [f64],
+    row0: usize,
+    rows: usize,
+    cols: usize,
+    image_rows: usize,
+}
+
+/// Add the lines of cell row `r` onto `canvas`; pixels outside it are skipped (negative
+/// indices wrap first, as numpy's).
+fn draw_cell_row(
+    hog: &Hog,
+    layout: &super::HogLayout,
+    hist: &[f32],
+    d: &[(f64, f64)],
+    r: usize,
+    canvas: &mut Canvas<'_>,
+    pts: &mut Vec<(i64, i64)>,
+) {
+    let p = hog.params();
+    let n = p.orientations;
+    let cols = canvas.cols;
+    for c in 0..layout.n_cells_col {
+        let cr = (r * p.cell_rows + p.cell_rows / 2) as f64;
+        let cc = (c * p.cell_cols + p.cell_cols / 2) as f64;
+        for (o, &(dr, dc)) in d.iter().enumerate() {
+            // Python's int() truncates toward zero, as `as i64` does.
+            line(
+                (cr - dc) as i64,
+                (cc + dr) as i64,
+                (cr + dc) as i64,
+                (cc - dr) as i64,
+                pts,
+            );
+            let v = hist[(r * layout.n_cells_col + c) * n + o] as f64;
+            for &(y, x) in pts.iter() {
+                // numpy indexing: negative indices count from the end.
+                let y = if y < 0 {
+                    y + canvas.image_rows as i64
+                } else {
+                    y
+                };
+                let x = if x < 0 { x + cols as i64 } else { x };
+                let y = y - canvas.row0 as i64;
+                if (0..canvas.rows as i64).contains(&y) && (0..cols as i64).contains(&x) {
+                    canvas.data[y as usize * cols + x as usize] += v;
                 }
             }
         }
     }
-    Ok(HogImage { rows, cols, data })
 }
 
 /// Bresenham line from `(y0, x0)` to `(y1, x1)` inclusive, in the pixel order of
@@ -106,6 +212,29 @@ fn line(y0: i64, x0: i64, y1: i64, x1: i64, out: &mut Vec<(i64, i64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hog::HogParams;
+
+    /// The banded 8-bit picture is `hog_image(..).to_gray8()`, pixel for pixel, for cell sizes
+    /// that divide the image or not, and for one-pixel cells (drawn whole).
+    #[test]
+    fn banded_picture_is_the_whole_picture() {
+        let (rows, cols) = (45, 38);
+        let px: Vec<u8> = (0..rows * cols)
+            .map(|i| ((i * 37 + i / 7) % 256) as u8)
+            .collect();
+        let img = ImageRef::gray_u8(&px, rows, cols).unwrap();
+        for (cr, cc) in [(8, 8), (5, 7), (2, 2), (1, 3), (6, 1)] {
+            let hog = Hog::new(HogParams::default().cell(cr, cc).block(1, 1)).unwrap();
+            let whole = hog_image(&hog, img).unwrap().to_gray8().into_raw();
+            let mut banded = Vec::new();
+            hog_image_gray8_rows(&hog, img, &mut |r| {
+                banded.extend_from_slice(r);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(whole, banded, "cells {cr}x{cc}");
+        }
+    }
 
     #[test]
     fn line_matches_skimage_doc_example() {

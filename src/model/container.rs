@@ -9,7 +9,11 @@
 //! * `format` = [`FORMAT_NAME`] and `format_version` <= [`FORMAT_VERSION`] (a newer file is
 //!   refused with a clear message);
 //! * `kind` (a file of another kind is refused);
-//! * `crc32`: CRC-32 of every tensor's bytes, in name order.
+//! * `crc32`: a CRC-32 over the whole file's content (format version 2): every tensor's name,
+//!   dtype, shape and bytes, in name order, then the metadata's JSON text up to the checksum's
+//!   digits, so one flipped digit in a normalisation constant, a class name or a quantisation
+//!   zero point is caught as surely as one in a weight. Files of format version 1 (whose
+//!   checksum covers the tensors' bytes only) are still read, with that check.
 //!
 //! One metadata key because safetensors stores metadata in a hash map whose order varies from run
 //! to run: a single key keeps the file byte-for-byte reproducible. Tensors are kept in a
@@ -22,8 +26,10 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Version written by this build; files with a larger version are refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version written by this build; files with a larger version are refused. Version 2: the
+/// checksum covers the metadata and the tensors' names, dtypes and shapes too (version 1: the
+/// tensors' bytes only); nothing else changed.
+pub const FORMAT_VERSION: u32 = 2;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "hogsvm-model";
 /// The metadata key holding the [`Envelope`].
@@ -62,7 +68,7 @@ pub enum ModelError {
         /// Kind the reader wants.
         expected: &'static str,
     },
-    /// The tensors' checksum is not the one in the metadata.
+    /// The content's checksum is not the one in the metadata.
     #[error("model checksum mismatch: the file is corrupted")]
     Checksum,
     /// A tensor the configuration needs is missing.
@@ -146,7 +152,8 @@ pub struct Envelope<C, X> {
     /// The kind's own fields.
     #[serde(flatten)]
     pub extra: X,
-    /// CRC-32 of the tensors' bytes, in name order, as 8 hex digits.
+    /// CRC-32 of the file's content (see the [module docs](self)), as 8 hex digits; the last
+    /// field of the JSON text.
     pub crc32: String,
 }
 
@@ -192,15 +199,39 @@ impl TensorWriter {
     pub fn vector(&mut self, name: &str, a: &Array1<f32>) {
         self.f32(name, &[a.len()], a.iter().copied());
     }
+}
 
-    /// CRC-32 of every tensor's bytes in name order, as 8 hex digits.
-    fn crc32(&self) -> String {
-        let mut crc = crc32fast::Hasher::new();
-        for (_, _, bytes) in self.tensors.values() {
-            crc.update(bytes);
+/// The JSON text's end that holds the checksum: `"crc32":"` + 8 hex digits + `"}`.
+const CRC_KEY: &str = "\"crc32\":\"";
+/// Bytes after the checksummed prefix of the metadata text: the 8 digits and `"}`.
+const CRC_TAIL: usize = 10;
+
+/// The format-version-2 checksum: each tensor's name, dtype, shape and bytes in name order
+/// (`tensors` yields them so), then the metadata text without its last [`CRC_TAIL`] bytes.
+fn content_crc<'t>(
+    tensors: impl Iterator<Item = (&'t str, Dtype, &'t [usize], &'t [u8])>,
+    meta_prefix: &str,
+) -> String {
+    let mut crc = crc32fast::Hasher::new();
+    for (name, dtype, shape, bytes) in tensors {
+        crc.update(&(name.len() as u64).to_le_bytes());
+        crc.update(name.as_bytes());
+        crc.update(format!("{dtype:?}").as_bytes());
+        crc.update(&(shape.len() as u64).to_le_bytes());
+        for &d in shape {
+            crc.update(&(d as u64).to_le_bytes());
         }
-        format!("{:08x}", crc.finalize())
+        crc.update(&(bytes.len() as u64).to_le_bytes());
+        crc.update(bytes);
     }
+    crc.update(meta_prefix.as_bytes());
+    format!("{:08x}", crc.finalize())
+}
+
+/// The metadata text without its checksum's digits, when it ends as [`encode`] writes it.
+fn checksummed_prefix(text: &str) -> Option<&str> {
+    let prefix = text.get(..text.len().checked_sub(CRC_TAIL)?)?;
+    (prefix.ends_with(CRC_KEY) && text.ends_with("\"}")).then_some(prefix)
 }
 
 /// The bytes of a model file of `kind`: the tensors and the envelope around `config` and
@@ -222,10 +253,76 @@ pub fn encode<C: Serialize, X: Serialize>(
         class_names: class_names.to_vec(),
         input,
         extra,
-        crc32: tensors.crc32(),
+        crc32: "00000000".into(),
     };
     let text = serde_json::to_string(&envelope)
         .map_err(|e| ModelError::invalid(format!("cannot serialise: {e}")))?;
+    let prefix = checksummed_prefix(&text)
+        .ok_or_else(|| ModelError::invalid("cannot serialise: the checksum is not last"))?;
+    let crc = content_crc(
+        tensors
+            .tensors
+            .iter()
+            .map(|(k, (dt, shape, bytes))| (k.as_str(), *dt, &shape[..], &bytes[..])),
+        prefix,
+    );
+    let text = format!("{prefix}{crc}\"}}");
+    write_file(tensors, text)
+}
+
+/// The metadata of model bytes as JSON (no check beyond the safetensors structure).
+pub fn metadata(bytes: &[u8]) -> Result<serde_json::Value, ModelError> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| ModelError::NotAModel(format!("unreadable header: {e:?}")))?;
+    let text = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or_else(|| ModelError::NotAModel("no `hogsvm` metadata".into()))?;
+    serde_json::from_str(text).map_err(|e| ModelError::NotAModel(format!("metadata: {e}")))
+}
+
+/// The model bytes with the same tensors and `meta` as their metadata, sealed with a fresh
+/// checksum (format version 2: the checksum is computed over what is written, whatever
+/// `format_version` says). For tools and tests that edit a file on purpose: the loader then
+/// checks the content itself, as it must for any file whose checksum is intact.
+pub fn with_metadata(bytes: &[u8], meta: &serde_json::Value) -> Result<Vec<u8>, ModelError> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| ModelError::NotAModel(format!("not a valid safetensors file: {e:?}")))?;
+    let mut obj = meta
+        .as_object()
+        .cloned()
+        .ok_or_else(|| ModelError::invalid("metadata must be a JSON object"))?;
+    obj.remove("crc32");
+    let body = serde_json::to_string(&obj)
+        .map_err(|e| ModelError::invalid(format!("cannot serialise: {e}")))?;
+    let open = &body[..body.len() - 1];
+    let sep = if obj.is_empty() { "" } else { "," };
+    let prefix = format!("{open}{sep}{CRC_KEY}");
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort();
+    let mut w = TensorWriter::new();
+    for n in &names {
+        let t = st
+            .tensor(n)
+            .map_err(|e| ModelError::invalid(format!("tensor {n}: {e:?}")))?;
+        w.tensors.insert(
+            n.clone(),
+            (t.dtype(), t.shape().to_vec(), t.data().to_vec()),
+        );
+    }
+    let crc = content_crc(
+        w.tensors
+            .iter()
+            .map(|(k, (dt, shape, b))| (k.as_str(), *dt, &shape[..], &b[..])),
+        &prefix,
+    );
+    let text = format!("{prefix}{crc}\"}}");
+    write_file(&w, text)
+}
+
+/// The safetensors bytes of `tensors` with `text` as the `hogsvm` metadata.
+fn write_file(tensors: &TensorWriter, text: String) -> Result<Vec<u8>, ModelError> {
     let meta = HashMap::from([(META_KEY.to_string(), text)]);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .tensors
@@ -309,22 +406,49 @@ pub fn open<'a>(bytes: &'a [u8], kind: &'static str) -> Result<Opened<'a>, Model
     }
     let mut names: Vec<String> = st.names().into_iter().cloned().collect();
     names.sort();
-    let mut crc = crc32fast::Hasher::new();
-    for n in &names {
-        let t = st
-            .tensor(n)
-            .map_err(|e| ModelError::invalid(format!("tensor {n}: {e:?}")))?;
-        crc.update(t.data());
-    }
-    if Some(format!("{:08x}", crc.finalize()).as_str())
-        != meta.get("crc32").and_then(|v| v.as_str())
-    {
+    let views = names
+        .iter()
+        .map(|n| {
+            st.tensor(n)
+                .map(|t| (n.as_str(), t))
+                .map_err(|e| ModelError::invalid(format!("tensor {n}: {e:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let stored = meta.get("crc32").and_then(|v| v.as_str());
+    let computed = if version >= 2 {
+        let prefix = checksummed_prefix(text).ok_or(ModelError::Checksum)?;
+        content_crc(
+            views
+                .iter()
+                .map(|(n, t)| (*n, t.dtype(), t.shape(), t.data())),
+            prefix,
+        )
+    } else {
+        // Format version 1: the tensors' bytes only.
+        let mut crc = crc32fast::Hasher::new();
+        for (_, t) in &views {
+            crc.update(t.data());
+        }
+        format!("{:08x}", crc.finalize())
+    };
+    if stored != Some(computed.as_str()) {
         return Err(ModelError::Checksum);
     }
     Ok(Opened {
         meta,
         tensors: TensorReader { st },
     })
+}
+
+/// An error for tensor `name` unless `ok` (all its values are finite).
+fn finite(name: &str, ok: bool) -> Result<(), ModelError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::invalid(format!(
+            "tensor `{name}` holds NaN or infinite values"
+        )))
+    }
 }
 
 /// Typed access to a model file's tensors, every read checked for presence, dtype and shape.
@@ -348,6 +472,14 @@ impl TensorReader<'_> {
         self.st.tensor(name).is_ok()
     }
 
+    /// The shape of tensor `name`, without reading its values.
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>, ModelError> {
+        self.st
+            .tensor(name)
+            .map(|t| t.shape().to_vec())
+            .map_err(|_| ModelError::MissingTensor(name.into()))
+    }
+
     /// Shape and bytes of tensor `name`, which must have dtype `dt`.
     fn raw(&self, name: &str, dt: Dtype) -> Result<(Vec<usize>, &[u8]), ModelError> {
         let t = self
@@ -364,13 +496,15 @@ impl TensorReader<'_> {
         Ok((t.shape().to_vec(), t.data()))
     }
 
-    /// Shape and values of the f32 tensor `name`.
+    /// Shape and values of the f32 tensor `name`; every value must be finite (no model holds
+    /// a NaN or an infinity: one would turn every score into NaN).
     pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
         let (shape, b) = self.raw(name, Dtype::F32)?;
-        let v = b
+        let v: Vec<f32> = b
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        finite(name, v.iter().all(|x| x.is_finite()))?;
         Ok((shape, v))
     }
 
@@ -380,13 +514,14 @@ impl TensorReader<'_> {
         Ok((shape, b.iter().map(|&v| v as i8).collect()))
     }
 
-    /// Shape and values of the f64 tensor `name`.
+    /// Shape and values of the f64 tensor `name`; every value must be finite.
     pub fn f64(&self, name: &str) -> Result<(Vec<usize>, Vec<f64>), ModelError> {
         let (shape, b) = self.raw(name, Dtype::F64)?;
-        let v = b
+        let v: Vec<f64> = b
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect();
+        finite(name, v.iter().all(|x| x.is_finite()))?;
         Ok((shape, v))
     }
 
@@ -487,5 +622,89 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 1;
         assert_eq!(open(&bad, "toy").err(), Some(ModelError::Checksum));
+    }
+
+    /// `bytes` with the first `from` of its header replaced by `to` (same length).
+    fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("pattern present");
+        let mut out = bytes.to_vec();
+        out[at..at + to.len()].copy_from_slice(to);
+        out
+    }
+
+    /// Defect class: the checksum covered the tensors only, so a flipped character of the
+    /// metadata (a normalisation constant, a class name, a zero point) loaded silently.
+    #[test]
+    fn the_checksum_covers_the_metadata() {
+        let bytes = sample();
+        for (from, to) in [
+            (
+                &b"\\\"note\\\":\\\"n\\\""[..],
+                &b"\\\"note\\\":\\\"m\\\""[..],
+            ),
+            (&b"\\\"x\\\""[..], &b"\\\"z\\\""[..]),
+            (&b"\\\"rows\\\":2"[..], &b"\\\"rows\\\":3"[..]),
+        ] {
+            let bad = patch(&bytes, from, to);
+            assert_eq!(open(&bad, "toy").err(), Some(ModelError::Checksum));
+        }
+        // Edited on purpose and sealed again: it opens, with the new content.
+        let mut meta = metadata(&bytes).unwrap();
+        meta["extra_note"] = serde_json::json!(1);
+        meta["note"] = serde_json::json!("edited");
+        let edited = with_metadata(&bytes, &meta).unwrap();
+        let e: Envelope<u32, Extra> = open(&edited, "toy").unwrap().envelope().unwrap();
+        assert_eq!(e.extra.note, "edited");
+    }
+
+    /// Files of format version 1 (checksum over the tensors' bytes only) still open.
+    #[test]
+    fn version_1_files_still_open() {
+        let mut w = TensorWriter::new();
+        w.f32("b", &[2], [1.0, 2.0]);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&w.tensors["b"].2);
+        let text = format!(
+            "{{\"format\":\"hogsvm-model\",\"format_version\":1,\"kind\":\"toy\",\
+             \"hogsvm_version\":\"0.1.0\",\"config\":7,\"class_names\":[\"x\",\"y\"],\
+             \"input\":{{\"rows\":2,\"cols\":3}},\"note\":\"n\",\"crc32\":\"{:08x}\"}}",
+            crc.finalize()
+        );
+        let v1 = write_file(&w, text).unwrap();
+        let e: Envelope<u32, Extra> = open(&v1, "toy").unwrap().envelope().unwrap();
+        assert_eq!((e.format_version, e.config), (1, 7));
+        // Its checksum does not cover the metadata (the reason for version 2).
+        let edited = patch(&v1, b"\\\"note\\\":\\\"n", b"\\\"note\\\":\\\"m");
+        assert!(open(&edited, "toy").is_ok());
+        let mut bad = v1.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert_eq!(open(&bad, "toy").err(), Some(ModelError::Checksum));
+    }
+
+    /// Defect class: non-finite values loaded (a NaN SVM weight gave NaN scores, exit 0).
+    #[test]
+    fn non_finite_tensors_are_refused() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut w = TensorWriter::new();
+            w.f32("w", &[2], [1.0, bad as f32]);
+            w.f64("v", &[1], [bad]);
+            let bytes = encode(
+                "toy",
+                &7u32,
+                &[],
+                InputSize { rows: 1, cols: 1 },
+                &Extra { note: "n".into() },
+                &w,
+            )
+            .unwrap();
+            let o = open(&bytes, "toy").unwrap();
+            let e = o.tensors().f32("w").unwrap_err().to_string();
+            assert!(e.contains("tensor `w` holds NaN or infinite values"), "{e}");
+            assert!(o.tensors().scalar64("v").is_err());
+        }
     }
 }

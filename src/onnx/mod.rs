@@ -53,12 +53,24 @@ impl std::str::FromStr for Batch {
             return Ok(Batch::Dynamic);
         }
         match s.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(Batch::Fixed(n)),
-            _ => Err(Error::param(
-                "batch",
-                "expected `dynamic` or a count > 0",
-                s,
-            )),
+            Ok(n) => Batch::Fixed(n).checked(),
+            _ => Err(Error::param("batch", BATCH_RANGE, s)),
+        }
+    }
+}
+
+/// What a fixed batch may be: an ONNX dimension is a signed 64-bit count.
+const BATCH_RANGE: &str = "expected `dynamic` or a count in 1..=9223372036854775807";
+
+impl Batch {
+    /// The batch, if valid: dynamic, or a fixed count of at least 1 that an ONNX dimension (an
+    /// `i64`) holds; `export --batch` of 2^63 or more wrote a negative dimension.
+    pub fn checked(self) -> Result<Batch> {
+        match self {
+            Batch::Fixed(n) if n == 0 || i64::try_from(n).is_err() => {
+                Err(Error::param("batch", BATCH_RANGE, n))
+            }
+            b => Ok(b),
         }
     }
 }
@@ -102,13 +114,7 @@ impl ExportOptions {
                 self.opset,
             ));
         }
-        if self.batch == Batch::Fixed(0) {
-            return Err(Error::param(
-                "batch",
-                "expected `dynamic` or a count > 0",
-                0,
-            ));
-        }
+        self.batch.checked()?;
         Ok(())
     }
 
@@ -442,9 +448,19 @@ mod tests {
     fn batch_and_opset_options() {
         assert_eq!("dynamic".parse::<Batch>().unwrap(), Batch::Dynamic);
         assert_eq!("256".parse::<Batch>().unwrap(), Batch::Fixed(256));
-        for bad in ["0", "-1", "x", ""] {
+        for bad in [
+            "0",
+            "-1",
+            "x",
+            "",
+            "9223372036854775808",
+            "18446744073709551615",
+        ] {
             assert!(bad.parse::<Batch>().is_err(), "{bad}");
         }
+        assert!("9223372036854775807".parse::<Batch>().is_ok());
+        let huge = ExportOptions::default().batch(Batch::Fixed(1 << 63));
+        assert!(huge.validate().is_err());
         assert!(ExportOptions::default().validate().is_ok());
         assert!(ExportOptions::default().opset(12).validate().is_err());
         assert!(ExportOptions::default().opset(22).validate().is_err());

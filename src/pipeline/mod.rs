@@ -59,13 +59,34 @@ pub struct ClassicalModel {
 }
 
 impl ClassicalConfig {
-    /// Train on `train`. Returns the model and each stage's time, the SVM's last.
+    /// The configuration a fit on `n` training images will use, and notes on what changed (a
+    /// setting that cannot apply as given, such as more Nystroem landmarks than training rows,
+    /// is brought to what the fit does; see [`Configure::fit_to`](crate::settings::Configure)).
+    pub fn fitted_to(&self, n: usize) -> (ClassicalConfig, Vec<String>) {
+        let mut c = self.clone();
+        let rows = if self.augment_flip {
+            n.saturating_mul(2)
+        } else {
+            n
+        };
+        let notes = stages::fit_to(&mut c, rows);
+        (c, notes)
+    }
+
+    /// Train on `train`. Returns the model and each stage's time, the SVM's last. The model's
+    /// configuration is [`ClassicalConfig::fitted_to`] the training set.
     pub fn fit(&self, train: &Dataset) -> Result<(ClassicalModel, Vec<StageTime>)> {
+        let (fitted, _) = self.fitted_to(train.len());
+        fitted.fit_as_is(train)
+    }
+
+    fn fit_as_is(&self, train: &Dataset) -> Result<(ClassicalModel, Vec<StageTime>)> {
         self.validate()?;
         self.svm.validate(train.class_names.len())?;
         if train.is_empty() {
             return Err(Error::param("train", "training set is empty", 0));
         }
+        self.check_fit(train.len(), train.rows, train.cols, train.class_names.len())?;
         let mut y = train.labels.clone();
         let mut x = Flow::Images(Cow::Borrowed(train));
         let mut stages = Vec::new();
@@ -112,6 +133,56 @@ impl ClassicalConfig {
         }
         times.push(svm_time);
         Ok((model, times))
+    }
+}
+
+impl ClassicalConfig {
+    /// The checks a fit on `n` training images of `rows x cols` pixels in `classes` classes
+    /// must pass, made before any work (and by `compare` for every training size before it
+    /// trains anything): every stage's parameters fit the data (a PCA component count, ...), and
+    /// no stage's peak memory is over the budget. Walks the plan and refuses, before any
+    /// stage runs, a stage (or the SVM) whose peak memory would exceed the budget
+    /// ([`crate::budget`]): what it holds as input plus what its fit allocates
+    /// ([`crate::stage::Cost`]). A stage whose parameters do not fit the data is an error here
+    /// too.
+    pub fn check_fit(&self, n: usize, rows: usize, cols: usize, classes: usize) -> Result<()> {
+        use crate::budget::{bytes_of, check_memory};
+        const HINT: &str = "use a smaller setting for it, fewer training images, or smaller \
+                            images (--resize)";
+        let pixels = bytes_of(&[n, rows, cols]);
+        let held = |n: usize, shape: Shape| match shape {
+            Shape::Image { .. } => bytes_of(&[n, shape.dim()]),
+            Shape::Features(d) => bytes_of(&[n, d, 4]),
+        };
+        let (mut n, mut shape) = (n, Shape::Image { rows, cols });
+        for planned in plan(self) {
+            let c = planned.cost(n, shape)?;
+            let peak = pixels
+                .saturating_add(held(n, shape))
+                .saturating_add(c.bytes);
+            check_memory(
+                format!(
+                    "the `{}` stage on {n} rows of {} values (-> {})",
+                    planned.name(),
+                    shape.dim(),
+                    c.output.dim()
+                ),
+                peak,
+                HINT,
+            )?;
+            (n, shape) = (c.rows, c.output);
+        }
+        let d = shape.dim();
+        // The SVM: its input, the weights of one model per class, and the dual variables.
+        let k = classes.max(1);
+        check_memory(
+            format!("the SVM on {n} rows of {d} features"),
+            pixels
+                .saturating_add(held(n, shape))
+                .saturating_add(bytes_of(&[k, d, 4]))
+                .saturating_add(bytes_of(&[n, 8])),
+            HINT,
+        )
     }
 }
 
@@ -202,7 +273,14 @@ impl ClassicalModel {
 
     /// Decision scores, `n x models`.
     pub fn decision_function(&self, ds: &Dataset) -> Result<Array2<f32>> {
-        self.svm.decision_function(self.features(ds)?.view())
+        let s = self.svm.decision_function(self.features(ds)?.view())?;
+        crate::classifier::check_finite_outputs(s.iter().copied(), s.ncols(), |i| {
+            ds.sources
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("image {i}"))
+        })?;
+        Ok(s)
     }
 
     /// Dimension of the features the SVM sees.

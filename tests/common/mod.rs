@@ -199,8 +199,11 @@ pub fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
 }
 
 /// Model file bytes with `from` in the header replaced by `to`, of the same length (the header
-/// is JSON, so the header length stays valid).
+/// is JSON, so the header length stays valid), then sealed again with a fresh checksum
+/// (`container::with_metadata`): what the loader's own checks of the content see, as for a
+/// file written that way.
 pub fn patch_header(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    use hogsvm::model::container::{metadata, with_metadata};
     assert_eq!(from.len(), to.len(), "same-length patch");
     let at = bytes
         .windows(from.len())
@@ -208,12 +211,12 @@ pub fn patch_header(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
         .expect("text in header");
     let mut out = bytes.to_vec();
     out[at..at + to.len()].copy_from_slice(to);
-    out
+    with_metadata(&out, &metadata(&out).unwrap()).unwrap()
 }
 
 /// Model file bytes whose header claims format version `digit`.
 pub fn with_format_version(bytes: &[u8], digit: u8) -> Vec<u8> {
-    let mut to = b"\\\"format_version\\\":1".to_vec();
+    let mut to = b"\\\"format_version\\\":2".to_vec();
     *to.last_mut().unwrap() = digit;
-    patch_header(bytes, b"\\\"format_version\\\":1", &to)
+    patch_header(bytes, b"\\\"format_version\\\":2", &to)
 }

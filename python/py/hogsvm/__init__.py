@@ -29,6 +29,9 @@ def _as_supported(image):
     (scikit-image's float64 of it gives the same numbers), every other type becomes float64.
     Returns the array and the output dtype."""
     a = np.asarray(image)
+    if not a.dtype.isnative:
+        # A big-endian float32 is float32: native byte order first, then the rule.
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype == np.uint8:
         return a, np.float64
     if a.dtype in (np.float32, np.float16):
@@ -135,6 +138,9 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     if n_jobs is not None and int(n_jobs) < 1:
         raise ValueError(f"n_jobs must be at least 1, got {n_jobs!r}")
     jobs = None if n_jobs is None else int(n_jobs)
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        # HOG values are in [0, 1]: an integer type would truncate every one to 0.
+        raise ValueError(f"dtype must be a floating-point type (or None), got {np.dtype(dtype)}")
     if out is not None:
         _check_out(out, a.shape[0], dtype)
         _hogsvm.hog_batch(a, args, jobs, out)

@@ -98,7 +98,11 @@ class HogSvmClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Train on images ``X`` (n, H, W) uint8 and labels ``y`` (any values)."""
         X = _uint8_images(X)
-        self.classes_, idx = np.unique(np.asarray(y), return_inverse=True)
+        y = np.asarray(y)
+        if y.dtype.kind in "fc" and np.isnan(y).any() or (
+                y.dtype == object and any(v is None or (isinstance(v, float) and v != v) for v in y)):
+            raise ValueError("y holds NaN or None labels: every image needs a class")
+        self.classes_, idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("need at least two classes")
         names = [str(c) for c in self.classes_]

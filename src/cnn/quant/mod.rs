@@ -351,7 +351,14 @@ impl CnnInt8Model {
             .par_chunks(CHUNK * per)
             .map(|c| self.logits_chunk(c, c.len() / per))
             .collect();
-        Ok(Array2::from_shape_vec((ds.len(), k), v.concat()).expect("k logits per image"))
+        let v = v.concat();
+        crate::classifier::check_finite_outputs(v.iter().copied(), k, |i| {
+            ds.sources
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("image {i}"))
+        })?;
+        Ok(Array2::from_shape_vec((ds.len(), k), v).expect("k logits per image"))
     }
 
     /// The instruction set the int8 products use on this CPU.

@@ -14,7 +14,7 @@ use crate::hog::{Hog, HogParams};
 use crate::model::container::ModelError;
 use crate::model::container::TensorReader;
 use crate::onnx::Graph;
-use crate::stage::{Flow, Learned, Shape, Stage, StagePlan};
+use crate::stage::{Cost, Flow, Learned, Shape, Stage, StagePlan};
 
 /// The configured HOG stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +90,33 @@ fn describe<'p>(params: impl Iterator<Item = &'p HogParams>, ds: &Dataset) -> Re
 
 impl StagePlan for HogPlan {
     type Fitted = HogStage;
+    const NAME: &'static str = "hog";
+
+    /// The descriptors of every image (twice as many rows with `flip`, held twice while the
+    /// mirrored half is joined, with the mirrored images).
+    fn cost(&self, n: usize, input: Shape) -> Result<Cost> {
+        use crate::budget::bytes_of;
+        let Shape::Image { rows, cols } = input else {
+            return Err(Error::param(
+                "pipeline",
+                "the HOG stage needs images, but the data are already features",
+                "hog",
+            ));
+        };
+        let d = self.len(rows, cols)?;
+        let copies = if self.flip { 4 } else { 1 };
+        let out_rows = if self.flip { n.saturating_mul(2) } else { n };
+        Ok(Cost {
+            rows: out_rows,
+            output: Shape::Features(d),
+            bytes: bytes_of(&[n, d, 4 * copies]).saturating_add(bytes_of(&[
+                n,
+                rows,
+                cols,
+                usize::from(self.flip),
+            ])),
+        })
+    }
 
     fn fit<'a>(&self, x: Flow<'a>, y: &mut Vec<u32>) -> Result<(HogStage, Flow<'a>)> {
         let ds = x.into_images("hog")?;

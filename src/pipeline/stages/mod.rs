@@ -29,7 +29,7 @@ use crate::model::container::ModelError;
 use crate::model::container::TensorReader;
 use crate::reduce::{Pca, PcaParams, ScalerParams, StandardScaler};
 use crate::settings::{Configure, Setting};
-use crate::stage::{Flow, Shape, Stage, StagePlan};
+use crate::stage::{Cost, Flow, Shape, Stage, StagePlan};
 use crate::svm::SvmParams;
 
 macro_rules! registry {
@@ -110,6 +110,14 @@ macro_rules! registry {
                 .collect()
         }
 
+        /// Fit every stage's field to `rows` training rows (see [`Configure::fit_to`]); the
+        /// notes of what changed.
+        pub(super) fn fit_to(c: &mut ClassicalConfig, rows: usize) -> Vec<String> {
+            let mut notes = Vec::new();
+            $($(notes.extend(<$plan as Configure>::fit_to(&mut c.$field, rows));)?)+
+            notes
+        }
+
         /// Validate every stage's field.
         pub(super) fn validate(c: &ClassicalConfig) -> Result<()> {
             $($(<$plan as Configure>::validate(&c.$field)?;)?)+
@@ -142,6 +150,20 @@ macro_rules! registry {
         }
 
         impl PlannedStage {
+            /// The stage's name (see [`StagePlan::NAME`]).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(PlannedStage::$variant(_) => <$plan as StagePlan>::NAME,)+
+                }
+            }
+
+            /// What fitting it on `n` rows of shape `input` will take, see [`StagePlan::cost`].
+            pub fn cost(&self, n: usize, input: Shape) -> Result<Cost> {
+                match self {
+                    $(PlannedStage::$variant(p) => StagePlan::cost(p, n, input),)+
+                }
+            }
+
             /// Fit on `x` (labels `y`), see [`StagePlan::fit`].
             pub fn fit<'a>(&self, x: Flow<'a>, y: &mut Vec<u32>) -> Result<(FittedStage, Flow<'a>)> {
                 match self {

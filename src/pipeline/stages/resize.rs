@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::container::{ModelError, TensorReader};
 use crate::onnx::Graph;
 use crate::settings::{is_none, Configure, Setting};
-use crate::stage::{Flow, Learned, Shape, Stage, StagePlan};
+use crate::stage::{Cost, Flow, Learned, Shape, Stage, StagePlan};
 
 /// Resize to `width x height`; the stage is its own plan (nothing is learned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,16 @@ impl Configure for Resize {
 
 impl StagePlan for Resize {
     type Fitted = Resize;
+    const NAME: &'static str = "resize";
+
+    fn cost(&self, n: usize, input: Shape) -> Result<Cost> {
+        let output = self.output_shape(input)?;
+        Ok(Cost {
+            rows: n,
+            output,
+            bytes: crate::budget::bytes_of(&[n, output.dim()]),
+        })
+    }
 
     fn fit<'a>(&self, x: Flow<'a>, _: &mut Vec<u32>) -> Result<(Resize, Flow<'a>)> {
         Ok((*self, self.transform(x)?))

@@ -1,5 +1,5 @@
-//! Files hogsvm writes: always to a temporary file in the destination folder, then renamed into
-//! place, so a crash or a full disk never leaves a half-written file or clobbers an old one.
+//! NumPy `.npy` files: features and labels read with their headers checked before anything is
+//! allocated, features written whole or row block by row block.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -7,63 +7,8 @@ use std::path::Path;
 use ndarray::{Array1, Array2};
 use ndarray_npy::WriteNpyExt;
 
+use super::write::{write_atomic, Staged};
 use crate::error::{Error, Result};
-
-/// A temporary file in `path`'s folder (which must exist), to be renamed over `path`.
-fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("folder {} does not exist", dir.display()),
-            ),
-        ));
-    }
-    tempfile::Builder::new()
-        .prefix(".hogsvm-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))
-}
-
-/// Sync `file` (the content of `tmp`) and rename `tmp` over `path`. Temporary files are created
-/// private (0600); the result gets the permissions a plain create would (0644), or keeps those
-/// of the file it replaces.
-fn persist(tmp: tempfile::NamedTempFile, file: &std::fs::File, path: &Path) -> Result<()> {
-    file.sync_all().map_err(|e| Error::io(path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o644);
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
-
-/// Write `path` atomically: `write` fills a buffered temporary file beside it, which is flushed,
-/// synced and renamed over `path` only if `write` succeeded.
-pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
-where
-    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
-{
-    let tmp = temp_beside(path)?;
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        write(&mut w).map_err(|e| Error::io(path, e))?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    let file = tmp.as_file().try_clone().map_err(|e| Error::io(path, e))?;
-    persist(tmp, &file, path)
-}
 
 /// A 2-D `f32` `.npy` file written row block by row block, for outputs too large to hold in
 /// memory. Rows go to a temporary file beside the destination; [`NpyRowWriter::finish`] writes
@@ -71,7 +16,7 @@ where
 /// place. Dropped without `finish` (an error, a panic), it leaves nothing behind.
 pub struct NpyRowWriter {
     path: std::path::PathBuf,
-    tmp: tempfile::NamedTempFile,
+    staged: Staged,
     out: BufWriter<std::fs::File>,
     cols: usize,
     rows: u64,
@@ -95,14 +40,14 @@ fn npy_header(rows: u64, cols: usize) -> Vec<u8> {
 impl NpyRowWriter {
     /// Start writing `path`, an `n x cols` float32 array (n counted as rows are appended).
     pub fn create(path: &Path, cols: usize) -> Result<Self> {
-        let tmp = temp_beside(path)?;
-        let file = tmp.reopen().map_err(|e| Error::io(path, e))?;
+        let staged = Staged::create(path)?;
+        let file = staged.reopen(path)?;
         let mut out = BufWriter::new(file);
         out.write_all(&npy_header(0, cols))
             .map_err(|e| Error::io(path, e))?;
         Ok(NpyRowWriter {
             path: path.to_path_buf(),
-            tmp,
+            staged,
             out,
             cols,
             rows: 0,
@@ -118,13 +63,17 @@ impl NpyRowWriter {
                 got: values.len().to_string(),
             });
         }
-        let mut buf = Vec::with_capacity(values.len() * 4);
-        for v in values {
-            buf.extend_from_slice(&v.to_le_bytes());
+        // In pieces: no second copy of a large block of rows.
+        let mut buf = Vec::with_capacity(16 << 10);
+        for part in values.chunks(4 << 10) {
+            buf.clear();
+            for v in part {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+            self.out
+                .write_all(&buf)
+                .map_err(|e| Error::io(&self.path, e))?;
         }
-        self.out
-            .write_all(&buf)
-            .map_err(|e| Error::io(&self.path, e))?;
         self.rows += (values.len() / self.cols) as u64;
         Ok(())
     }
@@ -139,7 +88,7 @@ impl NpyRowWriter {
         use std::io::{Seek, SeekFrom};
         let NpyRowWriter {
             path,
-            tmp,
+            staged,
             out,
             cols,
             rows,
@@ -150,8 +99,7 @@ impl NpyRowWriter {
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(&npy_header(rows, cols)))
             .map_err(|e| Error::io(&path, e))?;
-        persist(tmp, &file, &path)?;
-        Ok(())
+        staged.finish(file, &path)
     }
 }
 
@@ -289,16 +237,7 @@ pub fn read_labels_npy(path: &Path) -> Result<Vec<u32>> {
 }
 
 fn read_capped(path: &Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if len > MAX_NPY_BYTES {
-        return Err(Error::invalid_file(
-            path,
-            format!("{len} bytes is more than the {MAX_NPY_BYTES}-byte limit"),
-        ));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    super::read_file(path, MAX_NPY_BYTES, ".npy")
 }
 
 /// Write a 2-D `f32` array as a NumPy `.npy` file (atomically).
@@ -311,77 +250,11 @@ pub fn write_npy_i64(path: &Path, a: &Array1<i64>) -> Result<()> {
     write_atomic(path, |w| a.write_npy(w).map_err(std::io::Error::other))
 }
 
-/// Write an 8-bit grayscale PNG (atomically).
-pub fn write_png_gray(path: &Path, img: &image::GrayImage) -> Result<()> {
-    use image::ImageEncoder;
-    write_atomic(path, |w| {
-        image::codecs::png::PngEncoder::new(w)
-            .write_image(
-                img.as_raw(),
-                img.width(),
-                img.height(),
-                image::ExtendedColorType::L8,
-            )
-            .map_err(std::io::Error::other)
-    })
-}
-
-/// Read a model file's bytes, refusing one larger than any model
-/// ([`crate::model::container::MAX_MODEL_BYTES`]).
-pub fn read_model_bytes(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.len() > crate::model::container::MAX_MODEL_BYTES {
-        return Err(Error::invalid_file(
-            path,
-            format!("{} bytes is larger than any hogsvm model", meta.len()),
-        ));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn failed_write_leaves_old_file_and_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("out.bin");
-        std::fs::write(&p, b"old").unwrap();
-        let r = write_atomic(&p, |w| {
-            w.write_all(b"partial")?;
-            Err(std::io::Error::other("injected failure"))
-        });
-        assert!(r.unwrap_err().to_string().contains("injected failure"));
-        assert_eq!(std::fs::read(&p).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
     #[cfg(unix)]
-    #[test]
-    fn written_files_get_ordinary_permissions() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.bin");
-        write_atomic(&p, |w| w.write_all(b"x")).unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o644
-        );
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomic(&p, |w| w.write_all(b"y")).unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
-    }
-
-    #[test]
-    fn missing_folder_is_a_clear_error() {
-        let e = write_atomic(Path::new("/nonexistent-dir/x.npy"), |_| Ok(())).unwrap_err();
-        assert!(e.to_string().contains("does not exist"), "{e}");
-    }
-
     #[test]
     fn row_writer_matches_ndarray_npy_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
