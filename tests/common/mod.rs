@@ -220,3 +220,30 @@ pub fn with_format_version(bytes: &[u8], digit: u8) -> Vec<u8> {
     *to.last_mut().unwrap() = digit;
     patch_header(bytes, b"\\\"format_version\\\":2", &to)
 }
+
+/// Model file bytes with the metadata JSON changed by `edit`, sealed again with a fresh
+/// checksum (as a file written that way would be).
+pub fn edit_meta(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    use hogsvm::model::container::{metadata, with_metadata};
+    let mut meta = metadata(bytes).unwrap();
+    edit(&mut meta);
+    with_metadata(bytes, &meta).unwrap()
+}
+
+/// Model file bytes with every f32 value of tensor `name` mapped by `f`, sealed again.
+pub fn map_tensor(bytes: &[u8], name: &str, f: impl Fn(f32) -> f32) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let t = &header[name];
+    assert_eq!(t["dtype"], "F32", "{name}");
+    let (a, b) = (
+        t["data_offsets"][0].as_u64().unwrap() as usize,
+        t["data_offsets"][1].as_u64().unwrap() as usize,
+    );
+    let mut out = bytes.to_vec();
+    for c in out[8 + n + a..8 + n + b].chunks_exact_mut(4) {
+        let v = f(f32::from_le_bytes(c.try_into().unwrap()));
+        c.copy_from_slice(&v.to_le_bytes());
+    }
+    edit_meta(&out, |_| {})
+}
