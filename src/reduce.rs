@@ -543,15 +543,17 @@ fn orthonormalise_rows_long(q: &mut Array2<f64>) {
         match cholesky_inverse(&g) {
             Some(linv) => *q = linv.dot(q),
             None => {
-                orthonormalise_rows(q);
+                orthonormalise_rows_dropping(q);
                 return;
             }
         }
     }
 }
 
-/// `L^-1` for the Cholesky factor `L` of the symmetric `g`, or `None` when a pivot is not
-/// clearly positive.
+/// `L^-1` for the Cholesky factor `L` of the symmetric `g`, or `None` when a pivot is below
+/// `1e-8` of the largest diagonal entry: `g` then has a condition number above ~1e8, where
+/// CholeskyQR2 no longer gives orthonormal rows (Yamamoto et al. 2015), and Gram-Schmidt takes
+/// over.
 fn cholesky_inverse(g: &Array2<f64>) -> Option<Array2<f64>> {
     let l = g.nrows();
     let mut f = Array2::<f64>::zeros((l, l));
@@ -563,7 +565,7 @@ fn cholesky_inverse(g: &Array2<f64>) -> Option<Array2<f64>> {
                 v -= f[[i, k]] * f[[j, k]];
             }
             if i == j {
-                if v.is_nan() || v <= scale * 1e-13 {
+                if v.is_nan() || v <= scale * 1e-8 {
                     return None;
                 }
                 f[[i, i]] = v.sqrt();
@@ -623,6 +625,31 @@ fn top_eigen_data(
         }
     }
     Ok(sorted_pairs(vals, vecs, k))
+}
+
+/// Modified Gram-Schmidt, twice, on the rows of `q`, for rank-deficient rows: a row whose norm
+/// falls below `1e-10` of what it was before the pass (it lay in the span of the rows before it)
+/// is set to zero rather than normalised (normalised rounding noise is not orthogonal to
+/// anything). The rows left are orthonormal; zero rows add nothing to the range.
+fn orthonormalise_rows_dropping(q: &mut Array2<f64>) {
+    let l = q.nrows();
+    for _ in 0..2 {
+        for j in 0..l {
+            let (done, mut rest) = q.view_mut().split_at(Axis(0), j);
+            let mut qj = rest.row_mut(0);
+            let before = qj.dot(&qj).sqrt();
+            for qi in done.axis_iter(Axis(0)) {
+                let r = qi.dot(&qj);
+                qj.scaled_add(-r, &qi);
+            }
+            let norm = qj.dot(&qj).sqrt();
+            if norm > 1e-10 * before && norm > 1e-300 {
+                qj /= norm;
+            } else {
+                qj.fill(0.0);
+            }
+        }
+    }
 }
 
 /// Modified Gram-Schmidt, twice ("twice is enough"), on the rows of `q`. A row that vanishes
@@ -697,6 +724,83 @@ mod tests {
         let r = &dense.explained_variance_ratio;
         assert!(r.iter().all(|&v| (0.0..=1.0).contains(&v)));
         assert!(r.sum() <= 1.0 + 1e-9);
+    }
+
+    /// The data-matrix path (more features than rows) finds what the covariance path finds:
+    /// the same explained variances and ratios, the same components up to sign.
+    #[test]
+    fn data_matrix_pca_matches_the_covariance_path() {
+        let x = data(60, 700);
+        for c in [Components::Count(5), Components::Variance(0.9)] {
+            let p = PcaParams {
+                components: c,
+                ..Default::default()
+            };
+            let cov = p.fit_with(x.view(), Solver::Covariance).unwrap();
+            let dm = p.fit_with(x.view(), Solver::DataMatrix).unwrap();
+            assert_eq!(cov.n_components(), dm.n_components(), "{c:?}");
+            for i in 0..cov.n_components().min(5) {
+                let (a, b) = (cov.explained_variance[i], dm.explained_variance[i]);
+                assert!((a - b).abs() <= 1e-4 * a.max(1e-9), "{c:?} {i}: {a} vs {b}");
+                let (a, b) = (
+                    cov.explained_variance_ratio[i],
+                    dm.explained_variance_ratio[i],
+                );
+                assert!((a - b).abs() < 1e-5, "{c:?} {i}: {a} vs {b}");
+                let dot: f32 = cov.components.row(i).dot(&dm.components.row(i));
+                assert!((dot - 1.0).abs() < 1e-3, "{c:?} component {i}: {dot}");
+            }
+        }
+        assert_eq!(Solver::for_shape(60, 700), Solver::Covariance);
+        assert_eq!(Solver::for_shape(60, 5000), Solver::DataMatrix);
+        assert_eq!(Solver::for_shape(6000, 5000), Solver::Covariance);
+    }
+
+    /// Same seed, same bytes, whatever the thread count, on the data-matrix path too; and
+    /// rank-deficient data (repeated rows) does not break its orthonormalisation.
+    #[test]
+    fn data_matrix_pca_is_deterministic_and_handles_repeated_rows() {
+        let x = data(40, 5000);
+        let p = PcaParams {
+            components: Components::Count(8),
+            ..Default::default()
+        };
+        let fit = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| p.fit(x.view()).unwrap())
+        };
+        assert_eq!(fit(1), fit(3));
+        let cov = p.fit_with(x.view(), Solver::Covariance).unwrap();
+        let dm = fit(2);
+        for i in 0..8 {
+            let (a, b) = (
+                cov.explained_variance_ratio[i],
+                dm.explained_variance_ratio[i],
+            );
+            assert!((a - b).abs() < 1e-5, "{i}: {a} vs {b}");
+        }
+        let mut rep = x.clone();
+        for i in 10..40 {
+            let r = rep.row(i % 10).to_owned();
+            rep.row_mut(i).assign(&r);
+        }
+        let q = PcaParams {
+            components: Components::Count(12),
+            ..Default::default()
+        }
+        .fit(rep.view())
+        .unwrap();
+        assert!(q.components.iter().all(|v| v.is_finite()));
+        assert!(q.explained_variance_ratio.iter().all(|v| v.is_finite()));
+        // f32 products: the ratios sum to 1 within their rounding.
+        assert!(
+            q.explained_variance_ratio.sum() <= 1.0 + 1e-6,
+            "{:?}",
+            q.explained_variance_ratio
+        );
     }
 
     #[test]
