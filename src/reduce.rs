@@ -627,45 +627,35 @@ fn top_eigen_data(
     Ok(sorted_pairs(vals, vecs, k))
 }
 
-/// Modified Gram-Schmidt, twice, on the rows of `q`, for rank-deficient rows: a row whose norm
-/// falls below `1e-10` of what it was before the pass (it lay in the span of the rows before it)
-/// is set to zero rather than normalised (normalised rounding noise is not orthogonal to
-/// anything). The rows left are orthonormal; zero rows add nothing to the range.
-fn orthonormalise_rows_dropping(q: &mut Array2<f64>) {
-    let l = q.nrows();
-    for _ in 0..2 {
-        for j in 0..l {
-            let (done, mut rest) = q.view_mut().split_at(Axis(0), j);
-            let mut qj = rest.row_mut(0);
-            let before = qj.dot(&qj).sqrt();
-            for qi in done.axis_iter(Axis(0)) {
-                let r = qi.dot(&qj);
-                qj.scaled_add(-r, &qi);
-            }
-            let norm = qj.dot(&qj).sqrt();
-            if norm > 1e-10 * before && norm > 1e-300 {
-                qj /= norm;
-            } else {
-                qj.fill(0.0);
-            }
-        }
-    }
-}
-
 /// Modified Gram-Schmidt, twice ("twice is enough"), on the rows of `q`. A row that vanishes
 /// is left at zero.
 fn orthonormalise_rows(q: &mut Array2<f64>) {
+    gram_schmidt_rows(q, 0.0)
+}
+
+/// [`orthonormalise_rows`] for rank-deficient rows: a row whose norm falls below `1e-10` of
+/// what it was before the pass (it lay in the span of the rows before it) is set to zero rather
+/// than normalised (normalised rounding noise is not orthogonal to anything). The rows left are
+/// orthonormal; zero rows add nothing to the range.
+fn orthonormalise_rows_dropping(q: &mut Array2<f64>) {
+    gram_schmidt_rows(q, 1e-10)
+}
+
+/// Modified Gram-Schmidt, twice, on the rows of `q`; a row whose norm after a pass is at most
+/// `drop` times its norm before (or below 1e-300) is set to zero.
+fn gram_schmidt_rows(q: &mut Array2<f64>, drop: f64) {
     let l = q.nrows();
     for _ in 0..2 {
         for j in 0..l {
             let (done, mut rest) = q.view_mut().split_at(Axis(0), j);
             let mut qj = rest.row_mut(0);
+            let before = if drop > 0.0 { qj.dot(&qj).sqrt() } else { 0.0 };
             for qi in done.axis_iter(Axis(0)) {
                 let r = qi.dot(&qj);
                 qj.scaled_add(-r, &qi);
             }
             let norm = qj.dot(&qj).sqrt();
-            if norm > 1e-300 {
+            if norm > 1e-300 && norm > drop * before {
                 qj /= norm;
             } else {
                 qj.fill(0.0);

@@ -17,19 +17,7 @@ use common::{
 /// A quick classical model of the fixture (4x4 cells, 2x2 blocks, PCA 16) in `dir`.
 fn classical(dir: &Path) -> PathBuf {
     let m = dir.join("m.safetensors");
-    train_fixture(
-        &m,
-        &[
-            "--cell",
-            "4",
-            "--block",
-            "2",
-            "--pca",
-            "16",
-            "--max-iter",
-            "50",
-        ],
-    );
+    train_fixture(&m, &words("--cell 4 --block 2 --pca 16 --max-iter 50"));
     m
 }
 
@@ -38,22 +26,14 @@ fn cnn(dir: &Path) -> PathBuf {
     let m = dir.join("cnn.safetensors");
     train_fixture(
         &m,
-        &[
-            "--model",
-            "cnn",
-            "--channels",
-            "4,8",
-            "--hidden",
-            "8",
-            "--epochs",
-            "1",
-            "--se",
-            "none",
-            "--threads",
-            "2",
-        ],
+        &words("--model cnn --channels 4,8 --hidden 8 --epochs 1 --se none --threads 2"),
     );
     m
+}
+
+/// A command line's words.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
 }
 
 fn s(p: &Path) -> &str {

@@ -343,3 +343,16 @@ pub fn train_test_sets(
         data.display()
     )
 }
+
+/// The float CNN at `path` for `command` (`prune`, `quantize`); another kind is an error naming
+/// it.
+pub fn load_float_cnn(path: &Path, command: &str) -> anyhow::Result<hogsvm::cnn::CnnModel> {
+    match hogsvm::model::load_any(path)? {
+        hogsvm::model::AnyModel::Cnn(m) => Ok(m),
+        other => bail!(
+            "{}: {command} needs a float CNN model (this one is a {} model)",
+            path.display(),
+            other.classifier().kind()
+        ),
+    }
+}

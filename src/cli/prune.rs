@@ -8,9 +8,8 @@ use clap::Args;
 use hogsvm::classifier::Classifier;
 use hogsvm::cnn::{PruneConfig, PruneMethod};
 use hogsvm::data::LoadOptions;
-use hogsvm::model::{self, AnyModel};
 
-use super::options::{load_with, Threads};
+use super::options::{load_float_cnn, load_with, Threads};
 
 /// Arguments of `prune`.
 #[derive(Debug, Args)]
@@ -64,14 +63,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
     let mut inputs = vec![("--model", a.model.as_path())];
     inputs.extend(a.data.as_deref().map(|d| ("--data", d)));
     hogsvm::io::check_outputs(&[("--out", &a.out)], &inputs)?;
-    let m = match model::load_any(&a.model)? {
-        AnyModel::Cnn(m) => m,
-        other => bail!(
-            "{}: prune needs a float CNN model (this one is a {} model)",
-            a.model.display(),
-            other.classifier().kind()
-        ),
-    };
+    let m = load_float_cnn(&a.model, "prune")?;
     let data = match (&a.data, cfg.finetune_epochs) {
         (_, 0) => None,
         (Some(p), _) => Some(load_with(

@@ -9,9 +9,8 @@ use clap::{Args, ValueEnum};
 use hogsvm::classifier::Classifier;
 use hogsvm::cnn::{QuantMode, QuantizeConfig};
 use hogsvm::data::LoadOptions;
-use hogsvm::model::{self, AnyModel};
 
-use super::options::{load_with, Threads};
+use super::options::{load_float_cnn, load_with, Threads};
 
 /// `--mode`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,14 +59,7 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
     let mut inputs = vec![("--model", a.model.as_path())];
     inputs.extend(a.calib.as_deref().map(|c| ("--calib", c)));
     hogsvm::io::check_outputs(&[("--out", &a.out)], &inputs)?;
-    let m = match model::load_any(&a.model)? {
-        AnyModel::Cnn(m) => m,
-        other => bail!(
-            "{}: quantize needs a float CNN model (this one is a {} model)",
-            a.model.display(),
-            other.classifier().kind()
-        ),
-    };
+    let m = load_float_cnn(&a.model, "quantize")?;
     let calib = match (&a.calib, cfg.mode) {
         (Some(p), QuantMode::Dynamic) => bail!(
             "--calib {} is not used by --mode dynamic (which measures each input as it comes): \

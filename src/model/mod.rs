@@ -9,7 +9,8 @@
 //! * [`AnyModel`] and [`load_any`]: a file of either kind, used through the
 //!   [`Classifier`](crate::classifier::Classifier) trait.
 //!
-//! Classical files (format version 1) hold `svm.weights` (f32, models x d), `svm.intercepts`
+//! Classical files (format version 2; version 1, whose checksum covers the tensors only, is still
+//! read) hold `svm.weights` (f32, models x d), `svm.intercepts`
 //! (f32, models) and, for the stages the configuration has, `scaler.mean`, `scaler.scale`;
 //! `pca.mean`, `pca.components`, `pca.explained_variance`, `pca.explained_variance_ratio` (f64);
 //! `rff.weights`, `rff.offsets`, `rff.gamma` (f64); `nystroem.landmarks`, `nystroem.gamma` (f64)
