@@ -9,6 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::json;
+
 use common::{
     assert_error, assert_ok, bin, edit_meta, fashion_mnist, map_tensor, run, stderr, train_cli,
     train_fixture,
@@ -185,29 +187,23 @@ fn declared_sizes_are_checked_before_anything_is_allocated() {
     let m = cnn(dir.path());
     let bytes = std::fs::read(&m).unwrap();
     let fm = fashion_mnist();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases = [
+        ("/config/hidden", json!([16777216]), "expected [16777216]"),
         (
-            "hidden",
-            Box::new(|v| v["config"]["hidden"] = serde_json::json!([16777216])),
-            "expected [16777216]",
-        ),
-        (
-            "input",
-            Box::new(|v| {
-                v["input"] =
-                    serde_json::json!({"rows": 10_000_000_000_u64, "cols": 10_000_000_000_u64})
-            }),
+            "/input",
+            json!({"rows": 10_000_000_000_u64, "cols": 10_000_000_000_u64}),
             "overflows",
         ),
         (
-            "channels",
-            Box::new(|v| v["config"]["channels"] = serde_json::json!([4096, 4096, 4096, 4096])),
+            "/config/channels",
+            json!([4096, 4096, 4096, 4096]),
             "expected [4096]",
         ),
     ];
-    for (what, edit, needle) in cases {
-        let bad = dir.path().join(format!("{what}.safetensors"));
-        std::fs::write(&bad, edit_meta(&bytes, edit)).unwrap();
+    for (i, (pointer, value, needle)) in cases.into_iter().enumerate() {
+        let bad = dir.path().join(format!("bad{i}.safetensors"));
+        let edited = edit_meta(&bytes, |v| *v.pointer_mut(pointer).unwrap() = value);
+        std::fs::write(&bad, edited).unwrap();
         let o = run(["eval", "--model", s(&bad), "--data", s(&fm)]);
         assert_error(&o, &[s(&bad), needle]);
     }
