@@ -109,6 +109,26 @@ pub fn check_classes(model: &[String], data: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Images must have the model's size and colour kind.
+pub fn check_input(ds: &Dataset, input: InputSize) -> Result<()> {
+    check_channels(ds, input.channels)?;
+    check_size(ds, input.rows, input.cols)
+}
+
+/// Images must have the model's colour kind: `channels` values per pixel. The CLI and Python
+/// read or convert images to it first ([`crate::data::Dataset::with_channels`]).
+pub fn check_channels(ds: &Dataset, channels: usize) -> Result<()> {
+    if ds.channels != channels {
+        let kind = |c: usize| crate::data::Color::of_channels(c).name();
+        return Err(Error::ShapeMismatch {
+            what: "images for this model".into(),
+            expected: format!("{} images ({channels} value(s) per pixel)", kind(channels)),
+            got: format!("{} images ({} per pixel)", kind(ds.channels), ds.channels),
+        });
+    }
+    Ok(())
+}
+
 /// Images must have the model's size.
 pub fn check_size(ds: &Dataset, rows: usize, cols: usize) -> Result<()> {
     if (ds.rows, ds.cols) != (rows, cols) {

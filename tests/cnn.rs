@@ -147,6 +147,7 @@ fn invalid_configs_and_data_are_typed_errors() {
     let tiny = Dataset {
         rows: 4,
         cols: 4,
+        channels: 1,
         pixels: vec![0; 2 * 16],
         labels: vec![0, 1],
         class_names: vec!["a".into(), "b".into()],
@@ -159,6 +160,7 @@ fn invalid_configs_and_data_are_typed_errors() {
     let other = Dataset {
         rows: 32,
         cols: 32,
+        channels: 1,
         pixels: vec![0; 32 * 32],
         labels: vec![0],
         class_names: ds.class_names.clone(),

@@ -314,9 +314,13 @@ fn damaged_models_and_mismatched_inputs_through_the_cli() {
         &eval_cli(&model, &other, &[]),
         &["class `a`", "not one of the model's"],
     );
-    // predict resizes raw images to the model's input and still answers.
-    let o = predict_cli(&model, &other, &[]);
-    assert_ok(&o);
+    // One size rule: predict refuses an image of another size, naming the file and both
+    // sizes, unless the user asks for --resize.
+    assert_error(
+        &predict_cli(&model, &other, &[]),
+        &["x.png", "40x40", "28x28", "--resize"],
+    );
+    assert_ok(&predict_cli(&model, &other, &["--resize"]));
 }
 
 #[test]

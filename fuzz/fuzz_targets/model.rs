@@ -7,6 +7,7 @@ fuzz_target!(|data: &[u8]| {
         let ds = hogsvm::data::Dataset {
             rows: m.rows,
             cols: m.cols,
+            channels: 1,
             pixels: vec![0; m.rows * m.cols],
             labels: vec![0],
             class_names: m.class_names.clone(),

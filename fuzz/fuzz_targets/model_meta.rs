@@ -28,6 +28,7 @@ fn dataset(n: usize, rows: usize, cols: usize) -> Dataset {
     Dataset {
         rows,
         cols,
+        channels: 1,
         pixels,
         labels: (0..n).map(|i| (i % 2) as u32).collect(),
         class_names: vec!["a".into(), "b".into()],

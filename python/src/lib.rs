@@ -12,8 +12,7 @@ use hogsvm::onnx::{Batch, ExportOptions};
 use hogsvm::pipeline::ClassicalConfig;
 use numpy::ndarray::Array2;
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray3, PyReadonlyArrayDyn, PyReadwriteArray2,
-    PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArrayDyn, PyReadwriteArray2, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -229,14 +228,23 @@ fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Se
     }
 }
 
-/// `(n, rows, cols)` uint8 images (and labels, when training) as a dataset of `class_names`.
+/// `(n, rows, cols)` gray or `(n, rows, cols, 3)` RGB uint8 images (and labels, when
+/// training) as a dataset of `class_names`.
 fn dataset(
-    images: &PyReadonlyArray3<'_, u8>,
+    images: &PyReadonlyArrayDyn<'_, u8>,
     labels: Vec<u32>,
     class_names: Vec<String>,
 ) -> PyResult<Dataset> {
     let a = images.as_array();
-    let (n, rows, cols) = a.dim();
+    let (n, rows, cols, channels) = match *a.shape() {
+        [n, r, c] => (n, r, c, 1),
+        [n, r, c, ch @ (1 | 3)] => (n, r, c, ch),
+        ref s => {
+            return Err(PyValueError::new_err(format!(
+                "images must have shape (n, H, W) or (n, H, W, 3), got {s:?}"
+            )))
+        }
+    };
     let pixels = a
         .as_slice()
         .ok_or_else(|| PyValueError::new_err("images must be C-contiguous"))?
@@ -261,6 +269,7 @@ fn dataset(
     Ok(Dataset {
         rows,
         cols,
+        channels,
         pixels,
         labels,
         class_names,
@@ -276,20 +285,41 @@ struct PyModel {
 }
 
 impl PyModel {
-    /// `f` on the model and `images` (brought to the model's size as the CLI does), without the
-    /// GIL.
+    /// `f` on the model and `images`, without the GIL. The images are read as the CLI reads
+    /// files for the model: as its colour kind (`Dataset::with_channels`), and brought to its
+    /// size when it resizes (a CNN, or a classical model trained with `resize`) or when `resize`
+    /// is asked for; another size is an error naming both.
     fn run<R: Send>(
         &self,
         py: Python<'_>,
-        images: &PyReadonlyArray3<'_, u8>,
+        images: &PyReadonlyArrayDyn<'_, u8>,
+        resize: bool,
         f: impl FnOnce(&dyn hogsvm::classifier::Classifier, &Dataset) -> hogsvm::Result<R> + Send,
     ) -> PyResult<R> {
         let m = self.inner.classifier();
-        let mut ds = dataset(images, Vec::new(), m.class_names().to_vec())?;
-        if let Some((w, h)) = m.load_resize() {
-            ds = ds.resized(w, h);
-        }
-        py.detach(|| f(m, &ds)).map_err(value_error)
+        let ds = dataset(images, Vec::new(), m.class_names().to_vec())?;
+        let input = m.input();
+        let size = (input.cols as u32, input.rows as u32);
+        let to = m.load_resize().or(resize.then_some(size));
+        py.detach(|| {
+            let mut ds = ds.with_channels(input.channels).into_owned();
+            match to {
+                Some((w, h)) if (ds.cols as u32, ds.rows as u32) != (w, h) => ds = ds.resized(w, h),
+                _ => {}
+            }
+            if (ds.cols as u32, ds.rows as u32) != size {
+                return Err(hogsvm::Error::ShapeMismatch {
+                    what: "images for this model".into(),
+                    expected: format!(
+                        "{}x{} (WxH) images; pass resize=True to bring them to that size",
+                        size.0, size.1
+                    ),
+                    got: format!("{}x{}", ds.cols, ds.rows),
+                });
+            }
+            f(m, &ds)
+        })
+        .map_err(value_error)
     }
 }
 
@@ -314,26 +344,37 @@ impl PyModel {
         (i.rows, i.cols)
     }
 
-    /// Label index of each of `images` (`(n, rows, cols)` uint8), as `hogsvm predict` gives it.
+    /// Values per pixel of the images it reads: 1 (gray) or 3 (RGB).
+    #[getter]
+    fn channels(&self) -> usize {
+        self.inner.classifier().input().channels
+    }
+
+    /// Label index of each of `images` (`(n, rows, cols)` or `(n, rows, cols, 3)` uint8), as
+    /// `hogsvm predict` gives it.
+    #[pyo3(signature = (images, resize = false))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
-        images: PyReadonlyArray3<'py, u8>,
+        images: PyReadonlyArrayDyn<'py, u8>,
+        resize: bool,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         Ok(self
-            .run(py, &images, |m, ds| m.predict(ds))?
+            .run(py, &images, resize, |m, ds| m.predict(ds))?
             .into_pyarray(py))
     }
 
     /// Scores, `(n, classes)`: the SVM's decision values (one column for two classes) or the
     /// CNN's probabilities.
+    #[pyo3(signature = (images, resize = false))]
     fn scores<'py>(
         &self,
         py: Python<'py>,
-        images: PyReadonlyArray3<'py, u8>,
+        images: PyReadonlyArrayDyn<'py, u8>,
+        resize: bool,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         Ok(self
-            .run(py, &images, |m, ds| m.scores(ds))?
+            .run(py, &images, resize, |m, ds| m.scores(ds))?
             .into_pyarray(py))
     }
 
@@ -342,9 +383,9 @@ impl PyModel {
     fn onnx_input<'py>(
         &self,
         py: Python<'py>,
-        images: PyReadonlyArray3<'py, u8>,
+        images: PyReadonlyArrayDyn<'py, u8>,
     ) -> PyResult<(&'static str, Bound<'py, PyArray2<f32>>)> {
-        let (name, x) = self.run(py, &images, |m, ds| m.onnx_input(ds))?;
+        let (name, x) = self.run(py, &images, false, |m, ds| m.onnx_input(ds))?;
         Ok((name, x.as_standard_layout().into_owned().into_pyarray(py)))
     }
 
@@ -372,12 +413,13 @@ fn load(path: PathBuf) -> PyResult<PyModel> {
     Ok(PyModel { inner })
 }
 
-/// Train the classical pipeline on `(n, rows, cols)` uint8 images with label indices into
+/// Train the classical pipeline on `(n, rows, cols)` gray or `(n, rows, cols, 3)` RGB uint8
+/// images (colour HOG for RGB) with label indices into
 /// `class_names`; `settings` are `ClassicalConfig::set` keys and values (`hogsvm train`'s flags).
 #[pyfunction]
 fn train_classical(
     py: Python<'_>,
-    images: PyReadonlyArray3<'_, u8>,
+    images: PyReadonlyArrayDyn<'_, u8>,
     labels: Vec<u32>,
     class_names: Vec<String>,
     settings: Vec<(String, String)>,

@@ -37,7 +37,7 @@ pub struct BenchModelArgs {
 pub fn run(a: BenchModelArgs) -> anyhow::Result<()> {
     let any = model::load_any(&a.model)?;
     let m = any.classifier();
-    let test = eval_set(&a.data, None, m.load_resize(), false, m.class_names())?;
+    let test = eval_set(&a.data, None, m, false)?;
     let (out, threads) = a.threads.run(|| -> anyhow::Result<_> {
         let mut best = f64::MAX;
         let mut pred = Vec::new();

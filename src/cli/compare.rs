@@ -264,6 +264,9 @@ fn run_compare(a: CompareArgs) -> anyhow::Result<()> {
     if train.is_empty() || test.is_empty() {
         bail!("no training or no test images left (check --train-limit / --test-limit)");
     }
+    // The classical defaults sized to the images (ClassicalConfig::default_for).
+    let image_size = Some((train.rows, train.cols));
+    let pipelines = spec::with_saved_for(&classical, &cnn, &a.saved, a.seed, image_size)?;
     let sizes = a
         .train_sizes
         .as_deref()
@@ -273,11 +276,16 @@ fn run_compare(a: CompareArgs) -> anyhow::Result<()> {
     // Every classical pipeline at every training size it will see: settings that cannot fit
     // (a PCA count above a curve's smallest size) and memory, before anything is trained.
     let all_sizes = std::iter::once(train.len()).chain(sizes.iter().flat_map(|(s, _)| s.clone()));
+    let input = hogsvm::model::InputSize {
+        rows: train.rows,
+        cols: train.cols,
+        channels: train.channels,
+    };
     for size in all_sizes {
         for p in &pipelines {
             if let PipelineConfig::Classical(c) = &p.config {
                 let (c, _) = c.fitted_to(size);
-                c.check_fit(size, train.rows, train.cols, train.class_names.len())
+                c.check_fit(size, input, train.class_names.len())
                     .with_context(|| format!("pipeline {} at {size} training images", p.name))?;
             }
         }
@@ -342,7 +350,7 @@ fn run_compare(a: CompareArgs) -> anyhow::Result<()> {
                 );
                 Some(
                     learning_curve(
-                        &|seed| spec::pipelines(&classical, &cnn, seed),
+                        &|seed| spec::pipelines_for(&classical, &cnn, seed, image_size),
                         &train,
                         &test,
                         &opts,

@@ -92,13 +92,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         Some("test") | Some("t10k") => Some(Split::Test),
         Some(o) => bail!("invalid --split `{o}`: expected train or test"),
     };
-    let ds = eval_set(
-        &data_path,
-        split,
-        m.load_resize(),
-        a.skip_invalid,
-        m.class_names(),
-    )?;
+    let ds = eval_set(&data_path, split, m, a.skip_invalid)?;
     if let Some(out) = &a.scores {
         let s = a.threads.run(|| m.scores(&ds))??;
         hogsvm::io::write_npy_f32(out, &s)?;

@@ -83,9 +83,10 @@ impl Describer {
     fn describe(&self, chunk: &Dataset, out: &mut Vec<f32>, d: usize) -> hogsvm::Result<()> {
         out.resize(chunk.len() * d, 0.0);
         match self {
-            Describer::Hog(h) => {
+            Describer::Hog(h) if chunk.channels == 1 => {
                 h.compute_batch_u8_into(&chunk.pixels, chunk.rows, chunk.cols, out)?
             }
+            Describer::Hog(h) => h.compute_batch_into(&chunk.image_refs(), out)?,
             Describer::Model(m) => {
                 let x = m.config.hog_features(chunk)?;
                 match x.as_slice() {
@@ -148,7 +149,8 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let (class_names, report) = a.threads.run(|| {
         let chunk_images = |rows: usize, cols: usize| {
             let d = describer.feature_len(rows, cols).unwrap_or(0);
-            let per_image = rows * cols + 4 * d;
+            // Pixels (up to 3 values each) and features.
+            let per_image = 3 * rows * cols + 4 * d;
             (CHUNK_BYTES / per_image.max(1)).clamp(1, CHUNK_IMAGES)
         };
         data::for_each_chunk(&a.data.data, &opts, chunk_images, |chunk, total| {

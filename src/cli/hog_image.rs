@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use hogsvm::data::folder::decode_gray;
-use hogsvm::hog::{visualize, Hog, ImageRef};
+use hogsvm::data::{folder, Color};
+use hogsvm::hog::{visualize, Hog, ImageRef, Pixels};
 
 use super::options::{parse_size, HogArgs};
 
 /// Arguments of `hog-image`.
 #[derive(Debug, Args)]
 pub struct HogImageArgs {
-    /// Input image (any format the `image` crate decodes; converted to grayscale).
+    /// Input image (any format the `image` crate decodes).
     image: PathBuf,
     /// Output PNG.
     #[arg(long)]
@@ -19,6 +19,10 @@ pub struct HogImageArgs {
     /// Resize to WxH first.
     #[arg(long, value_name = "WxH")]
     resize: Option<String>,
+    /// Colour: auto (the image's own kind), gray, or rgb (colour HOG: per pixel the channel
+    /// with the largest gradient, as scikit-image's `channel_axis=-1`).
+    #[arg(long, default_value = "auto", value_name = "auto|gray|rgb")]
+    color: String,
     #[command(flatten)]
     hog: HogArgs,
 }
@@ -28,9 +32,10 @@ pub fn run(a: HogImageArgs) -> anyhow::Result<()> {
     let hog = Hog::new(a.hog.params()?)?;
     let resize = a.resize.as_deref().map(parse_size).transpose()?;
     hogsvm::io::check_outputs(&[("--out", &a.out)], &[("IMAGE", &a.image)])?;
-    let img = decode_gray(&a.image, resize)?;
-    let (w, h) = img.dimensions();
-    let im = ImageRef::gray_u8(img.as_raw(), h as usize, w as usize)?;
+    let color: Color = a.color.parse()?;
+    let channels = folder::channels_for(&[(a.image.clone(), 0)], color);
+    let (w, h, px) = folder::decode_file(&a.image, resize, channels)?;
+    let im = ImageRef::new(Pixels::U8(&px), h as usize, w as usize, channels)?;
     hogsvm::io::write_png_gray_rows(&a.out, w, h, |emit| {
         visualize::hog_image_gray8_rows(&hog, im, emit)
     })?;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hogsvm::data::{self, Dataset, LoadOptions, Split};
+use hogsvm::data::{self, Color, Dataset, LoadOptions, Split};
 use hogsvm::hog::{BlockNorm, HogParams};
 
 /// HOG parameters. Defaults depend on the command: scikit-image's for `extract` and
@@ -102,12 +102,21 @@ pub struct ImageArgs {
     /// Skip images that fail to decode (one warning line each) instead of stopping.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Colour: auto (RGB when any image of the folder is colour, else gray; IDX is gray), gray
+    /// or rgb. Gray images read as rgb repeat their value; colour read as gray is BT.709 luma.
+    #[arg(long, default_value = "auto", value_name = "auto|gray|rgb")]
+    pub color: String,
 }
 
 impl ImageArgs {
     /// The parsed --resize, `(width, height)`.
     pub fn resize(&self) -> anyhow::Result<Option<(u32, u32)>> {
         self.resize.as_deref().map(parse_size).transpose()
+    }
+
+    /// The parsed --color.
+    pub fn color(&self) -> anyhow::Result<Color> {
+        Ok(self.color.parse()?)
     }
 }
 
@@ -135,6 +144,7 @@ impl DataArgs {
             skip_invalid: self.images.skip_invalid,
             split,
             classes: None,
+            color: self.images.color()?,
         })
     }
 }
@@ -223,13 +233,12 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
 /// The images a model is evaluated on (`eval`, `bench-model`): `split` of `data`, by default its
 /// test split when it has one (an IDX pair or a `test/` folder) and else its training split,
 /// resized as the model was trained (see [`hogsvm::classifier::Classifier::load_resize`]), read
-/// as the model's `classes` (the data may hold a subset of them).
+/// as the model's `classes` (the data may hold a subset of them) and colour kind.
 pub fn eval_set(
     data: &Path,
     split: Option<Split>,
-    resize: Option<(u32, u32)>,
+    model: &dyn hogsvm::classifier::Classifier,
     skip_invalid: bool,
-    classes: &[String],
 ) -> anyhow::Result<Dataset> {
     let split = split.unwrap_or(if data::idx_pair(data, Split::Test).is_some() {
         Split::Test
@@ -239,10 +248,11 @@ pub fn eval_set(
     load_with(
         data,
         &LoadOptions {
-            resize,
+            resize: model.load_resize(),
             skip_invalid,
             split,
-            classes: Some(classes.to_vec()),
+            classes: Some(model.class_names().to_vec()),
+            color: Color::of_channels(model.input().channels),
         },
     )
 }
@@ -271,6 +281,7 @@ impl TrainTestArgs {
         let opts = LoadOptions {
             resize,
             skip_invalid: self.images.skip_invalid,
+            color: self.images.color()?,
             ..Default::default()
         };
         train_test_sets(data, self.test.as_deref(), self.test_split, seed, opts)

@@ -7,7 +7,7 @@ use clap::Args;
 use hogsvm::data::{folder, Dataset};
 use hogsvm::model;
 
-use super::options::Threads;
+use super::options::{parse_size, Threads};
 
 /// Arguments of `predict`.
 #[derive(Debug, Args)]
@@ -24,6 +24,11 @@ pub struct PredictArgs {
     /// Skip images that fail to decode.
     #[arg(long)]
     skip_invalid: bool,
+    /// Bring every image to the model's input size (the default only for a model that resizes:
+    /// a CNN, or a classical model trained with --resize). Without it, an image of another size
+    /// is an error naming it. A value, if given, must be the model's size (WxH).
+    #[arg(long, value_name = "WxH", num_args = 0..=1, default_missing_value = "model")]
+    resize: Option<String>,
     #[command(flatten)]
     threads: Threads,
 }
@@ -56,20 +61,48 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
     };
     let files = collect_images(&a.inputs)?;
     let input = m.input();
-    let size = Some((input.cols as u32, input.rows as u32));
-    let mut ds = Dataset {
-        rows: input.rows,
-        cols: input.cols,
-        pixels: Vec::with_capacity(files.len() * input.rows * input.cols),
-        labels: Vec::new(),
-        class_names: m.class_names().to_vec(),
-        sources: Vec::new(),
+    let model_size = (input.cols as u32, input.rows as u32);
+    let resize = match a.resize.as_deref() {
+        None => m.load_resize(),
+        Some("model") => Some(model_size),
+        Some(s) => {
+            let want = parse_size(s)?;
+            if want != model_size {
+                bail!(
+                    "--resize {s}: this model takes {}x{} images (WxH); predict resizes only to \
+                     the model's size",
+                    model_size.0,
+                    model_size.1
+                );
+            }
+            Some(want)
+        }
     };
+    let mut ds = Dataset::empty(
+        input.rows,
+        input.cols,
+        input.channels,
+        m.class_names().to_vec(),
+    );
     for f in &files {
-        // Images are brought to the model's input size (a no-op when they already have it).
-        match folder::decode_gray(f, size) {
-            Ok(img) => {
-                ds.pixels.extend_from_slice(img.as_raw());
+        // Images are read as the model's colour kind, and brought to its size only when it (or
+        // --resize) says so: one rule, the same as Python's `Model.predict`.
+        let img = folder::decode_file(f, resize, input.channels).and_then(|(w, h, px)| {
+            if (w, h) != model_size {
+                return Err(hogsvm::Error::Dataset {
+                    path: f.clone(),
+                    reason: format!(
+                        "image is {w}x{h} (WxH) but the model takes {}x{}; pass --resize to \
+                         bring it to that size",
+                        model_size.0, model_size.1
+                    ),
+                });
+            }
+            Ok(px)
+        });
+        match img {
+            Ok(px) => {
+                ds.pixels.extend_from_slice(&px);
                 ds.labels.push(0);
                 ds.sources.push(f.to_string_lossy().into_owned());
             }

@@ -71,6 +71,7 @@ pub fn run(a: PruneArgs) -> anyhow::Result<()> {
             &LoadOptions {
                 resize: m.load_resize(),
                 classes: Some(m.class_names().to_vec()),
+                color: hogsvm::data::Color::of_channels(m.input().channels),
                 ..Default::default()
             },
         )?),

@@ -18,8 +18,23 @@ use super::classical_args::{self, ClassicalArgs};
 use super::cnn_args::CnnArgs;
 use super::options::{Threads, TrainTestArgs};
 
+/// The whole default model of each kind, for `train --help`: every stage and value, from the
+/// configurations themselves (so the help cannot drift from them).
+fn default_models() -> String {
+    let classical = serde_json::to_string(&ClassicalConfig::default()).unwrap_or_default();
+    let cnn = serde_json::to_string(&hogsvm::cnn::CnnConfig::default()).unwrap_or_default();
+    format!(
+        "Default models (every value; flags change them):\n\
+         classical: {classical}\n  \
+         its HOG cells are sized to the images (after --resize): max(3, round(min(rows, cols) * \
+         3 / 28)) pixels: 3 at 28x28 (the cell above), 14 at 128x128, 24 at 224x224\n\
+         cnn: {cnn}"
+    )
+}
+
 /// Arguments of `train`.
 #[derive(Debug, Args)]
+#[command(after_long_help = default_models())]
 pub struct TrainArgs {
     /// Training data: an IDX file or folder, or an image folder root/<class>/<image>. A folder
     /// holding both train-* and t10k-* IDX files is the standard split (t10k is the test set).
@@ -66,10 +81,9 @@ fn spinner(msg: &str) -> ProgressBar {
     }
 }
 
-/// The configuration from the arguments, through [`ClassicalConfig::with`] (the keys `compare`'s
-/// `--classical` specs use); what is not given comes from [`ClassicalConfig::default`], the best
-/// measured configuration.
-fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
+/// The settings the arguments give, as [`ClassicalConfig::with`] takes them (the keys
+/// `compare`'s `--classical` specs use).
+fn settings(a: &TrainArgs) -> Vec<(&'static str, String)> {
     let mut s = a.classical.settings();
     let shared = [
         ("resize", &a.sets.images.resize),
@@ -78,7 +92,14 @@ fn config(a: &TrainArgs) -> anyhow::Result<ClassicalConfig> {
     ];
     s.extend(classical_args::given(&shared));
     s.push(("seed", a.seed.to_string()));
-    Ok(ClassicalConfig::default().with(&s)?)
+    s
+}
+
+/// The configuration from the arguments over the default for images of `rows x cols`
+/// ([`ClassicalConfig::default_for`]: the best measured configuration, its HOG cells sized to
+/// the image).
+fn config(a: &TrainArgs, rows: usize, cols: usize) -> anyhow::Result<ClassicalConfig> {
+    Ok(ClassicalConfig::default_for(rows, cols).with(&settings(a))?)
 }
 
 /// Train and test sets from the arguments, with the same classes, and the seconds loading took.
@@ -117,6 +138,8 @@ fn finish<'a>(
             epochs_run: None,
             best_epoch: None,
             stopped_early: None,
+            input: model.input(),
+            config: None,
             model_file: &a.out,
         });
         write_json(p, &report, &summary)?;
@@ -144,6 +167,11 @@ struct TrainSummary<'a> {
     best_epoch: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stopped_early: Option<bool>,
+    /// The images the model reads (rows, columns, values per pixel).
+    input: hogsvm::model::InputSize,
+    /// The whole model's configuration: every stage and value, defaults included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<serde_json::Value>,
     model_file: &'a Path,
 }
 
@@ -174,8 +202,10 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         return train_cnn(a);
     }
     a.cnn.refuse_for_classical()?;
-    let cfg = config(&a)?;
-    let (train, test, t_load) = datasets(&a, cfg.resize)?;
+    // The flags, checked before any data is read (the image size then sizes the default HOG).
+    let checked = ClassicalConfig::default().with(&settings(&a))?;
+    let (train, test, t_load) = datasets(&a, checked.resize)?;
+    let cfg = config(&a, train.rows, train.cols)?;
     let (cfg, notes) = cfg.fitted_to(train.len());
     for n in notes {
         eprintln!("hogsvm: warning: {n}");
@@ -188,6 +218,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         stages: times.clone(),
         hog_features: Some(hog_features),
         dims: Some(model.feature_dim()),
+        config: serde_json::to_value(&model.config).ok(),
         ..s
     })?;
     let stages: Vec<String> = times
@@ -241,6 +272,7 @@ fn train_cnn(a: TrainArgs) -> anyhow::Result<()> {
         epochs_run: Some(summary.history.len()),
         best_epoch: Some(summary.best_epoch),
         stopped_early: Some(summary.stopped_early),
+        config: serde_json::to_value(&model.info.config).ok(),
         ..s
     })?;
     println!(

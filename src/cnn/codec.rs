@@ -89,7 +89,16 @@ impl CnnInfo {
                 "model normalisation (mean, std) is invalid",
             ));
         }
-        let InputSize { rows, cols } = input;
+        let InputSize {
+            rows,
+            cols,
+            channels,
+        } = input;
+        if channels != 1 {
+            return Err(ModelError::invalid(format!(
+                "a CNN input of {channels} values per pixel: this hogsvm's CNN reads gray images"
+            )));
+        }
         Ok(CnnInfo {
             config,
             class_names,

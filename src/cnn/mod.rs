@@ -63,7 +63,7 @@ pub use prune::{kept_filters, PruneConfig, PruneMethod, Pruning};
 pub use quant::{CnnInt8Model, QuantMode, QuantizeConfig};
 pub use train::{bench, BenchResult};
 
-use crate::classifier::{check_size, Classifier};
+use crate::classifier::{check_input, Classifier};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::container::InputSize;
@@ -176,7 +176,7 @@ impl CnnConfig {
 impl CnnModel {
     /// Class probabilities (softmax), `n x classes`, row by row.
     pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>> {
-        check_size(ds, self.info.rows, self.info.cols)?;
+        check_input(ds, self.info.input())?;
         let idx: Vec<usize> = (0..ds.len()).collect();
         train::proba_indices(&self.net, &ds.pixels, &idx, self.info.norm(), 1000)
     }
@@ -196,7 +196,7 @@ impl Classifier for CnnModel {
     }
 
     fn predict(&self, ds: &Dataset) -> Result<Vec<u32>> {
-        check_size(ds, self.info.rows, self.info.cols)?;
+        check_input(ds, self.info.input())?;
         let idx: Vec<usize> = (0..ds.len()).collect();
         train::predict_indices(&self.net, &ds.pixels, &idx, self.info.norm(), 1000)
     }
@@ -248,7 +248,7 @@ pub(crate) fn pixels_input(
     rows: usize,
     cols: usize,
 ) -> Result<(&'static str, Array2<f32>)> {
-    check_size(ds, rows, cols)?;
+    check_input(ds, (rows, cols).into())?;
     let x = ds.pixels.iter().map(|&p| f32::from(p)).collect();
     let x = Array2::from_shape_vec((ds.len(), rows * cols), x)
         .expect("one row of rows x cols pixels per image");

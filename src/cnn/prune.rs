@@ -303,7 +303,7 @@ impl CnnModel {
         lr: Option<f64>,
         on_epoch: &mut dyn FnMut(&EpochLog),
     ) -> Result<(CnnModel, TrainSummary)> {
-        crate::classifier::check_size(data, self.info.rows, self.info.cols)?;
+        crate::classifier::check_input(data, self.info.input())?;
         crate::classifier::check_classes(&self.info.class_names, &data.class_names)?;
         let mut cfg = self.info.config.clone();
         cfg.epochs = epochs;

@@ -65,6 +65,7 @@ pub(crate) fn images(n: usize) -> Dataset {
     Dataset {
         rows: 16,
         cols: 16,
+        channels: 1,
         pixels,
         labels: (0..n as u32).map(|i| i % 3).collect(),
         class_names: vec!["a".into(), "b".into(), "c".into()],

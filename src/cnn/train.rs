@@ -268,6 +268,8 @@ pub(crate) fn fit_from(
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> Result<(CnnModel, TrainSummary)> {
     cfg.validate()?;
+    // This CNN reads gray images: colour ones are converted (data::Color's rule).
+    let data = &*data.with_channels(1);
     let k = data.class_names.len();
     if data.is_empty() {
         return Err(Error::param("data", "training set is empty", 0));
@@ -503,6 +505,7 @@ pub fn bench(
     infer_batch: usize,
 ) -> Result<BenchResult> {
     cfg.validate()?;
+    let data = &*data.with_channels(1);
     if data.is_empty() || batch == 0 || infer_batch == 0 {
         return Err(Error::param(
             "batch",

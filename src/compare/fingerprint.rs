@@ -47,6 +47,7 @@ mod tests {
         Dataset {
             rows: 2,
             cols: 2,
+            channels: 1,
             pixels,
             labels,
             class_names: vec!["a".into(), "b".into()],

@@ -291,12 +291,8 @@ pub fn run_pipeline(
     let model_any = model;
     let model: &dyn Classifier = model_any.classifier();
 
-    // Throughput: the test set in batches; these predictions give the metrics.
-    log(&format!(
-        "{}: evaluating on {} test images",
-        spec.name,
-        test.len()
-    ));
+    // The test images as the model reads them (a CNN reads gray; see data::Color).
+    let test = &*test.with_channels(model.input().channels);
     // Throughput: the test set in batches; these predictions give the metrics.
     log(&format!(
         "{}: evaluating on {} test images",

@@ -130,6 +130,16 @@ use crate::pipeline::is_none;
 /// features and the SVM are `seed` unless the spec sets `seed`. Returns the name the spec
 /// gives, if any, and the validated configuration.
 pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, ClassicalConfig)> {
+    classical_from_spec_over(spec, seed, ClassicalConfig::default())
+}
+
+/// [`classical_from_spec`] over `base` (the default for the data's image size,
+/// [`ClassicalConfig::default_for`]).
+pub fn classical_from_spec_over(
+    spec: &str,
+    seed: u64,
+    base: ClassicalConfig,
+) -> Result<(Option<String>, ClassicalConfig)> {
     let mut name = None;
     let mut settings = vec![("seed".to_string(), seed.to_string())];
     for (k, v) in pairs(spec, "classical")? {
@@ -139,7 +149,7 @@ pub fn classical_from_spec(spec: &str, seed: u64) -> Result<(Option<String>, Cla
             settings.push((k, v));
         }
     }
-    Ok((name, ClassicalConfig::default().with(&settings)?))
+    Ok((name, base.with(&settings)?))
 }
 
 /// The CNN `compare` runs by default: `CnnConfig::default()` with [`COMPARE_CNN_EPOCHS`]
@@ -176,6 +186,17 @@ pub fn pipelines(classical: &[String], cnn: &[String], seed: u64) -> Result<Vec<
     with_saved(classical, cnn, &[], seed)
 }
 
+/// As [`pipelines`], the classical specs over the default for images of `size` (`(rows, cols)`,
+/// [`ClassicalConfig::default_for`]) when given.
+pub fn pipelines_for(
+    classical: &[String],
+    cnn: &[String],
+    seed: u64,
+    size: Option<(usize, usize)>,
+) -> Result<Vec<PipelineSpec>> {
+    with_saved_for(classical, cnn, &[], seed, size)
+}
+
 /// As [`pipelines`], then the saved models of `saved` ([`saved_from_spec`]), in order.
 pub fn with_saved(
     classical: &[String],
@@ -183,6 +204,22 @@ pub fn with_saved(
     saved: &[String],
     seed: u64,
 ) -> Result<Vec<PipelineSpec>> {
+    with_saved_for(classical, cnn, saved, seed, None)
+}
+
+/// As [`with_saved`], the classical specs over the default for images of `size` when given.
+pub fn with_saved_for(
+    classical: &[String],
+    cnn: &[String],
+    saved: &[String],
+    seed: u64,
+    size: Option<(usize, usize)>,
+) -> Result<Vec<PipelineSpec>> {
+    let base = || {
+        size.map_or_else(ClassicalConfig::default, |(r, c)| {
+            ClassicalConfig::default_for(r, c)
+        })
+    };
     let mut out = Vec::new();
     // One side's specs: `default` when none are given, nothing for `none` (alone).
     let side = |name: &'static str, list: &[String]| -> Result<Vec<String>> {
@@ -201,10 +238,10 @@ pub fn with_saved(
     for s in &side("classical", classical)? {
         let (name, config) = if s == "default" {
             // The default configuration, seeded like a spec (its only seeded stage is the SVM).
-            let (_, c) = classical_from_spec("", seed)?;
+            let (_, c) = classical_from_spec_over("", seed, base())?;
             (Some(DEFAULT_CLASSICAL_NAME.to_string()), c)
         } else {
-            classical_from_spec(s, seed)?
+            classical_from_spec_over(s, seed, base())?
         };
         let config = PipelineConfig::Classical(config);
         out.push(PipelineSpec::named(s, name, DEFAULT_CLASSICAL_NAME, config));

@@ -4,8 +4,8 @@
 //! label (see [`super::LoadOptions::classes`] for empty folders and a model's classes). Files whose
 //! extension is not an image format are ignored; hidden files (leading `.`) too. Images are
 //! decoded by the `image` crate with decoding limits (a decompression bomb is an error, not an
-//! allocation), converted to 8-bit grayscale (ITU-R BT.709 luma, as `image` does) and optionally
-//! resized. Without a resize every image must have the first image's size.
+//! allocation), converted to the folder's colour kind ([`super::Color`]: 8-bit gray by ITU-R
+//! BT.709 luma, as `image` does, or 8-bit RGB) and optionally resized. Without a resize every image must have the first image's size.
 
 use std::path::{Path, PathBuf};
 
@@ -90,22 +90,75 @@ pub fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Decode one image file to 8-bit grayscale, with limits, optionally resized to `(w, h)`.
 pub fn decode_gray(path: &Path, resize: Option<(u32, u32)>) -> Result<image::GrayImage> {
+    let (w, h, px) = decode_file(path, resize, 1)?;
+    Ok(image::GrayImage::from_raw(w, h, px).expect("w * h gray values"))
+}
+
+/// Decode one image file to `channels` (1: gray, 3: RGB) 8-bit values per pixel, with limits,
+/// optionally resized to `(w, h)`: its width, height and pixels.
+pub fn decode_file(
+    path: &Path,
+    resize: Option<(u32, u32)>,
+    channels: usize,
+) -> Result<(u32, u32, Vec<u8>)> {
     let bytes = crate::io::read_file(path, MAX_ALLOC, "image").map_err(|e| match e {
         // A decode error (skippable with --skip-invalid), not an I/O one.
         Error::InvalidFile { path, reason } => Error::Decode { path, reason },
         e => e,
     })?;
-    decode_gray_bytes(&bytes, path, resize)
+    decode_bytes(&bytes, path, resize, channels)
 }
 
-/// Decode an image held in memory (`path` only names it in errors). The format is guessed from
-/// the content, not the name; width, height and allocation are limited ([`MAX_DIMENSION`],
-/// [`MAX_ALLOC`]), so a decompression bomb is an error, not an allocation.
+/// Decode an image held in memory to 8-bit grayscale (see [`decode_bytes`]).
 pub fn decode_gray_bytes(
     bytes: &[u8],
     path: &Path,
     resize: Option<(u32, u32)>,
 ) -> Result<image::GrayImage> {
+    let (w, h, px) = decode_bytes(bytes, path, resize, 1)?;
+    Ok(image::GrayImage::from_raw(w, h, px).expect("w * h gray values"))
+}
+
+/// Decode an image held in memory (`path` only names it in errors) to `channels` 8-bit values
+/// per pixel (1: gray by BT.709 luma; 3: RGB; alpha dropped, 16 bits scaled to 8, as the `image`
+/// crate converts), optionally resized to `(w, h)`. The format is guessed from the content, not
+/// the name; width, height and allocation are limited ([`MAX_DIMENSION`], [`MAX_ALLOC`]), so a
+/// decompression bomb is an error, not an allocation.
+pub fn decode_bytes(
+    bytes: &[u8],
+    path: &Path,
+    resize: Option<(u32, u32)>,
+    channels: usize,
+) -> Result<(u32, u32, Vec<u8>)> {
+    let img = decode_dynamic(bytes, path)?;
+    // Moves the pixels when the image already has the kind asked for (no copy).
+    let (w, h, px) = if channels == 1 {
+        let g = img.into_luma8();
+        (g.width(), g.height(), g.into_raw())
+    } else {
+        let c = img.into_rgb8();
+        (c.width(), c.height(), c.into_raw())
+    };
+    Ok(match resize {
+        Some(to) if to != (w, h) => (to.0, to.1, resize_pixels(&px, w, h, channels, to)),
+        _ => (w, h, px),
+    })
+}
+
+/// `px` (`w x h`, `channels` values per pixel) resized to `(tw, th)` with the triangle filter.
+pub fn resize_pixels(px: &[u8], w: u32, h: u32, channels: usize, (tw, th): (u32, u32)) -> Vec<u8> {
+    let f = FilterType::Triangle;
+    if channels == 1 {
+        let img = image::GrayImage::from_raw(w, h, px.to_vec()).expect("w * h values");
+        image::imageops::resize(&img, tw, th, f).into_raw()
+    } else {
+        let img = image::RgbImage::from_raw(w, h, px.to_vec()).expect("w * h * 3 values");
+        image::imageops::resize(&img, tw, th, f).into_raw()
+    }
+}
+
+/// Decode with the limits and the bomb check (see [`decode_bytes`]).
+fn decode_dynamic(bytes: &[u8], path: &Path) -> Result<image::DynamicImage> {
     let derr = |reason: String| Error::Decode {
         path: path.to_path_buf(),
         reason,
@@ -113,18 +166,7 @@ pub fn decode_gray_bytes(
     if bytes.is_empty() {
         return Err(derr("empty file".into()));
     }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| derr(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(derr("not an image format hogsvm can read".into()));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_DIMENSION);
-    limits.max_image_height = Some(MAX_DIMENSION);
-    limits.max_alloc = Some(MAX_ALLOC);
-    reader.limits(limits);
-    let decoder = reader.into_decoder().map_err(|e| derr(e.to_string()))?;
+    let decoder = limited_decoder(bytes, path)?;
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
     let pixels = w as u64 * h as u64;
     if pixels > BOMB_MIN_PIXELS && pixels > BOMB_PIXELS_PER_BYTE * bytes.len() as u64 {
@@ -137,13 +179,58 @@ pub fn decode_gray_bytes(
     if img.width() == 0 || img.height() == 0 {
         return Err(derr("image has zero width or height".into()));
     }
-    // Moves the pixels when the image is 8-bit gray already (no copy).
-    let gray = img.into_luma8();
-    Ok(match resize {
-        Some((w, h)) if (w, h) != gray.dimensions() => {
-            image::imageops::resize(&gray, w, h, FilterType::Triangle)
+    Ok(img)
+}
+
+/// The `image` crate's decoder for `bytes`, with hogsvm's limits; it has read the header only.
+fn limited_decoder<'a>(bytes: &'a [u8], path: &Path) -> Result<Box<dyn image::ImageDecoder + 'a>> {
+    let derr = |reason: String| Error::Decode {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| derr(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(derr("not an image format hogsvm can read".into()));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_DIMENSION);
+    limits.max_image_height = Some(MAX_DIMENSION);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(|e| derr(e.to_string()))?;
+    Ok(Box::new(decoder))
+}
+
+/// Whether the image file at `path` is colour, from its header alone (`None` when the header
+/// cannot be read: decoding will say why).
+fn is_colour_file(path: &Path) -> Option<bool> {
+    use std::io::Read;
+    // The header is in the first few KB of every format read here (a JPEG's frame header can
+    // follow large metadata blocks: read up to 1 MiB, files are read whole later anyway).
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .ok()?;
+    let decoder = limited_decoder(&head, path).ok()?;
+    Some(image::ImageDecoder::color_type(&decoder).has_color())
+}
+
+/// Values per pixel for `files` read as `color` ([`super::Color`]): 1 or 3, or for `Auto`, 3
+/// when any file's header says colour (checked in parallel, stopping at the first), else 1.
+pub fn channels_for(files: &[(PathBuf, u32)], color: super::Color) -> usize {
+    color.channels().unwrap_or_else(|| {
+        if files
+            .par_iter()
+            .any(|(p, _)| is_colour_file(p) == Some(true))
+        {
+            3
+        } else {
+            1
         }
-        _ => gray,
     })
 }
 
@@ -205,12 +292,12 @@ pub fn decode_append(
     ds: &mut Dataset,
     report: &mut LoadReport,
 ) -> Result<()> {
-    let decoded: Vec<Result<image::GrayImage>> = files
+    let decoded: Vec<Result<(u32, u32, Vec<u8>)>> = files
         .par_iter()
-        .map(|(p, _)| decode_gray(p, opts.resize))
+        .map(|(p, _)| decode_file(p, opts.resize, ds.channels))
         .collect();
     for ((path, label), img) in files.iter().zip(decoded) {
-        let img = match img {
+        let (w, h, px) = match img {
             Ok(i) => i,
             Err(e) if opts.skip_invalid => {
                 report.skipped.push((path.clone(), e.to_string()));
@@ -218,7 +305,6 @@ pub fn decode_append(
             }
             Err(e) => return Err(e),
         };
-        let (w, h) = img.dimensions();
         if ds.rows == 0 {
             ds.rows = h as usize;
             ds.cols = w as usize;
@@ -231,7 +317,7 @@ pub fn decode_append(
                 ),
             });
         }
-        ds.pixels.extend_from_slice(img.as_raw());
+        ds.pixels.extend_from_slice(&px);
         ds.labels.push(*label);
         ds.sources.push(path.to_string_lossy().into_owned());
     }
@@ -241,14 +327,7 @@ pub fn decode_append(
 /// Load an image folder (see the module docs).
 pub fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
     let (files, class_names, mut report) = list_folder(root, opts.classes.as_deref())?;
-    let mut ds = Dataset {
-        rows: 0,
-        cols: 0,
-        pixels: Vec::new(),
-        labels: Vec::new(),
-        class_names,
-        sources: Vec::new(),
-    };
+    let mut ds = Dataset::empty(0, 0, channels_for(&files, opts.color), class_names);
     decode_append(&files, opts, &mut ds, &mut report)?;
     if ds.sources.is_empty() {
         return Err(nothing_decoded(root, &report));

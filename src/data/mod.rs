@@ -21,6 +21,7 @@ pub mod folder;
 pub mod idx;
 pub mod split;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -40,14 +41,83 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
-/// Same-size grayscale images with labels.
+/// How images are read: their colour kind. `Auto`: colour (RGB) when any image of a folder is
+/// colour, else gray; IDX data is gray. Each image is then brought to that kind by the one rule
+/// of [`Dataset::with_channels`]: colour to gray by BT.709 luma, gray to colour by repeating the
+/// value. An alpha channel is dropped; 16-bit values are scaled to 8 bits (`v * 255 / 65535`,
+/// rounded, as the `image` crate converts). A model reads images as the kind it was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Color {
+    /// The data's own kind.
+    #[default]
+    Auto,
+    /// 8-bit gray.
+    Gray,
+    /// 8-bit RGB.
+    Rgb,
+}
+
+impl Color {
+    /// The kind of `channels` values per pixel (1: gray, else RGB).
+    pub fn of_channels(channels: usize) -> Color {
+        if channels == 1 {
+            Color::Gray
+        } else {
+            Color::Rgb
+        }
+    }
+
+    /// Values per pixel, when fixed.
+    pub fn channels(self) -> Option<usize> {
+        match self {
+            Color::Auto => None,
+            Color::Gray => Some(1),
+            Color::Rgb => Some(3),
+        }
+    }
+
+    /// `auto`, `gray` or `rgb`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Color::Auto => "auto",
+            Color::Gray => "gray",
+            Color::Rgb => "rgb",
+        }
+    }
+}
+
+impl std::str::FromStr for Color {
+    type Err = Error;
+    /// `auto`, `gray` (or `grey`), `rgb` (or `color`, `colour`).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Color::Auto),
+            "gray" | "grey" => Ok(Color::Gray),
+            "rgb" | "color" | "colour" => Ok(Color::Rgb),
+            _ => Err(Error::param("color", "expected auto, gray or rgb", s)),
+        }
+    }
+}
+
+/// BT.709 luma of interleaved RGB pixels, as the `image` crate computes it (the decoder's own
+/// conversion, so a colour image read as gray and a colour array converted later agree).
+pub fn rgb_to_gray(rgb: &[u8]) -> Vec<u8> {
+    use image::Pixel;
+    rgb.chunks_exact(3)
+        .map(|p| image::Rgb([p[0], p[1], p[2]]).to_luma().0[0])
+        .collect()
+}
+
+/// Same-size 8-bit images, gray or colour, with labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// Image rows (height).
     pub rows: usize,
     /// Image columns (width).
     pub cols: usize,
-    /// All pixels, image after image (`len * rows * cols`).
+    /// Values per pixel: 1 (gray) or 3 (RGB, interleaved: `r g b r g b ...`).
+    pub channels: usize,
+    /// All pixels, image after image, row-major (`len * rows * cols * channels`).
     pub pixels: Vec<u8>,
     /// Label of each image, an index into `class_names`.
     pub labels: Vec<u32>,
@@ -66,25 +136,55 @@ impl Dataset {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+    /// An empty dataset of `rows x cols` images with `channels` values per pixel.
+    pub fn empty(rows: usize, cols: usize, channels: usize, class_names: Vec<String>) -> Dataset {
+        Dataset {
+            rows,
+            cols,
+            channels,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            class_names,
+            sources: Vec::new(),
+        }
+    }
+    /// Values of one image (`rows * cols * channels`).
+    pub fn image_len(&self) -> usize {
+        self.rows * self.cols * self.channels
+    }
     /// Pixels of image `i`.
     pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.rows * self.cols;
+        let n = self.image_len();
         &self.pixels[i * n..(i + 1) * n]
     }
-    /// Image `i` as a HOG input.
+    /// Image `i` as a HOG input (colour HOG for 3 channels, as scikit-image's `channel_axis=-1`).
     pub fn image_ref(&self, i: usize) -> ImageRef<'_> {
-        ImageRef::gray_u8(self.image(i), self.rows, self.cols)
-            .expect("dataset images have rows * cols pixels by construction")
+        ImageRef::new(
+            crate::hog::Pixels::U8(self.image(i)),
+            self.rows,
+            self.cols,
+            self.channels,
+        )
+        .expect("dataset images have rows * cols * channels values by construction")
+    }
+    /// Every image as a HOG input.
+    pub fn image_refs(&self) -> Vec<ImageRef<'_>> {
+        (0..self.len()).map(|i| self.image_ref(i)).collect()
+    }
+    /// The colour kind of the images.
+    pub fn color(&self) -> Color {
+        Color::of_channels(self.channels)
     }
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
-        let mut pixels = Vec::with_capacity(indices.len() * self.rows * self.cols);
+        let mut pixels = Vec::with_capacity(indices.len() * self.image_len());
         for &i in indices {
             pixels.extend_from_slice(self.image(i));
         }
         Dataset {
             rows: self.rows,
             cols: self.cols,
+            channels: self.channels,
             pixels,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             class_names: self.class_names.clone(),
@@ -94,9 +194,16 @@ impl Dataset {
     /// Every image mirrored left to right, same labels (sources get a `#mirrored` suffix).
     pub fn mirrored(&self) -> Dataset {
         let mut pixels = self.pixels.clone();
+        let c = self.channels.max(1);
         if self.cols > 0 {
-            for row in pixels.chunks_exact_mut(self.cols) {
+            for row in pixels.chunks_exact_mut(self.cols * c) {
                 row.reverse();
+                // Reversing the row reversed each pixel's channels too: put them back.
+                if c > 1 {
+                    for px in row.chunks_exact_mut(c) {
+                        px.reverse();
+                    }
+                }
             }
         }
         Dataset {
@@ -108,6 +215,24 @@ impl Dataset {
                 .collect(),
             ..self.clone()
         }
+    }
+    /// The same images with `channels` values per pixel ([`Color`]'s one conversion rule):
+    /// colour to gray by BT.709 luma (the `image` crate's, as decoding does), gray to colour by
+    /// repeating the value (whose colour HOG is its gray HOG). Borrowed when nothing changes.
+    pub fn with_channels(&self, channels: usize) -> Cow<'_, Dataset> {
+        if channels == self.channels {
+            return Cow::Borrowed(self);
+        }
+        let pixels = match (self.channels, channels) {
+            (3, 1) => rgb_to_gray(&self.pixels),
+            (1, 3) => self.pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+            (from, to) => unreachable!("datasets hold 1 or 3 channels, not {from} -> {to}"),
+        };
+        Cow::Owned(Dataset {
+            channels,
+            pixels,
+            ..self.clone()
+        })
     }
     /// Split into (train, test) with `test_fraction` of each class in the test part (at least
     /// one image of a class with two or more), shuffled by a seeded generator. Order inside each
@@ -148,19 +273,19 @@ impl Dataset {
         let resized: Vec<Vec<u8>> = (0..self.len())
             .into_par_iter()
             .map(|i| {
-                let img = image::GrayImage::from_raw(
+                folder::resize_pixels(
+                    self.image(i),
                     self.cols as u32,
                     self.rows as u32,
-                    self.image(i).to_vec(),
+                    self.channels,
+                    (w, h),
                 )
-                .expect("size checked");
-                image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle)
-                    .into_raw()
             })
             .collect();
         Dataset {
             rows: h as usize,
             cols: w as usize,
+            channels: self.channels,
             pixels: resized.concat(),
             labels: self.labels.clone(),
             class_names: self.class_names.clone(),
@@ -211,6 +336,8 @@ pub struct LoadOptions {
     /// class without images is fine. `None`: the classes that have images (see the [module
     /// docs](self)).
     pub classes: Option<Vec<String>>,
+    /// Colour kind to read the images as ([`Color`]).
+    pub color: Color,
 }
 
 /// What loading skipped or found odd, for the caller to report.
@@ -318,6 +445,7 @@ where
         return Ok((ds.class_names, report));
     }
     let (files, class_names, mut report) = folder::list_folder(path, opts.classes.as_deref())?;
+    let channels = folder::channels_for(&files, opts.color);
     let (mut rows, mut cols) = match opts.resize {
         Some((w, h)) => (h as usize, w as usize),
         None => (0, 0),
@@ -331,14 +459,7 @@ where
         };
         let part = &files[at..(at + k).min(files.len())];
         at += part.len();
-        let mut ds = Dataset {
-            rows,
-            cols,
-            pixels: Vec::new(),
-            labels: Vec::new(),
-            class_names: class_names.clone(),
-            sources: Vec::new(),
-        };
+        let mut ds = Dataset::empty(rows, cols, channels, class_names.clone());
         folder::decode_append(part, opts, &mut ds, &mut report)?;
         (rows, cols) = (ds.rows, ds.cols);
         seen += ds.len();
@@ -418,6 +539,7 @@ pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<(Dat
     let mut ds = Dataset {
         rows,
         cols,
+        channels: 1,
         pixels: im.data,
         labels: labels_u32,
         class_names,
@@ -427,6 +549,10 @@ pub fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<(Dat
         if (w as usize, h as usize) != (cols, rows) {
             ds = ds.resized(w, h);
         }
+    }
+    // IDX images are gray; `Color::Rgb` repeats each value.
+    if opts.color == Color::Rgb {
+        ds = ds.with_channels(3).into_owned();
     }
     Ok((ds, report))
 }
@@ -532,6 +658,7 @@ mod tests {
         let ds = Dataset {
             rows: 2,
             cols: 3,
+            channels: 1,
             pixels: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
             labels: vec![0, 1],
             class_names: vec!["a".into(), "b".into()],
@@ -708,14 +835,76 @@ mod tests {
         image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(10, 8, image::Luma([65535]))
             .save(a.join("white16.png"))
             .unwrap();
-        let (ds, report) = load(dir.path(), &LoadOptions::default()).unwrap();
+        let gray = LoadOptions {
+            color: Color::Gray,
+            ..Default::default()
+        };
+        let (ds, report) = load(dir.path(), &gray).unwrap();
         assert!(report.skipped.is_empty());
-        assert_eq!((ds.len(), ds.rows, ds.cols), (2, 8, 10));
+        assert_eq!((ds.len(), ds.rows, ds.cols, ds.channels), (2, 8, 10, 1));
         assert!(
             ds.image(0).iter().all(|&v| v > 40 && v < 80),
             "BT.709 red luma"
         );
         assert!(ds.image(1).iter().all(|&v| v == 255));
+        // The same folder read as gray equals the colour read converted by the one rule.
+        let (rgb, _) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(rgb.with_channels(1).pixels, ds.pixels);
+    }
+
+    /// Colour through the data layer: `auto` is RGB when any image is colour (the gray one
+    /// repeats its value; alpha dropped; 16 bits scaled), gray otherwise; `rgb` and `gray`
+    /// force the kind; the conversions are exact inverses where they can be.
+    #[test]
+    fn colour_kinds_follow_the_data_or_the_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::create_dir_all(&a).unwrap();
+        image::RgbaImage::from_pixel(6, 4, image::Rgba([10, 200, 30, 7]))
+            .save(a.join("rgba.png"))
+            .unwrap();
+        image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(6, 4, image::Luma([32896]))
+            .save(a.join("gray16.png"))
+            .unwrap();
+        let (ds, _) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!((ds.channels, ds.color()), (3, Color::Rgb));
+        assert_eq!(
+            &ds.image(0)[..3],
+            &[128, 128, 128],
+            "gray16 (sorted first): 32896 -> 128"
+        );
+        assert_eq!(
+            &ds.image(1)[..6],
+            &[10, 200, 30, 10, 200, 30],
+            "alpha dropped"
+        );
+        // A gray-only folder is gray; forced rgb repeats the value.
+        std::fs::remove_file(a.join("rgba.png")).unwrap();
+        let (g, _) = load(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(g.channels, 1);
+        let rgb = LoadOptions {
+            color: Color::Rgb,
+            ..Default::default()
+        };
+        let (c, _) = load(dir.path(), &rgb).unwrap();
+        assert_eq!(c.channels, 3);
+        assert_eq!(c.pixels, g.with_channels(3).pixels);
+        assert_eq!(c.with_channels(1).pixels, g.pixels);
+        // Mirroring keeps each pixel's channels in order; resizing keeps the channels.
+        let px = Dataset {
+            rows: 1,
+            cols: 2,
+            channels: 3,
+            pixels: vec![1, 2, 3, 4, 5, 6],
+            labels: vec![0],
+            class_names: vec!["a".into()],
+            sources: vec!["x".into()],
+        };
+        assert_eq!(px.mirrored().pixels, vec![4, 5, 6, 1, 2, 3]);
+        assert_eq!(px.resized(4, 2).channels, 3);
+        assert_eq!(px.resized(4, 2).pixels.len(), 4 * 2 * 3);
+        assert!("purple".parse::<Color>().is_err());
+        assert_eq!("RGB".parse::<Color>().unwrap(), Color::Rgb);
     }
 
     #[test]

@@ -115,19 +115,35 @@ impl ModelError {
     }
 }
 
-/// Image size a model expects.
+/// Image size a model expects: rows, columns, and values per pixel (1: gray, 3: RGB; written
+/// only when 3, so that gray models keep the bytes they had before colour existed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputSize {
     /// Rows.
     pub rows: usize,
     /// Columns.
     pub cols: usize,
+    /// Values per pixel.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub channels: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl From<(usize, usize)> for InputSize {
-    /// `(rows, cols)`.
+    /// `(rows, cols)`, gray.
     fn from((rows, cols): (usize, usize)) -> Self {
-        InputSize { rows, cols }
+        InputSize {
+            rows,
+            cols,
+            channels: 1,
+        }
     }
 }
 
@@ -582,7 +598,7 @@ mod tests {
             "toy",
             &7u32,
             &["x".into(), "y".into()],
-            InputSize { rows: 2, cols: 3 },
+            InputSize::from((2, 3)),
             &Extra { note: "n".into() },
             &w,
         )
@@ -597,7 +613,7 @@ mod tests {
         let o = open(&bytes, "toy").unwrap();
         let e: Envelope<u32, Extra> = o.envelope().unwrap();
         assert_eq!((e.config, e.extra.note.as_str()), (7, "n"));
-        assert_eq!(e.input, InputSize { rows: 2, cols: 3 });
+        assert_eq!(e.input, InputSize::from((2, 3)));
         let t = o.tensors();
         assert_eq!(t.vector("b", 2).unwrap().to_vec(), vec![1.0, 2.0]);
         assert_eq!(t.scalar64("a").unwrap(), 0.5);
@@ -696,7 +712,7 @@ mod tests {
                 "toy",
                 &7u32,
                 &[],
-                InputSize { rows: 1, cols: 1 },
+                InputSize::from((1, 1)),
                 &Extra { note: "n".into() },
                 &w,
             )

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{plan, ClassicalConfig, ClassicalModel};
+use crate::classifier::Classifier;
 use crate::model::container::{self, Envelope, InputSize, ModelError, TensorWriter};
 use crate::stage::Shape;
 use crate::svm::LinearSvm;
@@ -40,11 +41,7 @@ pub fn to_bytes(m: &ClassicalModel) -> Result<Vec<u8>, ModelError> {
         svm_iterations: m.svm.iterations.clone(),
         nystroem_folded: m.stages.last().is_some_and(|s| s.stage().folded()),
     };
-    let input = InputSize {
-        rows: m.rows,
-        cols: m.cols,
-    };
-    container::encode(KIND, &m.config, &m.class_names, input, &fields, &t)
+    container::encode(KIND, &m.config, &m.class_names, m.input(), &fields, &t)
 }
 
 /// Parse and verify the bytes of a classical model file.
@@ -55,7 +52,16 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ClassicalModel, ModelError> {
     let config = meta.config;
     let config_err = |e: crate::Error| ModelError::invalid(format!("model config: {e}"));
     config.validate().map_err(config_err)?;
-    let InputSize { rows, cols } = meta.input;
+    let InputSize {
+        rows,
+        cols,
+        channels,
+    } = meta.input;
+    if !matches!(channels, 1 | 3) {
+        return Err(ModelError::invalid(format!(
+            "model input has {channels} values per pixel; 1 (gray) or 3 (RGB) expected"
+        )));
+    }
     let mut shape = Shape::Image { rows, cols };
     let mut stages = Vec::new();
     for planned in plan(&config) {
@@ -86,6 +92,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ClassicalModel, ModelError> {
         config,
         rows,
         cols,
+        channels,
         stages,
         svm: LinearSvm {
             weights,

@@ -19,7 +19,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 pub use crate::settings::is_none;
-pub use config::keys;
+pub use config::{default_cell, keys, DEFAULT_CELLS_ACROSS};
 pub use stages::resize::parse_size;
 pub use stages::{plan, ClassicalConfig, FittedStage, PlannedStage};
 
@@ -52,6 +52,8 @@ pub struct ClassicalModel {
     pub rows: usize,
     /// Image columns the model describes (after any resize).
     pub cols: usize,
+    /// Values per pixel of the images it reads (1: gray; 3: RGB, described by colour HOG).
+    pub channels: usize,
     /// The fitted stages, in pipeline order.
     pub stages: Vec<FittedStage>,
     /// Trained SVM.
@@ -86,7 +88,12 @@ impl ClassicalConfig {
         if train.is_empty() {
             return Err(Error::param("train", "training set is empty", 0));
         }
-        self.check_fit(train.len(), train.rows, train.cols, train.class_names.len())?;
+        let input = InputSize {
+            rows: train.rows,
+            cols: train.cols,
+            channels: train.channels,
+        };
+        self.check_fit(train.len(), input, train.class_names.len())?;
         let mut y = train.labels.clone();
         let mut x = Flow::Images(Cow::Borrowed(train));
         let mut stages = Vec::new();
@@ -122,6 +129,7 @@ impl ClassicalConfig {
             class_names: train.class_names.clone(),
             rows: size.0,
             cols: size.1,
+            channels: train.channels,
             stages,
             svm,
         };
@@ -137,21 +145,25 @@ impl ClassicalConfig {
 }
 
 impl ClassicalConfig {
-    /// The checks a fit on `n` training images of `rows x cols` pixels in `classes` classes
-    /// must pass, made before any work (and by `compare` for every training size before it
+    /// The checks a fit on `n` training images of size `input` in `classes` classes must pass, made before any work (and by `compare` for every training size before it
     /// trains anything): every stage's parameters fit the data (a PCA component count, ...), and
     /// no stage's peak memory is over the budget. Walks the plan and refuses, before any
     /// stage runs, a stage (or the SVM) whose peak memory would exceed the budget
     /// ([`crate::budget`]): what it holds as input plus what its fit allocates
     /// ([`crate::stage::Cost`]). A stage whose parameters do not fit the data is an error here
     /// too.
-    pub fn check_fit(&self, n: usize, rows: usize, cols: usize, classes: usize) -> Result<()> {
+    pub fn check_fit(&self, n: usize, input: InputSize, classes: usize) -> Result<()> {
         use crate::budget::{bytes_of, check_memory};
         const HINT: &str = "use a smaller setting for it, fewer training images, or smaller \
                             images (--resize)";
-        let pixels = bytes_of(&[n, rows, cols]);
+        let InputSize {
+            rows,
+            cols,
+            channels,
+        } = input;
+        let pixels = bytes_of(&[n, rows, cols, channels]);
         let held = |n: usize, shape: Shape| match shape {
-            Shape::Image { .. } => bytes_of(&[n, shape.dim()]),
+            Shape::Image { .. } => bytes_of(&[n, shape.dim(), channels]),
             Shape::Features(d) => bytes_of(&[n, d, 4]),
         };
         let (mut n, mut shape) = (n, Shape::Image { rows, cols });
@@ -209,6 +221,7 @@ impl ClassicalModel {
     /// Features as the SVM sees them, for images of the model's size (or any size, when the
     /// model resizes).
     pub fn features(&self, ds: &Dataset) -> Result<Array2<f32>> {
+        crate::classifier::check_channels(ds, self.channels)?;
         let mut x = Flow::Images(Cow::Borrowed(ds));
         for s in &self.stages {
             x = s.stage().transform(x)?;
@@ -219,6 +232,7 @@ impl ClassicalModel {
     /// The HOG features of `ds` as the model computes them (after its resize stage, if any):
     /// the input of its ONNX graph and of [`ClassicalModel::transform_hog`].
     pub fn hog_input(&self, ds: &Dataset) -> Result<Array2<f32>> {
+        crate::classifier::check_channels(ds, self.channels)?;
         let mut x = Flow::Images(Cow::Borrowed(ds));
         for s in &self.stages {
             let hog = matches!(s, FittedStage::Hog(_));
@@ -299,7 +313,11 @@ impl Classifier for ClassicalModel {
     }
 
     fn input(&self) -> InputSize {
-        (self.rows, self.cols).into()
+        InputSize {
+            rows: self.rows,
+            cols: self.cols,
+            channels: self.channels,
+        }
     }
 
     fn load_resize(&self) -> Option<(u32, u32)> {

@@ -114,11 +114,16 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
 
 
 def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
-              block_norm="L2-Hys", transform_sqrt=False, n_jobs=None, dtype=np.float32, out=None):
-    """HOG of every image of ``images``, shape (B, H, W) or (B, H, W, C) (channels last), as
-    ``hog(..., feature_vector=True)`` gives it for each: an array (B, D). Computed in parallel on
-    ``n_jobs`` threads (all cores when None) with the GIL released; the result is the same for
-    any ``n_jobs``.
+              block_norm="L2-Hys", visualize=False, transform_sqrt=False, feature_vector=True,
+              *, channel_axis=None, n_jobs=None, dtype=np.float32, out=None):
+    """HOG of every image of ``images``, as ``hog`` gives it for each, with every keyword ``hog``
+    takes: an array (B, D) (``feature_vector=False``: (B, blocks_row, blocks_col, cells_row,
+    cells_col, orientations)); ``visualize=True`` returns ``(features, hog_images)``, the
+    pictures stacked (B, H, W). ``images`` is (B, H, W) gray or (B, H, W, C) colour, channels
+    last; ``channel_axis`` says where each image's channel axis is, as ``hog``'s does (an axis of
+    one image: -1 or 2 is channels last; None is channels last for 4-D input, gray for 3-D).
+    Computed in parallel on ``n_jobs`` threads (all cores when None) with the GIL released; the
+    result is the same for any ``n_jobs``.
 
     ``dtype`` is float32 by default, the precision hogsvm computes in (the values are ``hog``'s
     exactly; half the memory of float64 for a large batch); ``dtype=None`` gives ``hog``'s dtype
@@ -128,7 +133,16 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     return), instead of a new array: to reuse one buffer across calls, or to fill a larger array
     (a slice of ``np.lib.format.open_memmap``) chunk by chunk."""
     args = _hog_args(orientations, pixels_per_cell, cells_per_block, block_norm, transform_sqrt)
+    _, ppc, cpb, _, _ = args
     a, out_dtype = _as_supported(images)
+    if channel_axis is not None:
+        if a.ndim != 4:
+            raise ValueError(f"channel_axis needs images of shape (B, H, W, C) or (B, C, H, W), "
+                             f"got {a.shape}")
+        axis = channel_axis + 3 if channel_axis < 0 else channel_axis
+        if axis not in (0, 1, 2):
+            raise ValueError(f"channel_axis {channel_axis} is not an axis of a 3-D image")
+        a = np.moveaxis(a, axis + 1, -1)
     if a.ndim == 3:
         a = a[..., None]
     if a.ndim != 4:
@@ -142,11 +156,21 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
         # HOG values are in [0, 1]: an integer type would truncate every one to 0.
         raise ValueError(f"dtype must be a floating-point type (or None), got {np.dtype(dtype)}")
     if out is not None:
+        if visualize or not feature_vector:
+            raise ValueError("out takes the (B, D) features only (visualize=False, "
+                             "feature_vector=True)")
         _check_out(out, a.shape[0], dtype)
         _hogsvm.hog_batch(a, args, jobs, out)
         return out
-    res = _hogsvm.hog_batch(a, args, jobs)
-    return res.astype(out_dtype if dtype is None else dtype, copy=False)
+    res = _hogsvm.hog_batch(a, args, jobs).astype(out_dtype if dtype is None else dtype, copy=False)
+    if not feature_vector:
+        n_cells = (a.shape[1] // ppc[0], a.shape[2] // ppc[1])
+        res = res.reshape(a.shape[0], n_cells[0] - cpb[0] + 1, n_cells[1] - cpb[1] + 1,
+                          cpb[0], cpb[1], int(orientations))
+    if visualize:
+        pictures = np.stack([_hogsvm.hog(im, args, True, True)[1] for im in a])
+        return res, pictures
+    return res
 
 
 def _check_out(out, n, dtype):
@@ -164,21 +188,27 @@ def _check_out(out, n, dtype):
 
 
 def _uint8_images(images):
+    """uint8 images as the extension takes them: (n, H, W) gray or (n, H, W, 3) RGB (a single
+    (H, W) image is one gray image; (n, H, W, 1) is gray)."""
     a = np.asarray(images)
     if a.dtype != np.uint8:
         raise ValueError(f"model inputs are uint8 images (as hogsvm reads image files), got {a.dtype}")
     if a.ndim == 2:
         a = a[None]
-    if a.ndim != 3:
-        raise ValueError(f"images must have shape (n, H, W) or (H, W), got {a.shape}")
+    if a.ndim == 4 and a.shape[3] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 3 or (a.ndim == 4 and a.shape[3] == 3)):
+        raise ValueError(f"images must have shape (n, H, W), (n, H, W, 3) or (H, W), got {a.shape}")
     return np.ascontiguousarray(a)
 
 
 class Model:
     """A trained model of either kind (what ``hogsvm train`` writes): labels and scores for uint8
-    images of shape (n, H, W), the ones ``hogsvm predict`` gives for the same pixels. A CNN
-    resizes images to its input size, as the CLI does; a classical model does when it was trained
-    with ``resize``."""
+    images of shape (n, H, W) (gray) or (n, H, W, 3) (RGB), the ones ``hogsvm predict`` gives for
+    the same pixels. The rules are the CLI's: images are read as the model's colour kind
+    (``channels``: RGB to gray by BT.709 luma, gray to RGB by repeating the value); a CNN, or a
+    classical model trained with ``resize``, brings them to its input size; any other model takes
+    only its input size, unless ``resize=True`` (an error names both sizes)."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -198,14 +228,20 @@ class Model:
         """(rows, cols) of the images the model describes."""
         return tuple(self._inner.input_shape)
 
-    def predict(self, images):
-        """Label index (into ``class_names``) of every image."""
-        return self._inner.predict(_uint8_images(images)).astype(np.int64)
+    @property
+    def channels(self):
+        """Values per pixel of the images it reads: 1 (gray) or 3 (RGB, colour HOG)."""
+        return self._inner.channels
 
-    def scores(self, images):
+    def predict(self, images, resize=False):
+        """Label index (into ``class_names``) of every image; ``resize=True`` brings images of
+        another size to the model's (``hogsvm predict --resize``)."""
+        return self._inner.predict(_uint8_images(images), bool(resize)).astype(np.int64)
+
+    def scores(self, images, resize=False):
         """(n, classes) scores: SVM decision values (one column for two classes) or CNN
         probabilities."""
-        return self._inner.scores(_uint8_images(images))
+        return self._inner.scores(_uint8_images(images), bool(resize))
 
     def onnx_input(self, images):
         """The input of the model's ONNX graph (``export_onnx``) for uint8 images: a dict

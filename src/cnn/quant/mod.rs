@@ -39,7 +39,7 @@ pub use layer::QParams;
 use layer::{quantize_images, FloatLayer, Geom, Layer, QLayer};
 
 use super::{net::BN_EPS, CnnInfo, CnnModel};
-use crate::classifier::{check_size, Classifier};
+use crate::classifier::{check_input, Classifier};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
@@ -247,7 +247,8 @@ impl CnnModel {
                         "none",
                     ));
                 };
-                check_size(ds, self.info.rows, self.info.cols)?;
+                let ds = &*ds.with_channels(1);
+                check_input(ds, self.info.input())?;
                 let n = cfg.calib_images.min(ds.len());
                 if n == 0 {
                     return Err(Error::param("calib", "has no images", 0));
@@ -340,7 +341,7 @@ impl CnnInt8Model {
 
     /// Logits, `n x classes`.
     pub fn logits(&self, ds: &Dataset) -> Result<Array2<f32>> {
-        check_size(ds, self.info.rows, self.info.cols)?;
+        check_input(ds, self.info.input())?;
         let per = self.info.rows * self.info.cols;
         let k = self.info.class_names.len();
         if ds.is_empty() {

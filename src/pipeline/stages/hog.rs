@@ -63,11 +63,21 @@ impl HogPlan {
     }
 }
 
+/// `hog` of every image of `ds` (colour HOG for RGB images, as scikit-image's
+/// `channel_axis=-1`: per pixel, the channel with the largest gradient).
+pub fn hog_of(hog: &Hog, ds: &Dataset) -> Result<Array2<f32>> {
+    if ds.channels == 1 {
+        hog.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)
+    } else {
+        hog.compute_batch(&ds.image_refs())
+    }
+}
+
 fn describe<'p>(params: impl Iterator<Item = &'p HogParams>, ds: &Dataset) -> Result<Array2<f32>> {
     let hogs = params.map(|p| Hog::new(*p)).collect::<Result<Vec<_>>>()?;
     match hogs.as_slice() {
         [] => Err(Error::param("hog", "no HOG descriptor", 0)),
-        [one] => one.compute_batch_u8(&ds.pixels, ds.rows, ds.cols),
+        [one] => hog_of(one, ds),
         _ => {
             // Each descriptor into its own columns of one row-major array: the multi-scale
             // features stay in standard layout (what the stages after HOG and the ONNX input
@@ -79,7 +89,7 @@ fn describe<'p>(params: impl Iterator<Item = &'p HogParams>, ds: &Dataset) -> Re
             let mut x = Array2::<f32>::zeros((ds.len(), dims.iter().sum()));
             let mut at = 0;
             for (h, d) in hogs.iter().zip(dims) {
-                let part = h.compute_batch_u8(&ds.pixels, ds.rows, ds.cols)?;
+                let part = hog_of(h, ds)?;
                 x.slice_mut(s![.., at..at + d]).assign(&part);
                 at += d;
             }
