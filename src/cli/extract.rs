@@ -120,6 +120,46 @@ const CHUNK_BYTES: usize = 128 << 20;
 /// Most images in one chunk (small images: fewer, larger writes are not faster).
 const CHUNK_IMAGES: usize = 4096;
 
+/// The writing end of `extract`: a thread that appends chunks of feature rows to the .npy and
+/// hands each buffer back for reuse.
+struct RowPipe<'scope> {
+    rows: std::sync::mpsc::SyncSender<Vec<f32>>,
+    spare: std::sync::mpsc::Receiver<Vec<f32>>,
+    thread: std::thread::ScopedJoinHandle<'scope, hogsvm::Result<hogsvm::io::NpyRowWriter>>,
+}
+
+impl<'scope> RowPipe<'scope> {
+    fn start<'env>(
+        s: &'scope std::thread::Scope<'scope, 'env>,
+        mut writer: hogsvm::io::NpyRowWriter,
+    ) -> Self {
+        let (rows, incoming) = std::sync::mpsc::sync_channel::<Vec<f32>>(1);
+        let (give_back, spare) = std::sync::mpsc::channel();
+        let thread = s.spawn(move || {
+            for chunk in incoming {
+                writer.append(&chunk)?;
+                // The receiver is gone only when extraction is over.
+                let _ = give_back.send(chunk);
+            }
+            Ok(writer)
+        });
+        RowPipe {
+            rows,
+            spare,
+            thread,
+        }
+    }
+
+    /// Wait for every row to be written: the writer, or the error that stopped it.
+    fn finish(self) -> hogsvm::Result<hogsvm::io::NpyRowWriter> {
+        drop(self.rows);
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
 /// Run `extract`: stream the dataset chunk by chunk into the .npy file.
 pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     let labels_out = a.labels.clone().unwrap_or_else(|| labels_path(&a.out));
@@ -142,33 +182,49 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    let mut writer: Option<hogsvm::io::NpyRowWriter> = None;
     let mut labels: Vec<i64> = Vec::new();
     let (mut d, mut size) = (0usize, (0usize, 0usize));
-    let mut feats: Vec<f32> = Vec::new();
-    let (class_names, report) = a.threads.run(|| {
-        let chunk_images = |rows: usize, cols: usize| {
-            let d = describer.feature_len(rows, cols).unwrap_or(0);
-            // Pixels (up to 3 values each) and features.
-            let per_image = 3 * rows * cols + 4 * d;
-            (CHUNK_BYTES / per_image.max(1)).clamp(1, CHUNK_IMAGES)
-        };
-        data::for_each_chunk(&a.data.data, &opts, chunk_images, |chunk, total| {
-            if writer.is_none() {
-                d = describer.feature_len(chunk.rows, chunk.cols)?;
-                size = (chunk.rows, chunk.cols);
-                writer = Some(hogsvm::io::NpyRowWriter::create(&a.out, d)?);
-                bar.set_length(total as u64);
-            }
-            describer.describe(chunk, &mut feats, d)?;
-            if let Some(w) = writer.as_mut() {
-                w.append(&feats)?;
-            }
-            labels.extend(chunk.labels.iter().map(|&l| l as i64));
-            bar.inc(chunk.len() as u64);
-            Ok(())
-        })
-    })??;
+    let (class_names, report, writer) = std::thread::scope(|s| {
+        // The .npy is written by its own thread, one chunk behind the decoding and HOG of the
+        // next (the threads of --threads compute; this one mostly waits on the file system).
+        // Two feature buffers circulate between them.
+        let mut pipe: Option<RowPipe<'_>> = None;
+        let (names, report) = a.threads.run(|| {
+            let chunk_images = |rows: usize, cols: usize| {
+                let d = describer.feature_len(rows, cols).unwrap_or(0);
+                // Pixels (up to 3 values each) and the features of two chunks.
+                let per_image = 3 * rows * cols + 2 * 4 * d;
+                (CHUNK_BYTES / per_image.max(1)).clamp(1, CHUNK_IMAGES)
+            };
+            data::for_each_chunk(&a.data.data, &opts, chunk_images, |chunk, total| {
+                if pipe.is_none() {
+                    d = describer.feature_len(chunk.rows, chunk.cols)?;
+                    size = (chunk.rows, chunk.cols);
+                    pipe = Some(RowPipe::start(
+                        s,
+                        hogsvm::io::NpyRowWriter::create(&a.out, d)?,
+                    ));
+                    bar.set_length(total as u64);
+                }
+                let p = pipe.as_mut().expect("started above");
+                let mut feats = p.spare.try_recv().unwrap_or_default();
+                describer.describe(chunk, &mut feats, d)?;
+                if p.rows.send(feats).is_err() {
+                    // The writer stopped on an error: that error is the answer.
+                    let p = pipe.take().expect("started above");
+                    return Err(p.finish().err().unwrap_or_else(|| hogsvm::Error::Io {
+                        path: a.out.clone(),
+                        source: std::io::Error::other("the writer thread stopped"),
+                    }));
+                }
+                labels.extend(chunk.labels.iter().map(|&l| l as i64));
+                bar.inc(chunk.len() as u64);
+                Ok(())
+            })
+        })??;
+        let writer = pipe.map(RowPipe::finish).transpose()?;
+        anyhow::Ok((names, report, writer))
+    })?;
     bar.finish_and_clear();
     print_load_report(&report);
     let writer = writer.context("no images were extracted")?;

@@ -387,12 +387,14 @@ impl Hog {
         for r0 in (0..img.rows).step_by(band) {
             let r1 = (r0 + band).min(img.rows);
             match img.pixels {
-                Pixels::U8(p) if !self.params.transform_sqrt && img.channels == 1 => {
-                    hist_gray_u8_dispatch(self, p, img.rows, img.cols, layout, ws, (r0, r1))
-                }
-                Pixels::U8(p) if !self.params.transform_sqrt => {
-                    self.hist_multi_u8(p, img, layout, ws, (r0, r1))
-                }
+                Pixels::U8(p) if !self.params.transform_sqrt => hist_u8_dispatch(
+                    self,
+                    p,
+                    (img.rows, img.cols, img.channels),
+                    layout,
+                    ws,
+                    (r0, r1),
+                ),
                 Pixels::U8(p) => {
                     // scikit-image: u8 -> float64, then sqrt.
                     let f0 = self.prepare_float_band(layout, ws, (r0, r1));
@@ -462,20 +464,22 @@ impl Hog {
         }
     }
 
-    /// Fast path: grayscale u8, integer gradients, table bins.
+    /// Fast path: u8 pixels, integer gradients, table bins.
     ///
     /// Whole-image passes rather than row by row (a 28-pixel row is too short to amortise a
     /// loop): (1) gradients, magnitudes and table indices over the flat image, vectorised;
-    /// (2) table look-ups into histogram slots; (3) accumulation.
+    /// (2) table look-ups into histogram slots; (3) accumulation. `grad` gives the pixels'
+    /// gradients ([`U8Gradients`]: of the one channel, or of the channel with the largest
+    /// magnitude).
     #[inline(always)]
-    fn hist_gray_u8(
+    fn hist_u8(
         &self,
-        p: &[u8],
         rows: usize,
         cols: usize,
         layout: &HogLayout,
         ws: &mut HogWorkspace,
         (r0, r1): (usize, usize),
+        grad: impl U8Gradients,
     ) {
         let n = self.params.orientations;
         // The band's pixels, `base..base + npx` of the flat image; `r0` is even (see
@@ -488,47 +492,27 @@ impl Hog {
         ws.gidx.resize(npx, 0);
         ws.slots.resize(npx, 0);
         let (mags, gidx) = (&mut ws.mags[..npx], &mut ws.gidx[..npx]);
-        #[inline(always)]
-        fn put(m: &mut f32, gi: &mut u32, gr: i32, gc: i32) {
-            *m = ((gr * gr + gc * gc) as f32).sqrt();
-            *gi = bins::table_index(gr, gc);
-        }
         // (1) Interior rows, every column; the two border columns are redone below.
         let (i0, i1) = (r0.max(1), r1.min(rows.saturating_sub(1)));
         if i0 < i1 {
             let body = (i0 * cols - base)..(i1 * cols - base);
-            for (i, (m, gi)) in mags[body.clone()]
-                .iter_mut()
-                .zip(gidx[body.clone()].iter_mut())
-                .enumerate()
-            {
-                let k = base + body.start + i;
-                let gr = p[k + cols] as i32 - p[k - cols] as i32;
-                let gc = p[k + 1] as i32 - p[k - 1] as i32;
-                put(m, gi, gr, gc);
-            }
+            grad.interior(i0 * cols, &mut mags[body.clone()], &mut gidx[body]);
         }
         // Border rows (no row gradient) and border columns (no column gradient).
         for r in r0..r1 {
             let vertical = r > 0 && r + 1 < rows;
-            let gr_at = |c: usize| {
-                if vertical {
-                    p[(r + 1) * cols + c] as i32 - p[(r - 1) * cols + c] as i32
-                } else {
-                    0
-                }
-            };
             if !vertical {
                 for c in 1..cols.saturating_sub(1) {
                     let k = r * cols + c;
-                    let gc = p[k + 1] as i32 - p[k - 1] as i32;
-                    put(&mut mags[k - base], &mut gidx[k - base], 0, gc);
+                    let (gr, gc) = grad.at(k, false, true);
+                    put(&mut mags[k - base], &mut gidx[k - base], gr, gc);
                 }
             }
-            let k = r * cols - base;
-            put(&mut mags[k], &mut gidx[k], gr_at(0), 0);
-            let k = r * cols + cols - 1 - base;
-            put(&mut mags[k], &mut gidx[k], gr_at(cols - 1), 0);
+            for c in [0, cols - 1] {
+                let k = r * cols + c;
+                let (gr, gc) = grad.at(k, vertical, false);
+                put(&mut mags[k - base], &mut gidx[k - base], gr, gc);
+            }
         }
         // (2) Histogram slots. Masking the index to the table's power-of-two length removes
         // the bounds check (indices are already in range).
@@ -596,56 +580,6 @@ impl Hog {
             }
         }
         ws.cell_off_key = Some(key);
-    }
-
-    /// Several u8 channels: integer gradients, the channel with the largest magnitude wins.
-    fn hist_multi_u8(
-        &self,
-        p: &[u8],
-        img: ImageRef<'_>,
-        layout: &HogLayout,
-        ws: &mut HogWorkspace,
-        (r0, r1): (usize, usize),
-    ) {
-        let n = self.params.orientations;
-        let (rows, cols, ch) = (img.rows, img.cols, img.channels);
-        let (cr, cc) = (self.params.cell_rows, self.params.cell_cols);
-        let used_rows = layout.n_cells_row * cr;
-        let used_cols = layout.n_cells_col * cc;
-        let px = |r: usize, c: usize, k: usize| p[(r * cols + c) * ch + k] as i32;
-        for r in r0..r1.min(used_rows) {
-            let cell_base = (r / cr) * layout.n_cells_col;
-            let vertical = r > 0 && r + 1 < rows;
-            for c in 0..used_cols {
-                let horizontal = c > 0 && c + 1 < cols;
-                let (mut best_gr, mut best_gc, mut best_m2) = (0i32, 0i32, -1i32);
-                for k in 0..ch {
-                    let gr = if vertical {
-                        px(r + 1, c, k) - px(r - 1, c, k)
-                    } else {
-                        0
-                    };
-                    let gc = if horizontal {
-                        px(r, c + 1, k) - px(r, c - 1, k)
-                    } else {
-                        0
-                    };
-                    let m2 = gr * gr + gc * gc;
-                    if m2 > best_m2 {
-                        (best_gr, best_gc, best_m2) = (gr, gc, m2);
-                    }
-                }
-                let bin = self.table.bin(best_gr, best_gc);
-                let (bin, m) = if bin < n {
-                    (bin, (best_m2 as f32).sqrt())
-                } else {
-                    (0, 0.0)
-                };
-                ws.slots[c] = ((cell_base + c / cc) * n + bin) as u32;
-                ws.mags[c] = m;
-            }
-            Self::accumulate_row(&mut ws.hist, &ws.slots[..used_cols], &ws.mags[..used_cols]);
-        }
     }
 
     /// Float path (f32 input, or any input with the square-root transform): gradients in f64
@@ -852,17 +786,153 @@ fn clip_row(dst: &mut [f32], src: &[f32], k: f32, acc: &mut [f32; 4]) {
 // needed). Rust never contracts `a * b + c` into an FMA on its own and every reduction here has
 // an explicit order, so both versions give bit-identical results.
 
+/// [`Hog::hist_u8`] compiled for AVX2 + FMA as well as the baseline (chosen at run time), with
+/// the channel count a constant for gray and RGB.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-fn hist_gray_u8_dispatch(
+fn hist_u8_dispatch(
     hog: &Hog,
     p: &[u8],
-    rows: usize,
-    cols: usize,
+    (rows, cols, channels): (usize, usize, usize),
     layout: &HogLayout,
     ws: &mut HogWorkspace,
     band: (usize, usize),
 ) {
-    hog.hist_gray_u8(p, rows, cols, layout, ws, band)
+    match channels {
+        1 => hog.hist_u8(
+            rows,
+            cols,
+            layout,
+            ws,
+            band,
+            BestGradient::<1> { p, cols, ch: 1 },
+        ),
+        3 => hog.hist_u8(
+            rows,
+            cols,
+            layout,
+            ws,
+            band,
+            BestGradient::<3> { p, cols, ch: 3 },
+        ),
+        ch => hog.hist_u8(
+            rows,
+            cols,
+            layout,
+            ws,
+            band,
+            BestGradient::<0> { p, cols, ch },
+        ),
+    }
+}
+
+/// Pixel `k`'s magnitude and gradient-table index from its integer gradient.
+#[inline(always)]
+fn put(m: &mut f32, gi: &mut u32, gr: i32, gc: i32) {
+    *m = ((gr * gr + gc * gc) as f32).sqrt();
+    *gi = bins::table_index(gr, gc);
+}
+
+/// The integer gradients of a u8 image with `CH` interleaved channels (`CH == 0`: a channel
+/// count known only at run time, `ch`): central differences per channel, and of the channels
+/// the one with the largest magnitude (the first on a tie), as scikit-image's
+/// `hog(..., channel_axis=-1)` picks by `argmax` of `hypot` (a monotone function of the
+/// integer `gr² + gc²`).
+#[derive(Clone, Copy)]
+struct BestGradient<'a, const CH: usize> {
+    p: &'a [u8],
+    cols: usize,
+    ch: usize,
+}
+
+/// Gradients of the pixels of a u8 image, for [`Hog::hist_u8`].
+trait U8Gradients {
+    /// Pixel `k`'s gradient (row, column); a direction that is `false` is an image border,
+    /// with gradient 0 there.
+    fn at(&self, k: usize, vertical: bool, horizontal: bool) -> (i32, i32);
+
+    /// Magnitudes and table indices of the pixels `k0..k0 + mags.len()`, all of them in rows
+    /// with a row above and below (their border columns are redone by the caller).
+    #[inline(always)]
+    fn interior(&self, k0: usize, mags: &mut [f32], gidx: &mut [u32]) {
+        for (i, (m, gi)) in mags.iter_mut().zip(gidx.iter_mut()).enumerate() {
+            let (gr, gc) = self.at(k0 + i, true, true);
+            put(m, gi, gr, gc);
+        }
+    }
+}
+
+impl<const CH: usize> U8Gradients for BestGradient<'_, CH> {
+    #[inline(always)]
+    fn at(&self, k: usize, vertical: bool, horizontal: bool) -> (i32, i32) {
+        let (p, cols) = (self.p, self.cols);
+        let ch = if CH == 0 { self.ch } else { CH };
+        let (mut best_gr, mut best_gc, mut best_m2) = (0i32, 0i32, -1i32);
+        for c in 0..ch {
+            let gr = if vertical {
+                p[(k + cols) * ch + c] as i32 - p[(k - cols) * ch + c] as i32
+            } else {
+                0
+            };
+            let gc = if horizontal {
+                p[(k + 1) * ch + c] as i32 - p[(k - 1) * ch + c] as i32
+            } else {
+                0
+            };
+            let m2 = gr * gr + gc * gc;
+            if m2 > best_m2 {
+                (best_gr, best_gc, best_m2) = (gr, gc, m2);
+            }
+        }
+        (best_gr, best_gc)
+    }
+
+    /// For RGB, in chunks of pixels: the per-channel differences over contiguous slices of
+    /// interleaved values first (which vectorise), then the choice of channel per pixel.
+    #[inline(always)]
+    fn interior(&self, k0: usize, mags: &mut [f32], gidx: &mut [u32]) {
+        if CH != 3 {
+            for (i, (m, gi)) in mags.iter_mut().zip(gidx.iter_mut()).enumerate() {
+                let (gr, gc) = self.at(k0 + i, true, true);
+                put(m, gi, gr, gc);
+            }
+            return;
+        }
+        const CHUNK: usize = 64;
+        let (p, cols) = (self.p, self.cols);
+        let mut gr = [0i32; 3 * CHUNK];
+        let mut gc = [0i32; 3 * CHUNK];
+        for (j, (mc, gic)) in mags
+            .chunks_mut(CHUNK)
+            .zip(gidx.chunks_mut(CHUNK))
+            .enumerate()
+        {
+            let (a, v) = ((k0 + j * CHUNK) * 3, mc.len() * 3);
+            let (up, down) = (&p[a - cols * 3..][..v], &p[a + cols * 3..][..v]);
+            let (left, right) = (&p[a - 3..][..v], &p[a + 3..][..v]);
+            for (g, (&d, &u)) in gr[..v].iter_mut().zip(down.iter().zip(up)) {
+                *g = d as i32 - u as i32;
+            }
+            for (g, (&r, &l)) in gc[..v].iter_mut().zip(right.iter().zip(left)) {
+                *g = r as i32 - l as i32;
+            }
+            let pixels = gr[..v].chunks_exact(3).zip(gc[..v].chunks_exact(3));
+            for ((m, gi), (r, c)) in mc.iter_mut().zip(gic.iter_mut()).zip(pixels) {
+                let m2 = [
+                    r[0] * r[0] + c[0] * c[0],
+                    r[1] * r[1] + c[1] * c[1],
+                    r[2] * r[2] + c[2] * c[2],
+                ];
+                let mut best = 0;
+                if m2[1] > m2[best] {
+                    best = 1;
+                }
+                if m2[2] > m2[best] {
+                    best = 2;
+                }
+                put(m, gi, r[best], c[best]);
+            }
+        }
+    }
 }
 
 /// Largest image (pixels times channels) whose histograms are computed in one pass over whole
