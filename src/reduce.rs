@@ -162,6 +162,9 @@ impl std::str::FromStr for Components {
     }
 }
 
+/// Most power iterations `pca-iterations` takes (each costs two passes over the data).
+pub const MAX_POWER_ITERATIONS: usize = 100;
+
 /// PCA hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PcaParams {
@@ -169,7 +172,9 @@ pub struct PcaParams {
     pub components: Components,
     /// Divide each component by the square root of its variance.
     pub whiten: bool,
-    /// Power iterations of the randomized solver.
+    /// Power iterations of the randomized solver (10; scikit-learn's `iterated_power="auto"`
+    /// takes 4 or 7, with 10 extra directions to our 32: fewer iterations are faster and
+    /// capture slightly less variance, docs/BENCHMARKS.md "Photos").
     pub power_iterations: usize,
     /// Extra directions kept during the iterations.
     pub oversampling: usize,
@@ -534,11 +539,13 @@ fn times_centred(x: ArrayView2<'_, f32>, mean: &Array1<f32>, qt: &Array2<f64>) -
     out
 }
 
-/// Orthonormalise the rows of `q` by Cholesky QR, twice (CholeskyQR2): `G = q q^T = L L^T`,
-/// `q <- L^-1 q`, as matrix products (the rows may be long: `n` or `d`). Falls back to modified
-/// Gram-Schmidt when `G` is not numerically positive definite (rank-deficient data).
-fn orthonormalise_rows_long(q: &mut Array2<f64>) {
-    for _ in 0..2 {
+/// Orthonormalise the rows of `q` by Cholesky QR, `passes` times (2: CholeskyQR2, orthonormal
+/// to rounding; 1: orthonormal to about the condition number times rounding, enough between
+/// power iterations): `G = q q^T = L L^T`, `q <- L^-1 q`, as matrix products (the rows may be
+/// long: `n` or `d`). Falls back to modified Gram-Schmidt when `G` is not numerically positive
+/// definite (rank-deficient data).
+fn orthonormalise_rows_long(q: &mut Array2<f64>, passes: usize) {
+    for _ in 0..passes {
         let g = q.dot(&q.t());
         match cholesky_inverse(&g) {
             Some(linv) => *q = linv.dot(q),
@@ -602,13 +609,15 @@ fn top_eigen_data(
     let l = (k + p.oversampling).min(n).min(d);
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let omega = Array2::<f64>::from_shape_fn((l, d), |_| StandardNormal.sample(&mut rng));
+    // Between the products the rows only need to stay well conditioned (one Cholesky QR);
+    // the basis the answer is read from is orthonormalised in full (twice).
     let mut yt = centred_times(x, mean, &omega);
-    orthonormalise_rows_long(&mut yt);
-    for _ in 0..p.power_iterations {
+    orthonormalise_rows_long(&mut yt, 1 + usize::from(p.power_iterations == 0));
+    for i in 0..p.power_iterations {
         let mut zt = times_centred(x, mean, &yt);
-        orthonormalise_rows_long(&mut zt);
+        orthonormalise_rows_long(&mut zt, 1);
         yt = centred_times(x, mean, &zt);
-        orthonormalise_rows_long(&mut yt);
+        orthonormalise_rows_long(&mut yt, 1 + usize::from(i + 1 == p.power_iterations));
     }
     // B = Q^T X_c (l x d); B B^T = U S^2 U^T; the right singular vectors are S^-1 U^T B.
     let b = times_centred(x, mean, &yt);
@@ -966,8 +975,8 @@ impl Learned for StandardScaler {
 /// `pca` (a count, a variance fraction or `none`); `whiten` and `seed` refine it.
 impl Configure for PcaParams {
     type Slot = Option<PcaParams>;
-    const KEYS: &'static [&'static str] = &["pca", "whiten"];
-    const REFINES: &'static [&'static str] = &["whiten"];
+    const KEYS: &'static [&'static str] = &["pca", "whiten", "pca-iterations"];
+    const REFINES: &'static [&'static str] = &["whiten", "pca-iterations"];
 
     fn set(slot: &mut Self::Slot, key: &str, v: &str) -> Result<Setting> {
         match key {
@@ -990,6 +999,25 @@ impl Configure for PcaParams {
                 None if flag("whiten", v)? => Setting::Needs("whiten"),
                 None => Setting::Set,
             }),
+            "pca-iterations" => {
+                let i: usize = v.trim().parse().map_err(|_| {
+                    Error::param("pca-iterations", "a count of power iterations", v)
+                })?;
+                if i > MAX_POWER_ITERATIONS {
+                    return Err(Error::param(
+                        "pca-iterations",
+                        format!("at most {MAX_POWER_ITERATIONS}"),
+                        i,
+                    ));
+                }
+                Ok(match slot.as_mut() {
+                    Some(p) => {
+                        p.power_iterations = i;
+                        Setting::Set
+                    }
+                    None => Setting::Needs("pca-iterations"),
+                })
+            }
             "seed" => seed_of(slot.as_mut().map(|p| &mut p.seed), v),
             _ => Ok(Setting::Unknown),
         }

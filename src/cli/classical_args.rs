@@ -35,6 +35,10 @@ pub struct ClassicalArgs {
     /// Whiten the PCA output.
     #[arg(long)]
     pub whiten: bool,
+    /// Power iterations of the randomized PCA, 0 to 100 [default: 10]; fewer are faster and
+    /// capture slightly less variance (scikit-learn's "auto": 4 or 7).
+    #[arg(long)]
+    pub pca_iterations: Option<usize>,
     /// Random Fourier features after PCA (RBF kernel approximation): output dimension, or none.
     #[arg(long)]
     pub rff: Option<String>,
@@ -77,6 +81,7 @@ impl ClassicalArgs {
             ("block-rows", h.block_rows),
             ("block-cols", h.block_cols),
             ("kmeans-iters", self.kmeans_iters),
+            ("pca-iterations", self.pca_iterations),
             ("max-iter", self.max_iter),
         ];
         let mut s: Vec<(&'static str, String)> = numbers

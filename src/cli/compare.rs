@@ -34,7 +34,8 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// A classical pipeline: `default`, `none`, or key=value,... (cell, block, orientations,
-    /// block-norm, sqrt, extra-cell, feature-map, standardize, pca, whiten, rff, gamma, c,
+    /// block-norm, sqrt, extra-cell, feature-map, standardize, pca, whiten, pca-iterations,
+    /// rff, gamma, c,
     /// loss, tol, max-iter, class-weight, seed, name). Repeatable [default: default].
     #[arg(long, value_name = "SPEC")]
     classical: Vec<String>,

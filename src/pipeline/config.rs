@@ -229,8 +229,8 @@ mod tests {
         assert_eq!(
             keys(),
             "cell, cell-rows, cell-cols, block, block-rows, block-cols, orientations, block-norm, \
-             sqrt, extra-cell, resize, feature-map, normalize, standardize, pca, whiten, rff, \
-             nystroem, kmeans, gamma, flip, c, loss, tol, max-iter, class-weight or seed"
+             sqrt, extra-cell, resize, feature-map, normalize, standardize, pca, whiten, \
+             pca-iterations, rff, nystroem, kmeans, gamma, flip, c, loss, tol, max-iter, class-weight or seed"
         );
         let e = ClassicalConfig::default().set("bogus", "1").unwrap_err();
         assert!(e.to_string().contains(&keys()), "{e}");
@@ -274,5 +274,24 @@ mod tests {
             .with(&[("no-transform-sqrt", "true")])
             .unwrap();
         assert!(!off.hog.transform_sqrt);
+    }
+
+    /// `pca-iterations` refines `pca` in either order, needs it, and is bounded.
+    #[test]
+    fn pca_iterations_refine_pca() {
+        let c = ClassicalConfig::default()
+            .with(&[("pca-iterations", "4"), ("pca", "16")])
+            .unwrap();
+        assert_eq!(c.pca.unwrap().power_iterations, 4);
+        let e = ClassicalConfig::default()
+            .with(&[("pca", "none"), ("pca-iterations", "4")])
+            .unwrap_err();
+        assert!(e.to_string().contains("needs"), "{e}");
+        for bad in ["101", "-1", "x"] {
+            let e = ClassicalConfig::default()
+                .with(&[("pca", "16"), ("pca-iterations", bad)])
+                .unwrap_err();
+            assert!(e.to_string().contains("pca-iterations"), "{bad}: {e}");
+        }
     }
 }
