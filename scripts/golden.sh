@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the HOG golden files in fixtures/hog-golden/ with scikit-image (in scripts/.venv).
+# Regenerate the HOG golden files in fixtures/hog-golden/ and fixtures/photo-golden/ with
+# scikit-image (in scripts/.venv).
 # Run by hand, or by `HOGSVM_REGEN_GOLDEN=1 cargo test --release --test hog_parity`.
 # usage: scripts/golden.sh [FIXTURES_DIR]
 #   FIXTURES_DIR (default: the repository's fixtures/) must hold fashion-mnist/; the script empties
@@ -13,4 +14,6 @@ py="$("$here/venv.sh" "$here/requirements-peer-hog.txt" | tail -n 1)"
 # gradients that lie on a bin edge into the wrong bin (make_golden.py's docstring): turn NumPy's
 # AVX-512 code off, so the golden files are the same on every machine. Unknown names are ignored.
 export NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL"
-exec "$py" "$here/make_golden.py" "$fixtures"
+"$py" "$here/make_golden.py" "$fixtures"
+# The CLI's colour path: an image folder and scikit-image's HOG of it (fixtures/photo-golden).
+"$py" "$here/make_photo_golden.py" "$fixtures"

@@ -283,7 +283,8 @@ fn stats_golden(fixtures: &Path) {
 }
 
 /// golden.sh into a temporary folder: the same manifest and inputs as the committed ones, HOG
-/// vectors and visualisations within 1e-6, bin tables identical.
+/// vectors and visualisations within 1e-6, bin tables identical; photo-golden's images the same
+/// bytes, its expected HOG within 1e-6.
 fn hog_golden(fixtures: &Path) {
     script("golden.sh", &[fixtures.to_str().unwrap()]);
     let (new, old) = (
@@ -336,6 +337,34 @@ fn hog_golden(fixtures: &Path) {
             let same = std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap();
             assert!(same, "{name}: differs from the committed file");
         }
+    }
+    // fixtures/photo-golden: the same images (bytes) and manifest, expected HOG within 1e-6.
+    let (new, old) = (
+        fixtures.join("photo-golden"),
+        root().join("fixtures/photo-golden"),
+    );
+    let manifest = read_json(&new.join("manifest.json"));
+    assert_eq!(
+        manifest,
+        read_json(&old.join("manifest.json")),
+        "photo-golden manifest"
+    );
+    for f in manifest["files"].as_array().unwrap() {
+        let p = f["path"].as_str().unwrap();
+        let same = std::fs::read(new.join(p)).unwrap() == std::fs::read(old.join(p)).unwrap();
+        assert!(same, "photo-golden/{p}");
+    }
+    for c in manifest["cases"].as_array().unwrap() {
+        let name = format!("expected-{}.npy", c["name"].as_str().unwrap());
+        let x = ArrayD::<f64>::read_npy(std::fs::File::open(new.join(&name)).unwrap()).unwrap();
+        let y = ArrayD::<f64>::read_npy(std::fs::File::open(old.join(&name)).unwrap()).unwrap();
+        assert_eq!(x.shape(), y.shape(), "{name}: shapes");
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 1e-6, "photo-golden/{name}: {worst}");
     }
 }
 

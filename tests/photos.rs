@@ -270,3 +270,76 @@ fn bad_photo_input_is_an_error_or_a_rule() {
         &["auto, gray or rgb"],
     );
 }
+
+/// The golden colour cases (fixtures/photo-golden, written by scikit-image through
+/// scripts/golden.sh): `extract` on a folder of RGB, RGBA and gray PNGs and RGB JPEGs, with
+/// `--color auto`, against `skimage.feature.hog(..., channel_axis=-1)` on Pillow's pixels. PNG
+/// rows within the manifest's 1e-5; JPEG rows within its decoder bound (Pillow's libjpeg-turbo
+/// and hogsvm's zune-jpeg decode to pixels a few levels apart).
+#[test]
+fn colour_extract_matches_scikit_image_on_the_golden_folder() {
+    use ndarray::ArrayD;
+    use ndarray_npy::ReadNpyExt;
+    let golden = fixtures().join("photo-golden");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden.join("manifest.json")).unwrap())
+            .unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    let (png_tol, jpeg_tol) = (
+        manifest["png_tolerance"].as_f64().unwrap(),
+        manifest["jpeg_tolerance"].as_f64().unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let out = dir.path().join(format!("{name}.npy"));
+        let num = |k: &str| case[k].as_u64().unwrap().to_string();
+        let mut args = vec![
+            "extract".to_string(),
+            "--data".into(),
+            s(&golden.join("images")).into(),
+            "--out".into(),
+            s(&out).into(),
+            "--cell".into(),
+            num("cell"),
+            "--block".into(),
+            num("block"),
+            "--orientations".into(),
+            num("orientations"),
+            "--block-norm".into(),
+            case["block_norm"].as_str().unwrap().into(),
+        ];
+        args.push(if case["sqrt"].as_bool().unwrap() {
+            "--transform-sqrt".into()
+        } else {
+            "--no-transform-sqrt".into()
+        });
+        let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_ok(&o);
+        let ours = ArrayD::<f32>::read_npy(std::fs::File::open(&out).unwrap()).unwrap();
+        let want = ArrayD::<f64>::read_npy(
+            std::fs::File::open(golden.join(format!("expected-{name}.npy"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ours.shape(), want.shape(), "{name}");
+        assert_eq!(ours.shape()[0], files.len());
+        let d = want.shape()[1];
+        let (mut worst_png, mut worst_jpeg) = (0f64, 0f64);
+        for (i, f) in files.iter().enumerate() {
+            let diff = (0..d)
+                .map(|j| (ours[[i, j]] as f64 - want[[i, j]]).abs())
+                .fold(0.0, f64::max);
+            let path = f["path"].as_str().unwrap();
+            if f["kind"] == "png" {
+                assert!(diff <= png_tol, "{name} {path}: {diff}");
+                worst_png = worst_png.max(diff);
+            } else {
+                assert!(diff <= jpeg_tol, "{name} {path}: {diff}");
+                worst_jpeg = worst_jpeg.max(diff);
+            }
+        }
+        eprintln!("{name}: worst PNG difference {worst_png:.2e}, worst JPEG {worst_jpeg:.2e}");
+    }
+}

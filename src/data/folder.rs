@@ -146,7 +146,8 @@ pub fn decode_bytes(
 
 /// `px` (`w x h`, `channels` values per pixel, 1 or 3) resized to `(tw, th)` by a bilinear
 /// (triangle) convolution whose support widens with the downscale factor, so a large photo is
-/// low-pass filtered, not sampled: Pillow's `Image.resize(..., BILINEAR)`, computed with
+/// low-pass filtered, not sampled (the filter of Pillow's `Image.resize(..., BILINEAR)`; the
+/// 8-bit rounding differs from Pillow's by a level here and there), computed with
 /// `fast_image_resize` (SIMD, 8-bit fixed point; ~20x faster than the `image` crate's float
 /// resize on 224x224 -> 128x128 colour, docs/BENCHMARKS.md "Photos").
 pub fn resize_pixels(px: &[u8], w: u32, h: u32, channels: usize, (tw, th): (u32, u32)) -> Vec<u8> {
