@@ -428,7 +428,16 @@ fn train_classical(
         return Err(PyValueError::new_err("no training images"));
     }
     let ds = dataset(&images, labels, class_names)?;
-    let cfg = ClassicalConfig::default()
+    // The defaults follow the image size the HOG sees (after a resize stage), as `train`'s.
+    let (rows, cols) = match ClassicalConfig::default()
+        .with(&settings)
+        .map_err(value_error)?
+        .resize
+    {
+        Some((w, h)) => (h as usize, w as usize),
+        None => (ds.rows, ds.cols),
+    };
+    let cfg = ClassicalConfig::default_for(rows, cols)
         .with(&settings)
         .map_err(value_error)?;
     let (m, _) = py.detach(|| cfg.fit(&ds)).map_err(value_error)?;

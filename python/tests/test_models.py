@@ -139,3 +139,45 @@ def test_bad_inputs_are_value_errors(tmp_path):
         HogSvmClassifier(pca="lots").fit(x, y)
     with pytest.raises(ValueError):
         hogsvm.load(tmp_path / "missing.safetensors")
+
+
+def tinted(x, seed):
+    """Gray images as RGB, each tinted by a random colour: (n, H, W, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    tint = rng.uniform(0.3, 1.0, (len(x), 1, 1, 3))
+    return np.ascontiguousarray((x[..., None] * tint).astype(np.uint8))
+
+
+@pytest.mark.parametrize("trained_by", ["python", "cli"])
+def test_colour_model_predict_equals_the_cli_on_the_same_files(tmp_path, trained_by):
+    x, y, xt, yt = data(400, 60)
+    x, xt = tinted(x, 1), tinted(xt, 2)
+    path = tmp_path / "rgb.safetensors"
+    if trained_by == "python":
+        HogSvmClassifier(cell=4, block=2, pca=16).fit(x, y).save(path)
+    else:
+        cli("train", "--data", image_folder(tmp_path / "train", x, y), "--test-split", "0.2",
+            "--out", path, "--cell", "4", "--block", "2", "--threads", "2")
+    root = image_folder(tmp_path, xt, yt)  # RGB PNGs: lossless, the pixels Python holds
+    labels, scores = cli_predictions(path, root)
+    m = hogsvm.load(path)
+    assert m.channels == 3 and m.input_shape == (28, 28)
+    pred = m.predict(xt)
+    assert [m.class_names[i] for i in pred] == labels
+    s = m.scores(xt)
+    np.testing.assert_allclose(s[np.arange(len(s)), pred], scores, rtol=1e-6, atol=1e-6)
+    # The one rule for the other kind: gray images are repeated into RGB, in Python as in the CLI.
+    gray = xt.mean(axis=3).astype(np.uint8)
+    g = m.predict(gray)
+    np.testing.assert_array_equal(g, m.predict(np.repeat(gray[..., None], 3, axis=3)))
+
+
+def test_default_hog_follows_the_image_size():
+    x, y, _, _ = data(60, 10)
+    big = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)  # 112x112
+    m = HogSvmClassifier(pca="none").fit(big, y).model_
+    # As `train`'s: cell = max(3, round(112 * 3 / 28)) = 12, so 9 cells across and 7x7 blocks of
+    # 3x3 cells of 9 orientations (3,969 values), not the 28x28 default's 3-pixel cells.
+    assert m.onnx_input(big[:2])["hog"].shape == (2, 3969)
+    small = HogSvmClassifier(pca="none").fit(x, y).model_
+    assert small.onnx_input(x[:2])["hog"].shape == (2, 3969)  # 3-pixel cells at 28x28
