@@ -516,6 +516,19 @@ fn checks_come_before_the_work() {
     assert_error(&o, &["at 50 training images", "pca"]);
     assert!(!stderr(&o).contains("accuracy"), "{}", stderr(&o));
     assert!(!report.exists());
+    // An image folder without a test set is refused before its images are read (the broken
+    // image would be the error otherwise).
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(photos.join("a")).unwrap();
+    std::fs::write(photos.join("a/broken.png"), b"not a png").unwrap();
+    let o = run([
+        "train",
+        "--data",
+        s(&photos),
+        "--out",
+        s(&dir.path().join("m.safetensors")),
+    ]);
+    assert_error(&o, &["no test set", "--test-split"]);
 }
 
 /// Class 14: wrong or missing messages.

@@ -310,6 +310,15 @@ pub fn train_test_sets(
     seed: u64,
     opts: LoadOptions,
 ) -> anyhow::Result<(Dataset, Dataset, TestSource)> {
+    // Known before any image is read: a folder of photos without a test set is refused at once.
+    let standard = data.is_dir() && data::is_standard_split(data);
+    if test.is_none() && test_split.is_none() && !standard {
+        bail!(
+            "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with \
+             train-* and t10k-* IDX files)",
+            data.display()
+        )
+    }
     let opts = LoadOptions {
         split: Split::Train,
         ..opts
@@ -338,21 +347,14 @@ pub fn train_test_sets(
         let (tr, te) = train.stratified_split(f, seed)?;
         return Ok((tr, te, TestSource::Split(f)));
     }
-    if data.is_dir() && data::is_standard_split(data) {
-        let test = load_with(
-            data,
-            &LoadOptions {
-                split: Split::Test,
-                ..opts
-            },
-        )?;
-        return Ok((train, test, TestSource::Standard));
-    }
-    bail!(
-        "{}: no test set: pass --test PATH or --test-split FRACTION (or a folder with train-* and \
-         t10k-* IDX files)",
-        data.display()
-    )
+    let test = load_with(
+        data,
+        &LoadOptions {
+            split: Split::Test,
+            ..opts
+        },
+    )?;
+    Ok((train, test, TestSource::Standard))
 }
 
 /// The float CNN at `path` for `command` (`prune`, `quantize`); another kind is an error naming
