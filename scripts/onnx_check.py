@@ -14,7 +14,7 @@ and for every ONNX file:
   batch dimension named (dynamic) or the fixed count asked for;
 * the metadata: hogsvm.kind, hogsvm.class_names (equal to the class names of hogsvm's own eval
   report), hogsvm.version (equal to `hogsvm --version`'s), hogsvm.hog (classical: params,
-  image_rows, image_cols, resize, feature_len = D) or hogsvm.input (CNN: image_rows, image_cols,
+  image_rows, image_cols, image_channels, resize, feature_len = D) or hogsvm.input (CNN: image_rows, image_cols,
   mean, std);
 * onnxruntime (CPUExecutionProvider) on the whole test split in one call, and on its first image
   alone when the batch is dynamic: the input is what `hogsvm extract --model` writes (classical)
@@ -197,7 +197,7 @@ def check_file(ctx, name, kind, onnx_path, opset, batch, ref, errors):
         return bool(d) and (isinstance(d[0], str) if fixed is None else d[0] == fixed)
 
     if kind == "classical":
-        key, want = "hogsvm.hog", {"params", "image_rows", "image_cols", "resize", "feature_len"}
+        key, want = "hogsvm.hog", {"params", "image_rows", "image_cols", "image_channels", "resize", "feature_len"}
         in_name, outs = "hog", [("label", onnx.TensorProto.INT64), ("scores", onnx.TensorProto.FLOAT)]
     else:
         key, want = "hogsvm.input", {"image_rows", "image_cols", "mean", "std"}

@@ -101,7 +101,28 @@ fn colour_folders_end_to_end() {
     let g = dir.path().join("g/x/gray.png");
     std::fs::create_dir_all(g.parent().unwrap()).unwrap();
     img.save(&g).unwrap();
-    assert_ok(&run(["predict", "--model", s(&m), s(&g)]));
+    let rep = dir.path().join("r/x/repeated.png");
+    std::fs::create_dir_all(rep.parent().unwrap()).unwrap();
+    image::DynamicImage::ImageLuma8(img)
+        .into_rgb8()
+        .save(&rep)
+        .unwrap();
+    let answer = |p: &Path| {
+        let o = run(["predict", "--model", s(&m), s(p), "--format", "json"]);
+        assert_ok(&o);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        (v[0]["label"].clone(), v[0]["score"].clone())
+    };
+    assert_eq!(answer(&g), answer(&rep));
+    // The ONNX export says the model takes 3 channels.
+    let onnx = dir.path().join("m.onnx");
+    assert_ok(&run(["export", "--model", s(&m), "--out", s(&onnx)]));
+    let bytes = std::fs::read(&onnx).unwrap();
+    let key = b"\"image_channels\":3";
+    assert!(
+        bytes.windows(key.len()).any(|w| w == key),
+        "image_channels in hogsvm.hog"
+    );
     // hog-image draws colour HOG by default for a colour image.
     let out = dir.path().join("hog.png");
     assert_ok(&run([

@@ -109,6 +109,7 @@ impl ClassicalModel {
                 .collect::<Vec<_>>(),
             "image_rows": self.rows,
             "image_cols": self.cols,
+            "image_channels": self.channels,
             "resize": self.config.resize,
             "feature_len": d,
         });
