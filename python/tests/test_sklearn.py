@@ -76,3 +76,14 @@ def test_nan_labels_are_refused():
     yo[5] = None
     with pytest.raises(ValueError, match="None"):
         HogSvmClassifier().fit(x, yo)
+
+
+def test_pca_iterations_reach_the_pca():
+    x, y, xt, yt = data(300, 100)
+    clf = HogSvmClassifier(cell=4, block=2, pca=16, pca_iterations=1).fit(x, y)
+    assert clf.get_params()["pca_iterations"] == 1
+    assert clf.score(xt, yt) > 0.5  # ten classes: chance is 0.1
+    with pytest.raises(ValueError, match="pca-iterations"):
+        HogSvmClassifier(pca=16, pca_iterations=1000).fit(x, y)
+    with pytest.raises(ValueError, match="needs"):
+        HogSvmClassifier(pca_iterations=4).fit(x, y)

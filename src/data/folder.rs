@@ -5,7 +5,8 @@
 //! extension is not an image format are ignored; hidden files (leading `.`) too. Images are
 //! decoded by the `image` crate with decoding limits (a decompression bomb is an error, not an
 //! allocation), converted to the folder's colour kind ([`super::Color`]: 8-bit gray by ITU-R
-//! BT.709 luma, as `image` does, or 8-bit RGB) and optionally resized. Without a resize every image must have the first image's size.
+//! BT.709 luma, as `image` does, or 8-bit RGB) and optionally resized. Without a resize every
+//! image must have the first image's size.
 
 use std::path::{Path, PathBuf};
 
@@ -148,7 +149,7 @@ pub fn decode_bytes(
 /// (triangle) convolution whose support widens with the downscale factor, so a large photo is
 /// low-pass filtered, not sampled (the filter of Pillow's `Image.resize(..., BILINEAR)`; the
 /// 8-bit rounding differs from Pillow's by a level here and there), computed with
-/// `fast_image_resize` (SIMD, 8-bit fixed point; ~20x faster than the `image` crate's float
+/// `fast_image_resize` (SIMD, 8-bit fixed point; 4-5x faster than the `image` crate's float
 /// resize on 224x224 -> 128x128 colour, docs/BENCHMARKS.md "Photos").
 pub fn resize_pixels(px: &[u8], w: u32, h: u32, channels: usize, (tw, th): (u32, u32)) -> Vec<u8> {
     use fast_image_resize as fr;

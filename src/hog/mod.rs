@@ -854,10 +854,16 @@ trait U8Gradients {
     /// with a row above and below (their border columns are redone by the caller).
     #[inline(always)]
     fn interior(&self, k0: usize, mags: &mut [f32], gidx: &mut [u32]) {
-        for (i, (m, gi)) in mags.iter_mut().zip(gidx.iter_mut()).enumerate() {
-            let (gr, gc) = self.at(k0 + i, true, true);
-            put(m, gi, gr, gc);
-        }
+        interior_by_pixel(self, k0, mags, gidx)
+    }
+}
+
+/// [`U8Gradients::interior`] one pixel at a time through [`U8Gradients::at`].
+#[inline(always)]
+fn interior_by_pixel(g: &(impl U8Gradients + ?Sized), k0: usize, mags: &mut [f32], gidx: &mut [u32]) {
+    for (i, (m, gi)) in mags.iter_mut().zip(gidx.iter_mut()).enumerate() {
+        let (gr, gc) = g.at(k0 + i, true, true);
+        put(m, gi, gr, gc);
     }
 }
 
@@ -891,11 +897,7 @@ impl<const CH: usize> U8Gradients for BestGradient<'_, CH> {
     #[inline(always)]
     fn interior(&self, k0: usize, mags: &mut [f32], gidx: &mut [u32]) {
         if CH != 3 {
-            for (i, (m, gi)) in mags.iter_mut().zip(gidx.iter_mut()).enumerate() {
-                let (gr, gc) = self.at(k0 + i, true, true);
-                put(m, gi, gr, gc);
-            }
-            return;
+            return interior_by_pixel(self, k0, mags, gidx);
         }
         const CHUNK: usize = 64;
         let (p, cols) = (self.p, self.cols);

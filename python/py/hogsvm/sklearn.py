@@ -60,8 +60,9 @@ class HogTransformer(TransformerMixin, BaseEstimator):
 
 
 _SETTINGS = ("cell", "block", "orientations", "block_norm", "sqrt", "extra_cell", "resize",
-             "feature_map", "normalize", "standardize", "pca", "whiten", "rff", "nystroem",
-             "kmeans", "gamma", "flip", "c", "loss", "tol", "max_iter", "class_weight", "seed")
+             "feature_map", "normalize", "standardize", "pca", "whiten", "pca_iterations", "rff",
+             "nystroem", "kmeans", "gamma", "flip", "c", "loss", "tol", "max_iter", "class_weight",
+             "seed")
 
 
 def _setting(v):
@@ -74,7 +75,9 @@ def _setting(v):
 
 class HogSvmClassifier(ClassifierMixin, BaseEstimator):
     """hogsvm's classical pipeline (HOG → feature map → PCA → kernel map → linear SVM) as a
-    scikit-learn classifier, on uint8 images of shape (n, H, W).
+    scikit-learn classifier, on uint8 images of shape (n, H, W) or (n, H, W, 3) (colour HOG:
+    the channel with the strongest gradient per pixel). With no ``cell``, the HOG cell follows
+    the image size as ``hogsvm train``'s does.
 
     Every keyword is a ``hogsvm train`` setting, passed through the same entry point as the
     command line (``ClassicalConfig::set``); ``None`` keeps the best measured default. For
@@ -85,7 +88,8 @@ class HogSvmClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, cell=None, block=None, orientations=None, block_norm=None, sqrt=None,
                  extra_cell=None, resize=None, feature_map=None, normalize=None, standardize=None,
-                 pca=None, whiten=None, rff=None, nystroem=None, kmeans=None, gamma=None,
+                 pca=None, whiten=None, pca_iterations=None, rff=None, nystroem=None, kmeans=None,
+                 gamma=None,
                  flip=None, c=None, loss=None, tol=None, max_iter=None, class_weight=None,
                  seed=0):
         for k in _SETTINGS:

@@ -28,6 +28,7 @@ class HogSvmClassifier(ClassifierMixin, BaseEstimator):
                  resize: Optional[str] = ..., feature_map: Optional[str] = ...,
                  normalize: Optional[str] = ..., standardize: Optional[bool] = ...,
                  pca: Optional[object] = ..., whiten: Optional[bool] = ...,
+                 pca_iterations: Optional[int] = ...,
                  rff: Optional[int] = ..., nystroem: Optional[int] = ...,
                  kmeans: Optional[int] = ..., gamma: Optional[object] = ...,
                  flip: Optional[bool] = ..., c: Optional[float] = ..., loss: Optional[str] = ...,
