@@ -860,7 +860,12 @@ trait U8Gradients {
 
 /// [`U8Gradients::interior`] one pixel at a time through [`U8Gradients::at`].
 #[inline(always)]
-fn interior_by_pixel(g: &(impl U8Gradients + ?Sized), k0: usize, mags: &mut [f32], gidx: &mut [u32]) {
+fn interior_by_pixel(
+    g: &(impl U8Gradients + ?Sized),
+    k0: usize,
+    mags: &mut [f32],
+    gidx: &mut [u32],
+) {
     for (i, (m, gi)) in mags.iter_mut().zip(gidx.iter_mut()).enumerate() {
         let (gr, gc) = g.at(k0 + i, true, true);
         put(m, gi, gr, gc);
